@@ -1,0 +1,53 @@
+/**
+ * The measuring side of the benchmarks: warm up, take several timed runs, report the median
+ * and the spread. Each benchmark file prints one JSON line per result for bench/run.ts.
+ */
+import { performance } from 'node:perf_hooks';
+
+export type BenchResult = {
+  name: string;
+  params: Record<string, unknown>;
+  /** The median over the runs. */
+  value: number;
+  unit: string;
+  /** Smallest and largest run, same unit. */
+  min: number;
+  max: number;
+  runs: number;
+};
+
+/**
+ * Runs `fn` (which performs `ops` operations) `warmup + runs` times and reports operations per
+ * second, median and spread. `fn` may be async.
+ */
+export async function opsPerSecond(
+  name: string,
+  params: Record<string, unknown>,
+  ops: number,
+  fn: () => unknown,
+  { warmup = 2, runs = 5 }: { warmup?: number; runs?: number } = {},
+): Promise<BenchResult> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const rates: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    await fn();
+    const seconds = (performance.now() - start) / 1_000;
+    rates.push(ops / seconds);
+  }
+  rates.sort((a, b) => a - b);
+  return {
+    name,
+    params,
+    value: rates[Math.floor(rates.length / 2)] ?? 0,
+    unit: 'ops/s',
+    min: rates[0] ?? 0,
+    max: rates.at(-1) ?? 0,
+    runs,
+  };
+}
+
+/** Prints a result as the one-line JSON that bench/run.ts collects. */
+export function report(result: BenchResult): void {
+  console.log(`BENCH ${JSON.stringify(result)}`);
+}

@@ -1,0 +1,37 @@
+import { jobMachine } from '../src/machines/job.machine.js';
+import { renderMachineDoc, toMermaid } from '../src/machines/diagram.js';
+
+/** A generated file, or a generated region (between two marker comments) of a hand-written one. */
+export type GeneratedPage =
+  { path: string; content: string } | { path: string; region: string; content: string };
+
+const JOB_INTRO = [
+  'The statechart of one job (`src/machines/job.machine.ts`). The eight job states are the leaves;',
+  '`allocated` groups the two states that hold resources, and its exit action is the single place',
+  'where an allocation is released, so every way out of `scheduled` and `running` releases exactly once.',
+  '`done(handler)` and `error(handler)` are the outcomes of the invoked `runHandler` actor;',
+  '`after(jobTimeout)` and `after(retryBackoff)` are named delays on the injected clock.',
+].join('\n');
+
+/** Every generated page and region, from the machines themselves. */
+export function generatedDocs(): GeneratedPage[] {
+  return [
+    { path: 'docs/job-lifecycle.md', content: renderMachineDoc(jobMachine, 'Job lifecycle', JOB_INTRO) },
+    {
+      path: 'README.md',
+      region: 'lifecycle',
+      content: ['```mermaid', toMermaid(jobMachine), '```'].join('\n'),
+    },
+  ];
+}
+
+/** The whole file as it should be, given what is on disk now. */
+export function expectedFile(page: GeneratedPage, current: string): string {
+  if (!('region' in page)) return page.content;
+  const start = `<!-- ${page.region}:start -->`;
+  const end = `<!-- ${page.region}:end -->`;
+  const from = current.indexOf(start);
+  const to = current.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`${page.path} has no ${start} … ${end} region`);
+  return `${current.slice(0, from + start.length)}\n\n${page.content}\n\n${current.slice(to)}`;
+}
