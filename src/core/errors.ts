@@ -36,3 +36,60 @@ export function describeError(error: unknown): string {
     return `handler failed with ${String(error)}`;
   }
 }
+
+/**
+ * Bad input: a value out of its allowed range. `field` names it (e.g. `resources.gpu`),
+ * `value` is what was given and `allowed` says what would be accepted. Nothing was changed.
+ */
+export class InvalidJobError extends Error {
+  override readonly name = 'InvalidJobError';
+
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`${field} must be ${allowed}; got ${formatValue(value)}`);
+  }
+}
+
+/**
+ * A request that can never fit the pool, however long it waits: `field` names the resource,
+ * `value` what was asked and `max` the most any node (or GPU) of the pool has.
+ */
+export class UnschedulableError extends Error {
+  override readonly name = 'UnschedulableError';
+
+  constructor(
+    readonly field: string,
+    readonly value: number,
+    readonly max: number,
+    detail: string,
+  ) {
+    super(`${field} ${formatValue(value)} can never fit: ${detail}`);
+  }
+}
+
+/** A resource pool that does not describe real machines (e.g. negative memory, duplicate ids). */
+export class InvalidPoolError extends Error {
+  override readonly name = 'InvalidPoolError';
+
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`pool ${field} must be ${allowed}; got ${formatValue(value)}`);
+  }
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * A segment tree over the nodes of a pool that keeps, for every range of nodes, the most free
+ * of each resource any one node in it has, and which counts of idle GPUs occur in it. A search
+ * descends only into ranges that may hold a fit, so finding the leftmost node that fits costs
+ * O(log n) when resources are not fragmented across dimensions (each maximum is per dimension,
+ * so a range can pass the test and still hold no node that fits all at once; the search then
+ * backtracks, which is O(n) in the worst case).
+ */
+
+/** What one node offers, as the index sees it. */
+export type NodeSummary = {
+  freeCpu: number;
+  freeMemoryMb: number;
+  /** GPUs carrying nothing. */
+  idleGpus: number;
+  /** The largest VRAM among idle GPUs (admission limit applied). */
+  idleVramMb: number;
+  /** The largest free share (SHARE_UNITS) among GPUs not taken whole, idle ones included. */
+  shareFree: number;
+  /** The largest free VRAM among GPUs not taken whole. */
+  shareVramMb: number;
+  /** Like shareFree/shareVramMb, but only among GPUs that already carry a share. */
+  sharedFree: number;
+  sharedVramMb: number;
+};
+
+/** What a search needs of one node at least, and which idle-GPU counts it may have. */
+export type SearchNeed = {
+  cpu: number;
+  memoryMb: number;
+  idleGpus: number;
+  idleVramMb: number;
+  shareFree: number;
+  shareVramMb: number;
+  sharedFree: number;
+  sharedVramMb: number;
+  /** Bit t set: nodes with exactly t idle GPUs (clamped to 30) are candidates. */
+  idleMask: number;
+};
+
+const FIELDS = [
+  'freeCpu',
+  'freeMemoryMb',
+  'idleGpus',
+  'idleVramMb',
+  'shareFree',
+  'shareVramMb',
+  'sharedFree',
+  'sharedVramMb',
+] as const;
+const MAX_IDLE_BIT = 30;
+
+/** Every idle-GPU count is a candidate. */
+export const ANY_IDLE_COUNT = 0x7fffffff;
+
+/** The bit for nodes with exactly `count` idle GPUs. */
+export function idleBit(count: number): number {
+  return 1 << Math.min(count, MAX_IDLE_BIT);
+}
+
+/** The fields of a summary in index order, so a need can be compared field by field. */
+function needVector(need: SearchNeed): Float64Array {
+  return Float64Array.of(
+    need.cpu,
+    need.memoryMb,
+    need.idleGpus,
+    need.idleVramMb,
+    need.shareFree,
+    need.shareVramMb,
+    need.sharedFree,
+    need.sharedVramMb,
+  );
+}
+
+export class CapacityIndex {
+  private readonly size: number;
+  /** Per tree node, FIELDS.length maxima side by side. */
+  private readonly data: Float64Array;
+  private readonly mask: Int32Array;
+
+  constructor(readonly length: number) {
+    let size = 1;
+    while (size < Math.max(1, length)) size *= 2;
+    this.size = size;
+    this.data = new Float64Array(2 * size * FIELDS.length).fill(-1);
+    this.mask = new Int32Array(2 * size);
+  }
+
+  /** Records what node `i` offers now and refreshes the ranges above it. */
+  update(i: number, summary: NodeSummary): void {
+    const F = FIELDS.length;
+    const d = this.data;
+    let t = this.size + i;
+    for (let f = 0; f < F; f++) d[t * F + f] = summary[FIELDS[f] as (typeof FIELDS)[number]];
+    this.mask[t] = idleBit(summary.idleGpus);
+    for (t >>= 1; t >= 1; t >>= 1) {
+      const l = 2 * t * F;
+      const r = l + F;
+      for (let f = 0; f < F; f++) d[t * F + f] = Math.max(d[l + f] as number, d[r + f] as number);
+      this.mask[t] = (this.mask[2 * t] as number) | (this.mask[2 * t + 1] as number);
+    }
+  }
+
+  /** The idle-GPU counts that occur anywhere in the pool, as a bit mask. */
+  idleCounts(): number {
+    return this.mask[1] as number;
+  }
+
+  /**
+   * The leftmost node that may fit `need` and for which `accept` (the exact check) says yes;
+   * -1 when none.
+   */
+  findLeftmost(need: SearchNeed, accept: (node: number) => boolean): number {
+    return this.search(1, needVector(need), need.idleMask, accept);
+  }
+
+  private mayFit(t: number, need: Float64Array, idleMask: number): boolean {
+    if (((this.mask[t] as number) & idleMask) === 0) return false;
+    const base = t * FIELDS.length;
+    for (let f = 0; f < FIELDS.length; f++) {
+      if ((this.data[base + f] as number) < (need[f] as number)) return false;
+    }
+    return true;
+  }
+
+  private search(t: number, need: Float64Array, idleMask: number, accept: (node: number) => boolean): number {
+    if (!this.mayFit(t, need, idleMask)) return -1;
+    if (t >= this.size) {
+      const node = t - this.size;
+      return node < this.length && accept(node) ? node : -1;
+    }
+    const left = this.search(2 * t, need, idleMask, accept);
+    return left >= 0 ? left : this.search(2 * t + 1, need, idleMask, accept);
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Validation at the door: pools become normalised nodes, requests become integer units, and a
+ * request that can never fit the pool is rejected with the field, the value and the maximum.
+ */
+import { InvalidJobError, InvalidPoolError, UnschedulableError } from './errors.js';
+import type { GpuSpec, NodeSpec, NormalisedNode, ResourcePool, ResourceRequest } from './resources.js';
+
+/** Internal units: CPU and custom amounts in thousandths, GPU shares in millionths. */
+export const CPU_UNITS = 1_000;
+export const CUSTOM_UNITS = 1_000;
+export const SHARE_UNITS = 1_000_000;
+
+/** A request in integer units, ready for the ledger. */
+export type UnitRequest = {
+  cpu: number;
+  memoryMb: number;
+  /** Whole GPUs (0 when the request is a share or needs none). */
+  gpus: number;
+  /** A share of one GPU in SHARE_UNITS (0 when none). */
+  share: number;
+  /** VRAM per GPU in MB; for a share, undefined means "in proportion to the share". */
+  vramMb: number | undefined;
+  custom: Array<[name: string, units: number]>;
+};
+
+/** The most any single node or GPU of a pool offers, for rejecting what can never fit. */
+export type PoolMaxima = {
+  cpu: number;
+  memoryMb: number;
+  gpus: number;
+  vramMb: number;
+  custom: Map<string, number>;
+};
+
+const isFiniteNonNegative = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+function poolNumber(field: string, value: unknown, allowZero = true): number {
+  if (!isFiniteNonNegative(value) || (!allowZero && value === 0)) {
+    throw new InvalidPoolError(field, value, allowZero ? 'a finite number ≥ 0' : 'a finite number > 0');
+  }
+  return value;
+}
+
+/** Validates a pool and gives every node an id and every GPU an index. */
+export function normalisePool(pool: ResourcePool): NormalisedNode[] {
+  const specs: NodeSpec[] = 'nodes' in pool ? pool.nodes : [pool];
+  if (!Array.isArray(specs) || specs.length === 0)
+    throw new InvalidPoolError('nodes', specs, 'a non-empty array');
+  const ids = new Set<string>();
+  return specs.map((spec, n) => {
+    const at = `nodes[${n}]`;
+    const id = spec.id ?? `node-${n}`;
+    if (typeof id !== 'string' || id === '') throw new InvalidPoolError(`${at}.id`, id, 'a non-empty string');
+    if (ids.has(id)) throw new InvalidPoolError(`${at}.id`, id, 'unique within the pool');
+    ids.add(id);
+    const gpuSpecs: GpuSpec[] =
+      typeof spec.gpus === 'number'
+        ? Array.from({ length: integerCount(`${at}.gpus`, spec.gpus) }, () => ({ vramMb: 0 }))
+        : (spec.gpus ?? []);
+    const indexes = new Set<number>();
+    const gpus = gpuSpecs.map((g, i) => {
+      const index = g.index ?? i;
+      if (!Number.isInteger(index) || index < 0) {
+        throw new InvalidPoolError(`${at}.gpus[${i}].index`, index, 'an integer ≥ 0');
+      }
+      if (indexes.has(index))
+        throw new InvalidPoolError(`${at}.gpus[${i}].index`, index, 'unique on its node');
+      indexes.add(index);
+      const vramMb = Math.floor(poolNumber(`${at}.gpus[${i}].vramMb`, g.vramMb));
+      return { index, vramMb, model: g.model ?? 'unknown' };
+    });
+    const custom: Record<string, number> = {};
+    for (const [name, amount] of Object.entries(spec.custom ?? {})) {
+      custom[name] = poolNumber(`${at}.custom.${name}`, amount);
+    }
+    return {
+      id,
+      cpu: poolNumber(`${at}.cpu`, spec.cpu),
+      memoryMb: Math.floor(poolNumber(`${at}.memoryMb`, spec.memoryMb)),
+      gpus,
+      custom,
+    };
+  });
+}
+
+function integerCount(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new InvalidPoolError(field, value, 'an integer ≥ 0');
+  return value;
+}
+
+/** The largest node and GPU figures of a pool. */
+export function poolMaxima(nodes: readonly NormalisedNode[]): PoolMaxima {
+  const maxima: PoolMaxima = { cpu: 0, memoryMb: 0, gpus: 0, vramMb: 0, custom: new Map() };
+  for (const node of nodes) {
+    maxima.cpu = Math.max(maxima.cpu, node.cpu);
+    maxima.memoryMb = Math.max(maxima.memoryMb, node.memoryMb);
+    maxima.gpus = Math.max(maxima.gpus, node.gpus.length);
+    for (const gpu of node.gpus) maxima.vramMb = Math.max(maxima.vramMb, gpu.vramMb);
+    for (const [name, amount] of Object.entries(node.custom)) {
+      maxima.custom.set(name, Math.max(maxima.custom.get(name) ?? 0, amount));
+    }
+  }
+  return maxima;
+}
+
+function requestNumber(field: string, value: unknown): number {
+  if (value === undefined) return 0;
+  if (!isFiniteNonNegative(value)) throw new InvalidJobError(field, value, 'a finite number ≥ 0');
+  return value;
+}
+
+/**
+ * Checks a request's values and converts them to integer units. Throws `InvalidJobError` for a
+ * value out of range (negative, NaN, infinite, a GPU count that is neither a share nor whole).
+ */
+export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitRequest {
+  if (typeof request !== 'object' || request === null) {
+    throw new InvalidJobError(prefix, request, 'an object such as { cpu: 1, memoryMb: 512 }');
+  }
+  const cpu = requestNumber(`${prefix}.cpu`, request.cpu);
+  const memoryMb = requestNumber(`${prefix}.memoryMb`, request.memoryMb);
+  const gpu = requestNumber(`${prefix}.gpu`, request.gpu);
+  if (gpu > 1 && !Number.isInteger(gpu)) {
+    throw new InvalidJobError(`${prefix}.gpu`, gpu, '0, a share in (0, 1), or a whole number of GPUs');
+  }
+  const vram = request.vramMb === undefined ? undefined : requestNumber(`${prefix}.vramMb`, request.vramMb);
+  if (vram !== undefined && vram > 0 && gpu === 0) {
+    throw new InvalidJobError(
+      `${prefix}.vramMb`,
+      vram,
+      '0 unless resources.gpu asks for a GPU (VRAM is per GPU)',
+    );
+  }
+  const share = gpu > 0 && gpu < 1 ? Math.max(1, Math.round(gpu * SHARE_UNITS)) : 0;
+  if (share >= SHARE_UNITS) {
+    throw new InvalidJobError(`${prefix}.gpu`, gpu, 'a share that rounds below 1 (use 1 for a whole GPU)');
+  }
+  const custom: Array<[string, number]> = [];
+  if (request.custom !== undefined) {
+    if (typeof request.custom !== 'object' || request.custom === null) {
+      throw new InvalidJobError(`${prefix}.custom`, request.custom, 'an object of name → amount');
+    }
+    for (const [name, amount] of Object.entries(request.custom)) {
+      const units = toCeilUnits(requestNumber(`${prefix}.custom.${name}`, amount), CUSTOM_UNITS);
+      if (units > 0) custom.push([name, units]);
+    }
+  }
+  return {
+    cpu: toCeilUnits(cpu, CPU_UNITS),
+    memoryMb: Math.ceil(memoryMb),
+    gpus: share > 0 ? 0 : gpu,
+    share,
+    vramMb: vram === undefined ? (share > 0 ? undefined : 0) : Math.ceil(vram),
+    custom,
+  };
+}
+
+/** Whole units, rounding up but forgiving float noise (0.3 × 1000 = 300.00000000000006). */
+function toCeilUnits(value: number, units: number): number {
+  return Math.max(0, Math.ceil(value * units - 1e-9));
+}
+
+/**
+ * Rejects a request that no node of the pool could hold even when idle, naming the field,
+ * the value and the pool's maximum. Per-field checks come first so the message names the
+ * resource that is out of reach; then one node must hold everything at once.
+ */
+export function assertCanEverFit(
+  request: UnitRequest,
+  nodes: readonly NormalisedNode[],
+  maxima: PoolMaxima,
+  prefix = 'resources',
+): void {
+  const cpu = request.cpu / CPU_UNITS;
+  if (cpu > maxima.cpu)
+    throw new UnschedulableError(
+      `${prefix}.cpu`,
+      cpu,
+      maxima.cpu,
+      `the largest node has ${maxima.cpu} CPU cores`,
+    );
+  if (request.memoryMb > maxima.memoryMb) {
+    throw new UnschedulableError(
+      `${prefix}.memoryMb`,
+      request.memoryMb,
+      maxima.memoryMb,
+      `the largest node has ${maxima.memoryMb} MB of memory`,
+    );
+  }
+  const gpusNeeded = request.gpus > 0 ? request.gpus : request.share > 0 ? 1 : 0;
+  if (gpusNeeded > maxima.gpus) {
+    throw new UnschedulableError(
+      `${prefix}.gpu`,
+      request.gpus || request.share / SHARE_UNITS,
+      maxima.gpus,
+      `the largest node has ${maxima.gpus} GPUs`,
+    );
+  }
+  const vram = request.vramMb ?? 0;
+  if (gpusNeeded > 0 && vram > maxima.vramMb) {
+    throw new UnschedulableError(
+      `${prefix}.vramMb`,
+      vram,
+      maxima.vramMb,
+      `the largest GPU has ${maxima.vramMb} MB of VRAM`,
+    );
+  }
+  for (const [name, units] of request.custom) {
+    const max = maxima.custom.get(name);
+    if (max === undefined) {
+      throw new UnschedulableError(
+        `${prefix}.custom.${name}`,
+        units / CUSTOM_UNITS,
+        0,
+        `no node has a custom resource named "${name}"`,
+      );
+    }
+    if (units > Math.round(max * CUSTOM_UNITS)) {
+      throw new UnschedulableError(
+        `${prefix}.custom.${name}`,
+        units / CUSTOM_UNITS,
+        max,
+        `the most any node has is ${max}`,
+      );
+    }
+  }
+  const fits = nodes.some(
+    (node) =>
+      request.cpu <= Math.round(node.cpu * CPU_UNITS) &&
+      request.memoryMb <= node.memoryMb &&
+      node.gpus.filter((g) => g.vramMb >= vram).length >= gpusNeeded &&
+      request.custom.every(([name, units]) => units <= Math.round((node.custom[name] ?? 0) * CUSTOM_UNITS)),
+  );
+  if (!fits) {
+    throw new UnschedulableError(
+      prefix,
+      gpusNeeded,
+      maxima.gpus,
+      'no single node has all of it at once (CPU, memory, GPUs with that VRAM, custom)',
+    );
+  }
+}
