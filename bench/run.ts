@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: runs every bench/*.bench.ts in a fresh process (so one benchmark's garbage
- * and JIT state do not colour the next), prints a table and writes bench/results.json.
- * `npm run bench -- job` runs only the files whose name contains "job".
+ * `npm run bench`: compiles src/ and bench/ with tsc (benchmarks measure the JavaScript users
+ * run, not a TypeScript loader's), then runs every bench file in a fresh process (so one
+ * benchmark's garbage and JIT state do not colour the next), prints a table and writes
+ * bench/results.json. `npm run bench -- job` runs only the files whose name contains "job".
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -10,14 +11,17 @@ import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './harness.js';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
+// Compiled (dist/bench/run.js) runs .bench.js files; run through tsx, the .bench.ts sources.
+const extension = import.meta.url.endsWith('.ts') ? '.bench.ts' : '.bench.js';
 const filter = process.argv[2] ?? '';
 const files = readdirSync(dir)
-  .filter((f) => f.endsWith('.bench.ts') && f.includes(filter))
+  .filter((f) => f.endsWith(extension) && f.includes(filter))
   .sort();
 
 const results: Array<BenchResult & { file: string }> = [];
 for (const file of files) {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', `${dir}${file}`], {
+  const loader = extension === '.bench.ts' ? ['--import', 'tsx'] : [];
+  const out = execFileSync(process.execPath, [...loader, `${dir}${file}`], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 * 1024 * 1024,
@@ -38,7 +42,7 @@ console.table(
     runs: r.runs,
   })),
 );
-const outFile = `${dir}results.json`;
+const outFile = `${process.cwd()}/bench/results.json`;
 writeFileSync(
   outFile,
   `${JSON.stringify({ node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, results }, null, 2)}\n`,

@@ -24,20 +24,6 @@ export type NodeSummary = {
   sharedVramMb: number;
 };
 
-/** What a search needs of one node at least, and which idle-GPU counts it may have. */
-export type SearchNeed = {
-  cpu: number;
-  memoryMb: number;
-  idleGpus: number;
-  idleVramMb: number;
-  shareFree: number;
-  shareVramMb: number;
-  sharedFree: number;
-  sharedVramMb: number;
-  /** Bit t set: nodes with exactly t idle GPUs (clamped to 30) are candidates. */
-  idleMask: number;
-};
-
 const FIELDS = [
   'freeCpu',
   'freeMemoryMb',
@@ -58,18 +44,9 @@ export function idleBit(count: number): number {
   return 1 << Math.min(count, MAX_IDLE_BIT);
 }
 
-/** The fields of a summary in index order, so a need can be compared field by field. */
-function needVector(need: SearchNeed): Float64Array {
-  return Float64Array.of(
-    need.cpu,
-    need.memoryMb,
-    need.idleGpus,
-    need.idleVramMb,
-    need.shareFree,
-    need.shareVramMb,
-    need.sharedFree,
-    need.sharedVramMb,
-  );
+/** A vector of needs in index order: cpu, memory, idle GPUs, idle VRAM, share, share VRAM, shared, shared VRAM. */
+export function needVector(): Float64Array {
+  return new Float64Array(FIELDS.length);
 }
 
 export class CapacityIndex {
@@ -96,8 +73,21 @@ export class CapacityIndex {
     for (t >>= 1; t >= 1; t >>= 1) {
       const l = 2 * t * F;
       const r = l + F;
-      for (let f = 0; f < F; f++) d[t * F + f] = Math.max(d[l + f] as number, d[r + f] as number);
-      this.mask[t] = (this.mask[2 * t] as number) | (this.mask[2 * t + 1] as number);
+      let changed = false;
+      for (let f = 0; f < F; f++) {
+        const value = Math.max(d[l + f] as number, d[r + f] as number);
+        if (d[t * F + f] !== value) {
+          d[t * F + f] = value;
+          changed = true;
+        }
+      }
+      const mask = (this.mask[2 * t] as number) | (this.mask[2 * t + 1] as number);
+      if (this.mask[t] !== mask) {
+        this.mask[t] = mask;
+        changed = true;
+      }
+      // Nothing above can change either: most updates stop well below the root.
+      if (!changed) break;
     }
   }
 
@@ -107,11 +97,11 @@ export class CapacityIndex {
   }
 
   /**
-   * The leftmost node that may fit `need` and for which `accept` (the exact check) says yes;
-   * -1 when none.
+   * The leftmost node that may fit `need` (see `needVector`), whose idle-GPU count is in
+   * `idleMask`, and for which `accept` (the exact check) says yes; -1 when none.
    */
-  findLeftmost(need: SearchNeed, accept: (node: number) => boolean): number {
-    return this.search(1, needVector(need), need.idleMask, accept);
+  findLeftmost(need: Float64Array, idleMask: number, accept: (node: number) => boolean): number {
+    return this.search(1, need, idleMask, accept);
   }
 
   private mayFit(t: number, need: Float64Array, idleMask: number): boolean {

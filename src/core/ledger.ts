@@ -26,13 +26,7 @@ import {
   type PoolMaxima,
   type UnitRequest,
 } from './pool.js';
-import {
-  ANY_IDLE_COUNT,
-  CapacityIndex,
-  idleBit,
-  type NodeSummary,
-  type SearchNeed,
-} from './capacity-index.js';
+import { ANY_IDLE_COUNT, CapacityIndex, needVector, type NodeSummary } from './capacity-index.js';
 import {
   chooseGpus,
   shortagesOn,
@@ -79,6 +73,25 @@ export class ResourceLedger {
   private readonly freeUnits = emptyTotals();
   /** Each node's contribution to freeUnits, so a change adjusts the sum instead of recounting. */
   private readonly nodeFree: UnitTotals[];
+  // Scratch state of the placement in progress: searches are hot, so nothing is allocated per try.
+  private readonly need = needVector();
+  private pending: UnitRequest = emptyRequest;
+  private pendingPolicy: PlacementPolicy = 'best-fit';
+  private plan: GpuPart[] | null = null;
+  private readonly summary: NodeSummary = {
+    freeCpu: 0,
+    freeMemoryMb: 0,
+    idleGpus: 0,
+    idleVramMb: 0,
+    shareFree: 0,
+    shareVramMb: 0,
+    sharedFree: 0,
+    sharedVramMb: 0,
+  };
+  private readonly acceptNode = (i: number): boolean => {
+    this.plan = this.fits(i, this.pending, this.pendingPolicy);
+    return this.plan !== null;
+  };
 
   constructor(pool: ResourcePool, options: LedgerOptions = {}) {
     this.nodes = normalisePool(pool);
@@ -130,12 +143,12 @@ export class ResourceLedger {
 
   /** Places a validated request, or says what is short and where. */
   allocate(request: UnitRequest, policy: PlacementPolicy = this.policy): AllocateResult {
-    let plan: GpuPart[] | null = null;
-    const accept = (i: number): boolean => {
-      plan = this.fits(i, request, policy);
-      return plan !== null;
-    };
-    const node = this.place(request, policy, accept);
+    this.pending = request;
+    this.pendingPolicy = policy;
+    this.plan = null;
+    const node = this.place(request, policy);
+    const plan = this.plan as GpuPart[] | null;
+    this.pending = emptyRequest;
     if (node < 0 || plan === null) return { ok: false, denial: this.deny(request) };
     return { ok: true, allocation: this.commit(node, request, plan) };
   }
@@ -212,25 +225,29 @@ export class ResourceLedger {
     return node;
   }
 
-  private place(request: UnitRequest, policy: PlacementPolicy, accept: (i: number) => boolean): number {
-    const base = needOf(request);
-    if (policy === 'first-fit') return this.index.findLeftmost({ ...base, idleMask: ANY_IDLE_COUNT }, accept);
+  private place(request: UnitRequest, policy: PlacementPolicy): number {
+    const need = writeNeed(request, this.need);
+    const accept = this.acceptNode;
+    if (policy === 'first-fit') return this.index.findLeftmost(need, ANY_IDLE_COUNT, accept);
     // Best fit: a share goes first onto a GPU that already carries shares; then every request
     // goes to the node with the fewest idle GPUs that can take it, so whole GPUs stay whole and
     // nodes with many free GPUs stay free for the jobs that need many.
     if (request.share > 0) {
-      const shared = this.index.findLeftmost(
-        { ...base, sharedFree: request.share, sharedVramMb: request.vramMb ?? 0, idleMask: ANY_IDLE_COUNT },
-        accept,
-      );
+      need[6] = request.share;
+      need[7] = request.vramMb ?? 0;
+      const shared = this.index.findLeftmost(need, ANY_IDLE_COUNT, accept);
+      need[6] = 0;
+      need[7] = 0;
       if (shared >= 0) return shared;
     }
-    const present = this.index.idleCounts();
-    const from = request.gpus > 0 ? request.gpus : request.share > 0 ? 1 : 0;
-    for (let t = from; t <= 30; t++) {
-      if ((present & idleBit(t)) === 0) continue;
-      const found = this.index.findLeftmost({ ...base, idleMask: idleBit(t) }, accept);
+    const from = request.gpus > 0 ? Math.min(request.gpus, 30) : request.share > 0 ? 1 : 0;
+    // Each idle-GPU count present in the pool, from the smallest that can do: lowest bit first.
+    let counts = this.index.idleCounts() & ~((1 << from) - 1);
+    while (counts !== 0) {
+      const bit = counts & -counts;
+      const found = this.index.findLeftmost(need, bit, accept);
       if (found >= 0) return found;
+      counts ^= bit;
     }
     return -1;
   }
@@ -259,17 +276,22 @@ export class ResourceLedger {
       else gpu.sharers += 1;
     }
     const id = `${this.idPrefix}${this.nextId++}`;
+    const gpus: Allocation['gpus'] = [];
+    for (const p of plan) {
+      gpus.push({
+        index: (node.gpus[p.gpu] as GpuState).index,
+        share: p.share / SHARE_UNITS,
+        vramMb: p.vramMb,
+      });
+    }
     const allocation: Allocation = {
       id,
       nodeId: node.id,
       cpu: r.cpu / CPU_UNITS,
       memoryMb: r.memoryMb,
-      gpus: plan.map((p) => ({
-        index: (node.gpus[p.gpu] as GpuState).index,
-        share: p.share / SHARE_UNITS,
-        vramMb: p.vramMb,
-      })),
-      custom: Object.fromEntries(r.custom.map(([k, u]) => [k, u / CUSTOM_UNITS])),
+      gpus,
+      custom:
+        r.custom.length === 0 ? {} : Object.fromEntries(r.custom.map(([k, u]) => [k, u / CUSTOM_UNITS])),
     };
     const held: Held = { node: i, request: r, gpus: plan, allocation };
     this.held.set(id, held);
@@ -293,48 +315,52 @@ export class ResourceLedger {
   /** Re-reads node i into the index and into the free totals. */
   private refresh(i: number): void {
     const node = this.state[i] as NodeState;
-    const summary: NodeSummary = summarise(node);
-    this.index.update(i, summary);
-    const before = this.nodeFree[i] as UnitTotals;
-    const after = emptyTotals();
-    after.cpu = Math.max(0, node.cpu - node.usedCpu);
-    after.memoryMb = Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
-    for (const g of node.gpus) {
-      after.gpu += g.whole ? 0 : SHARE_UNITS - g.usedShare;
-      after.vramMb += Math.max(0, g.vramLimitMb - g.usedVramMb);
-    }
-    for (const [k, c] of node.custom) after.custom.set(k, Math.max(0, c.cap - c.used));
+    this.index.update(i, summarise(node, this.summary));
+    const mine = this.nodeFree[i] as UnitTotals;
     const f = this.freeUnits;
-    f.cpu += after.cpu - before.cpu;
-    f.memoryMb += after.memoryMb - before.memoryMb;
-    f.gpu += after.gpu - before.gpu;
-    f.vramMb += after.vramMb - before.vramMb;
-    for (const [k, v] of after.custom)
-      f.custom.set(k, (f.custom.get(k) ?? 0) + v - (before.custom.get(k) ?? 0));
-    this.nodeFree[i] = after;
+    const cpu = Math.max(0, node.cpu - node.usedCpu);
+    const memoryMb = Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
+    let gpu = 0;
+    let vramMb = 0;
+    for (const g of node.gpus) {
+      gpu += g.whole ? 0 : SHARE_UNITS - g.usedShare;
+      vramMb += Math.max(0, g.vramLimitMb - g.usedVramMb);
+    }
+    f.cpu += cpu - mine.cpu;
+    f.memoryMb += memoryMb - mine.memoryMb;
+    f.gpu += gpu - mine.gpu;
+    f.vramMb += vramMb - mine.vramMb;
+    mine.cpu = cpu;
+    mine.memoryMb = memoryMb;
+    mine.gpu = gpu;
+    mine.vramMb = vramMb;
+    if (node.custom.size === 0) return;
+    for (const [k, c] of node.custom) {
+      const free = Math.max(0, c.cap - c.used);
+      f.custom.set(k, (f.custom.get(k) ?? 0) + free - (mine.custom.get(k) ?? 0));
+      mine.custom.set(k, free);
+    }
   }
 
   /** What is short, on the node that came closest: the best node for each resource is a candidate. */
   private deny(r: UnitRequest): Denial {
     const candidates = new Set<number>([0]);
-    const probe = (need: Partial<SearchNeed>) => {
-      const i = this.index.findLeftmost(
-        { ...needOf(emptyRequest), idleMask: ANY_IDLE_COUNT, ...need },
-        () => true,
-      );
+    const probe = (need: Partial<UnitRequest>) => {
+      const vector = writeNeed({ ...emptyRequest, ...need }, needVector());
+      const i = this.index.findLeftmost(vector, ANY_IDLE_COUNT, () => true);
       if (i >= 0) candidates.add(i);
     };
     probe({ cpu: r.cpu });
     probe({ memoryMb: r.memoryMb });
     if (r.gpus > 0) {
-      probe({ idleGpus: r.gpus });
-      probe({ idleGpus: 1, idleVramMb: r.vramMb ?? 0 });
-      probe({ idleGpus: r.gpus, idleVramMb: r.vramMb ?? 0 });
+      probe({ gpus: r.gpus });
+      probe({ gpus: 1, vramMb: r.vramMb ?? 0 });
+      probe({ gpus: r.gpus, vramMb: r.vramMb ?? 0 });
     }
     if (r.share > 0) {
-      probe({ shareFree: r.share });
-      probe({ shareVramMb: r.vramMb ?? 0 });
-      probe({ shareFree: r.share, shareVramMb: r.vramMb ?? 0 });
+      probe({ share: r.share });
+      probe({ share: 1, vramMb: r.vramMb ?? 0 });
+      probe({ share: r.share, vramMb: r.vramMb ?? 0 });
     }
     // The closest node lacks the fewest resources, and among those the smallest fraction of them.
     const distance = (short: Shortage[]) =>
@@ -350,17 +376,17 @@ export class ResourceLedger {
 
 const emptyRequest: UnitRequest = { cpu: 0, memoryMb: 0, gpus: 0, share: 0, vramMb: 0, custom: [] };
 
-function needOf(r: UnitRequest): Omit<SearchNeed, 'idleMask'> {
-  return {
-    cpu: r.cpu,
-    memoryMb: r.memoryMb,
-    idleGpus: r.gpus,
-    idleVramMb: r.gpus > 0 ? (r.vramMb ?? 0) : 0,
-    shareFree: r.share,
-    shareVramMb: r.share > 0 ? (r.vramMb ?? 0) : 0,
-    sharedFree: 0,
-    sharedVramMb: 0,
-  };
+/** What a node must at least offer for a request, in the capacity index's order. */
+function writeNeed(r: UnitRequest, into: Float64Array): Float64Array {
+  into[0] = r.cpu;
+  into[1] = r.memoryMb;
+  into[2] = r.gpus;
+  into[3] = r.gpus > 0 ? (r.vramMb ?? 0) : 0;
+  into[4] = r.share;
+  into[5] = r.share > 0 ? (r.vramMb ?? 0) : 0;
+  into[6] = 0;
+  into[7] = 0;
+  return into;
 }
 
 function fromUnits(u: UnitTotals): ResourceTotals {

@@ -45,33 +45,31 @@ export function shareVram(r: UnitRequest, g: GpuState): number {
   return r.vramMb ?? Math.floor((r.share * g.vramMb) / SHARE_UNITS);
 }
 
-/** What the capacity index needs to know of a node. */
-export function summarise(node: NodeState): NodeSummary {
-  const s: NodeSummary = {
-    freeCpu: Math.max(0, node.cpu - node.usedCpu),
-    freeMemoryMb: Math.max(0, node.memoryLimitMb - node.usedMemoryMb),
-    idleGpus: 0,
-    idleVramMb: 0,
-    shareFree: 0,
-    shareVramMb: 0,
-    sharedFree: 0,
-    sharedVramMb: 0,
-  };
+/** What the capacity index needs to know of a node, written into `into` (reused: this is hot). */
+export function summarise(node: NodeState, into: NodeSummary): NodeSummary {
+  into.freeCpu = Math.max(0, node.cpu - node.usedCpu);
+  into.freeMemoryMb = Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
+  into.idleGpus = 0;
+  into.idleVramMb = 0;
+  into.shareFree = 0;
+  into.shareVramMb = 0;
+  into.sharedFree = 0;
+  into.sharedVramMb = 0;
   for (const g of node.gpus) {
     if (g.whole) continue;
     const vram = freeVram(g);
     const share = SHARE_UNITS - g.usedShare;
-    s.shareFree = Math.max(s.shareFree, share);
-    s.shareVramMb = Math.max(s.shareVramMb, vram);
-    if (isIdle(g)) {
-      s.idleGpus += 1;
-      s.idleVramMb = Math.max(s.idleVramMb, vram);
+    if (share > into.shareFree) into.shareFree = share;
+    if (vram > into.shareVramMb) into.shareVramMb = vram;
+    if (g.sharers === 0) {
+      into.idleGpus += 1;
+      if (vram > into.idleVramMb) into.idleVramMb = vram;
     } else {
-      s.sharedFree = Math.max(s.sharedFree, share);
-      s.sharedVramMb = Math.max(s.sharedVramMb, vram);
+      if (share > into.sharedFree) into.sharedFree = share;
+      if (vram > into.sharedVramMb) into.sharedVramMb = vram;
     }
   }
-  return s;
+  return into;
 }
 
 /**
@@ -81,17 +79,32 @@ export function summarise(node: NodeState): NodeSummary {
  * GPUs that already carry shares; first fit takes the lowest positions.
  */
 export function chooseGpus(node: NodeState, r: UnitRequest, policy: PlacementPolicy): GpuPart[] | null {
+  if (r.gpus === 1) return oneWholeGpu(node, r.vramMb ?? 0, policy);
   if (r.gpus > 0) {
     const need = r.vramMb ?? 0;
-    const candidates = node.gpus
-      .map((g, i) => ({ g, i }))
-      .filter(({ g }) => isIdle(g) && freeVram(g) >= need);
-    if (candidates.length < r.gpus) return null;
-    if (policy === 'best-fit') candidates.sort((a, b) => freeVram(a.g) - freeVram(b.g) || a.i - b.i);
+    // Candidate positions, kept sorted for best fit by (free VRAM, position): at most a
+    // node's GPU count, so an insertion sort beats allocating and sorting.
+    const picked: number[] = [];
+    for (let i = 0; i < node.gpus.length; i++) {
+      const g = node.gpus[i] as GpuState;
+      if (!isIdle(g) || freeVram(g) < need) continue;
+      if (policy === 'first-fit') {
+        picked.push(i);
+        if (picked.length === r.gpus) break;
+        continue;
+      }
+      let at = picked.length;
+      while (at > 0 && freeVram(node.gpus[picked[at - 1] as number] as GpuState) > freeVram(g)) at--;
+      picked.splice(at, 0, i);
+    }
+    if (picked.length < r.gpus) return null;
+    const parts: GpuPart[] = [];
     // A whole GPU is exclusive, so all of its VRAM counts as allocated.
-    return candidates
-      .slice(0, r.gpus)
-      .map(({ g, i }) => ({ gpu: i, share: SHARE_UNITS, vramMb: g.vramMb, whole: true }));
+    for (let k = 0; k < r.gpus; k++) {
+      const gpu = picked[k] as number;
+      parts.push({ gpu, share: SHARE_UNITS, vramMb: (node.gpus[gpu] as GpuState).vramMb, whole: true });
+    }
+    return parts;
   }
   if (r.share > 0) {
     let best: { i: number; slack: number; shared: boolean } | undefined;
@@ -111,6 +124,23 @@ export function chooseGpus(node: NodeState, r: UnitRequest, policy: PlacementPol
     return [{ gpu: best.i, share: r.share, vramMb: shareVram(r, g), whole: false }];
   }
   return [];
+}
+
+/** The common case of one whole GPU, in one pass without allocating candidates. */
+function oneWholeGpu(node: NodeState, need: number, policy: PlacementPolicy): GpuPart[] | null {
+  let best = -1;
+  let bestFree = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < node.gpus.length; i++) {
+    const g = node.gpus[i] as GpuState;
+    if (!isIdle(g)) continue;
+    const free = freeVram(g);
+    if (free < need || free >= bestFree) continue;
+    best = i;
+    bestFree = free;
+    if (policy === 'first-fit') break;
+  }
+  if (best < 0) return null;
+  return [{ gpu: best, share: SHARE_UNITS, vramMb: (node.gpus[best] as GpuState).vramMb, whole: true }];
 }
 
 /** Everything this node lacks for the request (empty when it fits). */

@@ -12,6 +12,7 @@ import type { NodeSpec, PlacementPolicy, ResourceRequest } from '../../src/core/
 import { SHARE_UNITS, type UnitRequest } from '../../src/core/pool.js';
 import type { Allocation } from '../../src/core/types.js';
 import { numRuns } from '../helpers/num-runs.js';
+import { checkLedgerInvariants } from '../helpers/ledger-invariants.js';
 
 type Model = { held: Allocation[]; everIssued: Set<string>; released: Set<string> };
 type Real = { ledger: ResourceLedger };
@@ -38,72 +39,6 @@ const requestArb: fc.Arbitrary<ResourceRequest> = fc.record(
   { requiredKeys: [] },
 );
 
-/** A cheap assertion for the hot loop (vitest's expect costs microseconds per call). */
-function ensure(condition: boolean, what: string): void {
-  if (!condition) throw new Error(`ledger invariant broken: ${what}`);
-}
-
-const near = (a: number, b: number) => Math.abs(a - b) < 1e-6;
-
-/** Checks everything that must hold whatever happened before. */
-function checkInvariants(ledger: ResourceLedger, model: Model): void {
-  const heldIds = ledger.allocations().map((a) => a.id);
-  ensure(new Set(heldIds).size === heldIds.length, 'allocation ids are unique');
-  ensure(heldIds.length === model.held.length && model.held.every((a) => ledger.holds(a.id)), 'held = model');
-  let cpu = 0;
-  let mem = 0;
-  let gpu = 0;
-  let vram = 0;
-  const byNode = new Map<string, Allocation[]>();
-  for (const a of model.held) {
-    byNode.set(a.nodeId, [...(byNode.get(a.nodeId) ?? []), a]);
-    cpu += a.cpu;
-    mem += a.memoryMb;
-    for (const p of a.gpus) {
-      gpu += p.share;
-      vram += p.vramMb;
-    }
-  }
-  ledger.nodes.forEach((spec, i) => {
-    const node = ledger.node(i);
-    const at = `node ${spec.id}`;
-    ensure(node.usedCpu >= 0 && node.usedCpu <= node.cpu, `${at}: 0 ≤ cpu used ≤ capacity`);
-    ensure(node.usedMemoryMb >= 0 && node.usedMemoryMb <= node.memoryMb, `${at}: 0 ≤ memory used ≤ capacity`);
-    for (const c of node.custom.values())
-      ensure(c.used >= 0 && c.used <= c.cap, `${at}: custom within capacity`);
-    // The node's usage is exactly the sum of what is held on it.
-    const mine = byNode.get(spec.id) ?? [];
-    ensure(node.usedCpu === Math.round(mine.reduce((s, a) => s + a.cpu, 0) * 1_000), `${at}: cpu = Σ held`);
-    ensure(node.usedMemoryMb === mine.reduce((s, a) => s + a.memoryMb, 0), `${at}: memory = Σ held`);
-    for (const g of node.gpus) {
-      const gat = `${at} gpu ${g.index}`;
-      ensure(g.usedShare >= 0 && g.usedShare <= SHARE_UNITS, `${gat}: shares ≤ 1`);
-      ensure(g.usedVramMb >= 0 && g.usedVramMb <= g.vramMb, `${gat}: VRAM ≤ the device's`);
-      ensure(g.sharers >= 0, `${gat}: sharers ≥ 0`);
-      if (g.whole)
-        ensure(g.sharers === 0 && g.usedShare === SHARE_UNITS, `${gat}: a whole GPU carries no share`);
-      const parts = mine.flatMap((a) => a.gpus.filter((p) => p.index === g.index));
-      ensure(g.usedVramMb === parts.reduce((s, p) => s + p.vramMb, 0), `${gat}: VRAM = Σ held`);
-      ensure(
-        g.usedShare === parts.reduce((s, p) => s + Math.round(p.share * SHARE_UNITS), 0),
-        `${gat}: share = Σ held`,
-      );
-      if (parts.some((p) => p.share === 1)) ensure(parts.length === 1, `${gat}: whole means alone`);
-    }
-  });
-  const totals = ledger.totals();
-  ensure(near(totals.allocated.cpu, cpu), 'allocated cpu total');
-  ensure(totals.allocated.memoryMb === mem, 'allocated memory total');
-  ensure(near(totals.allocated.gpu, gpu), 'allocated gpu total');
-  ensure(totals.allocated.vramMb === vram, 'allocated VRAM total');
-  for (const k of ['cpu', 'memoryMb', 'gpu', 'vramMb'] as const) {
-    ensure(
-      totals.free[k] >= -1e-9 && totals.free[k] <= totals.capacity[k] + 1e-9,
-      `0 ≤ free ${k} ≤ capacity`,
-    );
-  }
-}
-
 /** An independent brute-force answer: could any node take this request right now? */
 function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
   return ledger.nodes.some((_, i) => {
@@ -111,7 +46,7 @@ function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
     if (r.cpu > n.cpu - n.usedCpu || r.memoryMb > n.memoryLimitMb - n.usedMemoryMb) return false;
     if (r.custom.some(([k, u]) => u > (n.custom.get(k)?.cap ?? 0) - (n.custom.get(k)?.used ?? 0)))
       return false;
-    const free = (g: (typeof n.gpus)[number]) => g.vramLimitMb - g.usedVramMb;
+    const free = (g: (typeof n.gpus)[number]) => Math.max(0, g.vramLimitMb - g.usedVramMb);
     if (r.gpus > 0)
       return n.gpus.filter((g) => !g.whole && g.sharers === 0 && free(g) >= (r.vramMb ?? 0)).length >= r.gpus;
     if (r.share > 0) {
@@ -140,7 +75,7 @@ class AllocateCommand implements fc.Command<Model, Real> {
       // Rejected at the door: a typed error naming a field, and nothing changed.
       expect((error as Error).name).toMatch(/InvalidJobError|UnschedulableError/);
       expect((error as { field: string }).field).toMatch(/^resources/);
-      checkInvariants(real.ledger, model);
+      checkLedgerInvariants(real.ledger, model.held);
       return;
     }
     const couldFit = someNodeFits(real.ledger, units);
@@ -155,7 +90,7 @@ class AllocateCommand implements fc.Command<Model, Real> {
     } else {
       expect(result.denial.short.length).toBeGreaterThan(0);
     }
-    checkInvariants(real.ledger, model);
+    checkLedgerInvariants(real.ledger, model.held);
   }
   toString = () => `allocate(${JSON.stringify(this.request)}, ${this.policy})`;
 }
@@ -175,7 +110,7 @@ class ReleaseCommand implements fc.Command<Model, Real> {
     expect(after.allocated.vramMb).toBe(
       before.allocated.vramMb - allocation.gpus.reduce((s, g) => s + g.vramMb, 0),
     );
-    checkInvariants(real.ledger, model);
+    checkLedgerInvariants(real.ledger, model.held);
   }
   toString = () => `release(#${this.pick})`;
 }
@@ -189,7 +124,7 @@ class DoubleReleaseCommand implements fc.Command<Model, Real> {
     const before = JSON.stringify(real.ledger.totals());
     expect(real.ledger.release(id)).toEqual({ released: false, reason: 'already-released' });
     expect(JSON.stringify(real.ledger.totals())).toBe(before);
-    checkInvariants(real.ledger, model);
+    checkLedgerInvariants(real.ledger, model.held);
   }
   toString = () => `releaseAgain(#${this.pick})`;
 }
@@ -199,7 +134,7 @@ class UnknownReleaseCommand implements fc.Command<Model, Real> {
   check = (m: Readonly<Model>) => !m.everIssued.has(this.id);
   run(model: Model, real: Real): void {
     expect(real.ledger.release(this.id)).toEqual({ released: false, reason: 'unknown' });
-    checkInvariants(real.ledger, model);
+    checkLedgerInvariants(real.ledger, model.held);
   }
   toString = () => `release(${JSON.stringify(this.id)})`;
 }
@@ -229,7 +164,7 @@ class LimitCommand implements fc.Command<Model, Real> {
     });
     // Never revokes: everything held stays held.
     expect(real.ledger.allocations()).toEqual(heldBefore);
-    checkInvariants(real.ledger, model);
+    checkLedgerInvariants(real.ledger, model.held);
   }
   toString = () => `limit(node ${this.node}, mem ${this.memoryFraction}, vram ${this.vramFraction})`;
 }
