@@ -1,4 +1,5 @@
 import { jobMachine } from '../src/machines/job.machine.js';
+import { resourceManagerMachine } from '../src/machines/resourceManager.machine.js';
 import { renderMachineDoc, toMermaid } from '../src/machines/diagram.js';
 
 /** A generated file, or a generated region (between two marker comments) of a hand-written one. */
@@ -13,10 +14,23 @@ const JOB_INTRO = [
   '`after(jobTimeout)` and `after(retryBackoff)` are named delays on the injected clock.',
 ].join('\n');
 
+const RESOURCE_INTRO = [
+  'The resource-manager actor (`src/machines/resourceManager.machine.ts`) owns the ledger and talks',
+  'by messages only. `resources.request` is answered to its `replyTo` with `resources.granted`,',
+  '`resources.denied` (what is short, on which node) or `resources.rejected` (it can never fit);',
+  '`resources.release` frees (a second release is reported as `resources.releaseIgnored`);',
+  '`resources.setLimit` and `resources.measured` change what is admitted, never what is held.',
+  'With a monitor configured it polls the host on the injected clock, as an invoked RxJS stream.',
+].join('\n');
+
 /** Every generated page and region, from the machines themselves. */
 export function generatedDocs(): GeneratedPage[] {
   return [
     { path: 'docs/job-lifecycle.md', content: renderMachineDoc(jobMachine, 'Job lifecycle', JOB_INTRO) },
+    {
+      path: 'docs/resource-manager.md',
+      content: renderMachineDoc(resourceManagerMachine, 'Resource manager', RESOURCE_INTRO),
+    },
     {
       path: 'README.md',
       region: 'lifecycle',

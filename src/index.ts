@@ -36,3 +36,46 @@ export type {
 } from './machines/job.machine.js';
 export { toMermaid, transitionTable, renderMachineDoc, eventLabel, leafStates } from './machines/diagram.js';
 export type { TransitionRow } from './machines/diagram.js';
+
+// Resources: pool and request vocabulary, validation errors, the ledger and its actor
+export { InvalidJobError, UnschedulableError, InvalidPoolError } from './core/errors.js';
+export type {
+  AdmissionLimit,
+  Denial,
+  GpuSpec,
+  NodeSpec,
+  NormalisedNode,
+  PlacementPolicy,
+  ResourceKind,
+  ResourcePool,
+  ResourceRequest,
+  ResourceTotals,
+  Shortage,
+} from './core/resources.js';
+export { ResourceLedger } from './core/ledger.js';
+export type { AllocateResult, LedgerOptions, ReleaseResult } from './core/ledger.js';
+export type { UnitRequest } from './core/pool.js';
+export type { Headroom, Pressure } from './core/reconcile.js';
+export { resourceManagerMachine } from './machines/resourceManager.machine.js';
+export type {
+  ResourceManagerContext,
+  ResourceManagerEmitted,
+  ResourceManagerEvent,
+  ResourceManagerInput,
+  ResourceReply,
+  ResourceStats,
+} from './machines/resourceManager.machine.js';
+
+// Host detection and measurement (systeminformation, nvidia-smi)
+export { detectHost, applyOverrides } from './actors/host.js';
+export type { DetectHostOptions, HostDetection, SystemInformationLike } from './actors/host.js';
+export { readMeasured, parseNvidiaSmiCsv } from './actors/measure.js';
+export type { Measured, MeasuredGpu, ReadMeasuredOptions } from './actors/measure.js';
+export { measurements } from './actors/monitor.js';
+export type { MonitorOptions } from './actors/monitor.js';
+
+// The one clock
+export { createRealClock, createVirtualClock, schedulerFromClock } from './runtime/clock.js';
+export type { SchedulerClock, TimerId, TimerOptions, VirtualClock } from './runtime/clock.js';
+export { resolvePool } from './runtime/pool.js';
+export type { PoolOption } from './runtime/pool.js';

@@ -39,8 +39,16 @@ type NodeShape = {
   initial?: { target: readonly NodeShape[] } | undefined;
   states: Record<string, NodeShape>;
   transitions: Map<string, TransitionShape[]>;
+  always?: readonly TransitionShape[] | undefined;
   description?: string | undefined;
 };
+
+/** A node's transitions, eventless (`always`) ones under the label `always`. */
+function transitionsOf(node: NodeShape): Array<[string, readonly TransitionShape[]]> {
+  const out: Array<[string, readonly TransitionShape[]]> = [...node.transitions];
+  if (node.always && node.always.length > 0) out.push(['always', node.always]);
+  return out;
+}
 
 function rootOf(machine: AnyStateMachine): NodeShape {
   return machine.root as unknown as NodeShape;
@@ -102,8 +110,8 @@ export function leafStates(machine: AnyStateMachine): string[] {
 export function transitionTable(machine: AnyStateMachine): TransitionRow[] {
   const rows: TransitionRow[] = [];
   for (const leaf of leaves(rootOf(machine))) {
-    for (let node: NodeShape | undefined = leaf; node && node.parent; node = node.parent) {
-      for (const [event, candidates] of node.transitions) {
+    for (let node: NodeShape | undefined = leaf; node; node = node.parent) {
+      for (const [event, candidates] of transitionsOf(node)) {
         for (const t of candidates) {
           const targetNode = t.target?.[0];
           const guard = guardLabel(t.guard);
@@ -154,7 +162,7 @@ function emitNode(node: NodeShape, indent: string, lines: string[]): void {
     }
   }
   for (const source of descendants(node)) {
-    for (const [event, candidates] of source.transitions) {
+    for (const [event, candidates] of transitionsOf(source)) {
       for (const t of candidates) {
         const target = t.target?.[0] ?? source;
         // Place the arrow in the innermost composite that holds both ends.
@@ -167,6 +175,18 @@ function emitNode(node: NodeShape, indent: string, lines: string[]): void {
   }
   for (const child of Object.values(node.states)) {
     if (child.type === 'final') lines.push(`${indent}${child.key} --> [*]`);
+  }
+  // Events a composite (or the machine) handles in every state without moving: one note.
+  const everywhere = transitionsOf(node)
+    .filter(([, candidates]) => candidates.every((t) => !t.target || t.target.length === 0))
+    .map(([event]) => eventLabel(event));
+  const last = Object.values(node.states).at(-1);
+  if (everywhere.length > 0 && last) {
+    lines.push(
+      `${indent}note right of ${last.key}`,
+      `${indent}  in every state: ${everywhere.join(', ')}`,
+      `${indent}end note`,
+    );
   }
 }
 

@@ -209,6 +209,7 @@ export const resourceManagerMachine = setup({
   },
   states: {
     starting: {
+      description: 'Chooses whether to run the reconciliation monitor.',
       always: [{ guard: 'monitorEnabled', target: 'monitored' }, { target: 'serving' }],
     },
     monitored: {
