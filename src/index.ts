@@ -79,3 +79,33 @@ export { createRealClock, createVirtualClock, schedulerFromClock } from './runti
 export type { SchedulerClock, TimerId, TimerOptions, VirtualClock } from './runtime/clock.js';
 export { resolvePool } from './runtime/pool.js';
 export type { PoolOption } from './runtime/pool.js';
+
+// The scheduler runtime
+export { createScheduler, Scheduler } from './runtime/scheduler.js';
+export type { SchedulerOptions } from './runtime/options.js';
+export type {
+  BoostReport,
+  BoostSignal,
+  BoostSpec,
+  BoostTarget,
+  JobHandle,
+  JobSnapshot,
+  JobSubmission,
+  SchedulerEvent,
+  SchedulerStats,
+  ShutdownReport,
+} from './runtime/types.js';
+export type { HandlerContext, JobHandler, Handlers } from './actors/handler.js';
+export type { JobSpec } from './core/job-spec.js';
+export { Priority, PRIORITY_NAMES } from './core/priority.js';
+export type { PriorityName } from './core/priority.js';
+export {
+  QueueFullError,
+  DuplicateJobError,
+  UnknownDependencyError,
+  DependencyCycleError,
+  SchedulerClosedError,
+  JobFailedError,
+  InvalidOptionError,
+} from './core/errors.js';
+export { schedulerMachine } from './machines/scheduler.machine.js';

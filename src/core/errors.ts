@@ -93,3 +93,81 @@ function formatValue(value: unknown): string {
     return String(value);
   }
 }
+
+/** The queue (pending + queued + retrying jobs) is at `maxQueueSize`; nothing was enqueued. */
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError';
+
+  constructor(readonly max: number) {
+    super(`the queue is full (maxQueueSize ${max}); wait for jobs to finish or raise maxQueueSize`);
+  }
+}
+
+/** A job with this id was already submitted (and is still known); nothing was enqueued. */
+export class DuplicateJobError extends Error {
+  override readonly name = 'DuplicateJobError';
+  readonly field = 'id';
+
+  constructor(readonly id: string) {
+    super(`a job with id ${JSON.stringify(id)} already exists`);
+  }
+}
+
+/** `dependsOn` names a job that is not known; nothing was enqueued. */
+export class UnknownDependencyError extends Error {
+  override readonly name = 'UnknownDependencyError';
+  readonly field = 'dependsOn';
+
+  constructor(
+    readonly jobId: string,
+    readonly dependencyId: string,
+  ) {
+    super(`job ${JSON.stringify(jobId)} depends on unknown job ${JSON.stringify(dependencyId)}`);
+  }
+}
+
+/** `dependsOn` would make a cycle; nothing was enqueued. */
+export class DependencyCycleError extends Error {
+  override readonly name = 'DependencyCycleError';
+  readonly field = 'dependsOn';
+
+  constructor(readonly cycle: readonly string[]) {
+    super(`dependencies form a cycle: ${cycle.join(' → ')}`);
+  }
+}
+
+/** The scheduler is shutting down or shut down and accepts no more work. */
+export class SchedulerClosedError extends Error {
+  override readonly name = 'SchedulerClosedError';
+
+  constructor() {
+    super('the scheduler is shutting down and accepts no more jobs');
+  }
+}
+
+/** What `job.result` rejects with when the job failed or was cancelled. */
+export class JobFailedError extends Error {
+  override readonly name = 'JobFailedError';
+
+  constructor(
+    readonly jobId: string,
+    readonly state: 'failed' | 'cancelled',
+    readonly kind: string,
+    message: string,
+  ) {
+    super(`job ${jobId} ${state} (${kind}): ${message}`);
+  }
+}
+
+/** A scheduler option out of range: names the option, the value and what is allowed. */
+export class InvalidOptionError extends Error {
+  override readonly name = 'InvalidOptionError';
+
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`option ${field} must be ${allowed}; got ${formatValue(value)} (${typeof value})`);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The handler runner: the promise actor that a job invokes as `runHandler` for each attempt.
+ * It looks up the handler registered for the job's type and hands it the attempt's context.
+ * Whatever the handler does — throw synchronously, reject with a non-Error, never settle — the
+ * job machine decides what it means; a handler that settles after its attempt ended is ignored.
+ */
+import { fromPromise } from 'xstate';
+import { UnrecoverableError } from '../core/errors.js';
+import type { Allocation } from '../core/types.js';
+import type { JobHandlerInput } from '../machines/job.machine.js';
+
+/** What a handler receives for one attempt. */
+export type HandlerContext<TPayload = unknown> = {
+  id: string;
+  payload: TPayload;
+  /** 1-based. */
+  attempt: number;
+  allocation: Allocation;
+  /** Aborted when the attempt times out, is cancelled or the scheduler shuts down. */
+  signal: AbortSignal;
+  /** Reports progress in [0, 1] with an optional note. */
+  progress: (fraction: number, note?: string) => void;
+};
+
+/** A job handler: an async function of its context. */
+export type JobHandler<TPayload = never, TResult = unknown> = (
+  context: HandlerContext<TPayload>,
+) => Promise<TResult> | TResult;
+
+/** Handlers by job type. */
+export type Handlers = Record<string, JobHandler<never, unknown>>;
+
+/** The payload type a handler expects. */
+export type PayloadOf<H> = H extends JobHandler<infer P, unknown> ? P : never;
+
+/** The `runHandler` actor logic for a set of handlers. */
+export function handlerRunner(handlers: Handlers) {
+  return fromPromise<unknown, JobHandlerInput>(async ({ input, signal }) => {
+    const handler = Object.hasOwn(handlers, input.type) ? handlers[input.type] : undefined;
+    if (typeof handler !== 'function')
+      throw new UnrecoverableError(`no handler is registered for type ${input.type}`);
+    return await (handler as JobHandler<unknown>)({
+      id: input.jobId,
+      payload: input.payload,
+      attempt: input.attempt,
+      allocation: input.allocation,
+      signal,
+      progress: input.progress,
+    });
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * What a user submits, checked at the door: every field in range or a typed error naming it.
+ */
+import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { DependencyCycleError, InvalidJobError } from './errors.js';
+import { levelOf, PRIORITY_NAMES, type PriorityName } from './priority.js';
+import type { ResourceRequest } from './resources.js';
+
+/** The most a timer may wait on Node (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** One job as submitted. */
+export type JobSpec<TPayload = unknown> = {
+  /** The handler that runs it. */
+  type: string;
+  payload?: TPayload;
+  /** Unique among known jobs; generated when absent. */
+  id?: string;
+  /** @default 'normal' */
+  priority?: PriorityName;
+  /** @default {} (no resources beyond a concurrency slot) */
+  resources?: ResourceRequest;
+  /** Per-attempt timeout in ms. @default the scheduler's `defaultTimeoutMs` */
+  timeoutMs?: number;
+  /** @default the scheduler's `retry` */
+  retry?: { attempts?: number; backoff?: Partial<BackoffPolicy> };
+  /** For boosting and listing jobs together. */
+  group?: string;
+  /** Ids of jobs that must end first. */
+  dependsOn?: string[];
+  /** `afterok` (default): run only if every dependency completed; `afterany`: once they all ended. */
+  dependencyPolicy?: 'afterok' | 'afterany';
+};
+
+/** A checked job spec with every default applied. */
+export type NormalisedJob<TPayload = unknown> = {
+  id: string;
+  type: string;
+  payload: TPayload | undefined;
+  priority: PriorityName;
+  level: number;
+  resources: ResourceRequest;
+  timeoutMs: number | undefined;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  group: string | undefined;
+  dependsOn: string[];
+  dependencyPolicy: 'afterok' | 'afterany';
+};
+
+/** What checking needs to know about the scheduler. */
+export type JobSpecContext = {
+  isHandlerType: (type: string) => boolean;
+  handlerTypes: () => string[];
+  defaultTimeoutMs: number | undefined;
+  retryAttempts: number;
+  backoff: BackoffPolicy;
+  newId: () => string;
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function positiveTimeout(field: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
+    throw new InvalidJobError(field, value, `a number of ms in (0, ${MAX_TIMEOUT_MS}]`);
+  }
+  return value;
+}
+
+/** Checks the parts of a retry policy that a job may override. */
+export function checkBackoff(
+  field: string,
+  value: unknown,
+  base: BackoffPolicy = DEFAULT_BACKOFF,
+): BackoffPolicy {
+  if (value === undefined) return base;
+  if (!isObject(value))
+    throw new InvalidJobError(field, value, 'an object { type, delayMs, maxDelayMs, jitter }');
+  const out = { ...base };
+  if (value['type'] !== undefined) {
+    if (value['type'] !== 'fixed' && value['type'] !== 'exponential') {
+      throw new InvalidJobError(`${field}.type`, value['type'], "'fixed' or 'exponential'");
+    }
+    out.type = value['type'];
+  }
+  for (const key of ['delayMs', 'maxDelayMs'] as const) {
+    const v = value[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMEOUT_MS) {
+      throw new InvalidJobError(`${field}.${key}`, v, `a number of ms in [0, ${MAX_TIMEOUT_MS}]`);
+    }
+    out[key] = v;
+  }
+  if (value['jitter'] !== undefined) {
+    if (typeof value['jitter'] !== 'boolean')
+      throw new InvalidJobError(`${field}.jitter`, value['jitter'], 'true or false');
+    out.jitter = value['jitter'];
+  }
+  return out;
+}
+
+/** Checks retry attempts: total tries, the first included. */
+export function checkAttempts(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1_000) {
+    throw new InvalidJobError(field, value, 'a whole number of attempts in [1, 1000]');
+  }
+  return value;
+}
+
+/**
+ * Checks a submitted job and applies the defaults. Resources are checked by the caller against
+ * its pool. Throws `InvalidJobError` (naming the field) or `DependencyCycleError`.
+ */
+export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): NormalisedJob<T> {
+  if (!isObject(spec)) throw new InvalidJobError('job', spec, 'an object such as { type, payload }');
+  const { type } = spec;
+  if (typeof type !== 'string' || !ctx.isHandlerType(type)) {
+    const known = ctx.handlerTypes();
+    throw new InvalidJobError(
+      'type',
+      type,
+      known.length
+        ? `one of the handler types: ${known.join(', ')}`
+        : 'a registered handler type (no handlers are registered)',
+    );
+  }
+  if (
+    spec.id !== undefined &&
+    (typeof spec.id !== 'string' || spec.id.length === 0 || spec.id.length > 256)
+  ) {
+    throw new InvalidJobError('id', spec.id, 'a string of 1 to 256 characters');
+  }
+  const id = spec.id ?? ctx.newId();
+  const priority = spec.priority ?? 'normal';
+  const level = levelOf(priority);
+  if (level < 0) throw new InvalidJobError('priority', spec.priority, `one of ${PRIORITY_NAMES.join(', ')}`);
+  if (spec.resources !== undefined && !isObject(spec.resources)) {
+    throw new InvalidJobError('resources', spec.resources, 'an object such as { gpu: 1, vramMb: 8000 }');
+  }
+  const timeoutMs = positiveTimeout('timeoutMs', spec.timeoutMs) ?? ctx.defaultTimeoutMs;
+  let maxAttempts = ctx.retryAttempts;
+  let backoff = ctx.backoff;
+  if (spec.retry !== undefined) {
+    if (!isObject(spec.retry))
+      throw new InvalidJobError('retry', spec.retry, 'an object { attempts, backoff }');
+    if (spec.retry.attempts !== undefined) maxAttempts = checkAttempts('retry.attempts', spec.retry.attempts);
+    backoff = checkBackoff('retry.backoff', spec.retry.backoff, ctx.backoff);
+  }
+  if (spec.group !== undefined && (typeof spec.group !== 'string' || spec.group.length === 0)) {
+    throw new InvalidJobError('group', spec.group, 'a non-empty string');
+  }
+  const deps = spec.dependsOn ?? [];
+  if (!Array.isArray(deps) || deps.some((d) => typeof d !== 'string' || d.length === 0)) {
+    throw new InvalidJobError('dependsOn', spec.dependsOn, 'an array of job ids');
+  }
+  if (deps.includes(id)) throw new DependencyCycleError([id, id]);
+  const policy = spec.dependencyPolicy ?? 'afterok';
+  if (policy !== 'afterok' && policy !== 'afterany') {
+    throw new InvalidJobError('dependencyPolicy', spec.dependencyPolicy, "'afterok' or 'afterany'");
+  }
+  return {
+    id,
+    type,
+    payload: spec.payload,
+    priority,
+    level,
+    resources: spec.resources ?? {},
+    timeoutMs,
+    maxAttempts,
+    backoff,
+    group: spec.group,
+    dependsOn: [...new Set(deps)],
+    dependencyPolicy: policy,
+  };
+}
+
+/**
+ * A cycle among jobs submitted together (each id → the ids it depends on), or undefined.
+ * Ids outside the batch are ignored here: they are existing jobs and cannot depend on new ones.
+ */
+export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | undefined {
+  const state = new Map<string, 1 | 2>(); // 1: on the current path, 2: done
+  const path: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    state.set(id, 1);
+    path.push(id);
+    for (const dep of graph.get(id) ?? []) {
+      if (!graph.has(dep)) continue;
+      const s = state.get(dep);
+      if (s === 1) return [...path.slice(path.indexOf(dep)), dep];
+      if (s === undefined) {
+        const cycle = visit(dep);
+        if (cycle) return cycle;
+      }
+    }
+    path.pop();
+    state.set(id, 2);
+    return undefined;
+  };
+  for (const id of graph.keys()) {
+    if (state.has(id)) continue;
+    const cycle = visit(id);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}

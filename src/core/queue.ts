@@ -1,0 +1,165 @@
+/**
+ * The scheduler's queue: FIFO within a priority, ordered by effective priority =
+ * base + aging (one level per `aging.intervalMs` queued, up to `aging.maxLevels`) + boost.
+ *
+ * One FIFO per base priority, in the order jobs entered the queue. Within a FIFO aging never
+ * increases from front to back (older entries have aged at least as much), so the best job is
+ * the best of five heads, and walking the queue in order is a five-way merge: O(1) per step,
+ * O(1) to add and to remove (linked lists), whatever the backlog. Boosted entries (usually few)
+ * are merged in from a list sorted per walk: O(B log B) for B boosted queued jobs.
+ */
+import { MAX_LEVEL, PRIORITY_NAMES } from './priority.js';
+
+/** Aging: a queued job gains one level per `intervalMs`, at most `maxLevels`. */
+export type AgingPolicy = { intervalMs: number; maxLevels: number };
+
+/** A real-time boost on a queued job: to at least `toLevel`, and/or up by `byLevels`. */
+export type Boost = { toLevel?: number; byLevels?: number; until: number };
+
+export type QueueEntry<T> = {
+  readonly id: string;
+  readonly base: number;
+  /** When it entered the queue (aging counts from here). */
+  readonly enqueuedAt: number;
+  /** Global order of entering the queue: FIFO within a level. */
+  readonly order: number;
+  boost: Boost | undefined;
+  readonly value: T;
+  prev: QueueEntry<T> | undefined;
+  next: QueueEntry<T> | undefined;
+};
+
+type Fifo<T> = { head: QueueEntry<T> | undefined; tail: QueueEntry<T> | undefined };
+
+export class JobQueue<T> {
+  private readonly fifos: Array<Fifo<T>> = PRIORITY_NAMES.map(() => ({ head: undefined, tail: undefined }));
+  private readonly byId = new Map<string, QueueEntry<T>>();
+  private readonly boosted = new Set<QueueEntry<T>>();
+  private order = 0;
+
+  constructor(private readonly aging: AgingPolicy) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  get(id: string): QueueEntry<T> | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Appends a job at the back of its priority's FIFO. */
+  add(id: string, base: number, now: number, value: T): QueueEntry<T> {
+    if (this.byId.has(id)) throw new Error(`job ${id} is already queued`);
+    const fifo = this.fifos[base] as Fifo<T>;
+    const entry: QueueEntry<T> = {
+      id,
+      base,
+      enqueuedAt: now,
+      order: this.order++,
+      boost: undefined,
+      value,
+      prev: fifo.tail,
+      next: undefined,
+    };
+    if (fifo.tail) fifo.tail.next = entry;
+    else fifo.head = entry;
+    fifo.tail = entry;
+    this.byId.set(id, entry);
+    return entry;
+  }
+
+  /** Takes a job out, wherever it is; false when it was not queued. */
+  remove(id: string): boolean {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    const fifo = this.fifos[entry.base] as Fifo<T>;
+    if (entry.prev) entry.prev.next = entry.next;
+    else fifo.head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else fifo.tail = entry.prev;
+    entry.prev = undefined;
+    entry.next = undefined;
+    this.byId.delete(id);
+    this.boosted.delete(entry);
+    return true;
+  }
+
+  /** Sets or clears a queued job's boost; false when it is not queued. */
+  setBoost(id: string, boost: Boost | undefined): boolean {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    entry.boost = boost;
+    if (boost) this.boosted.add(entry);
+    else this.boosted.delete(entry);
+    return true;
+  }
+
+  /** Levels gained by waiting since `enqueuedAt`. */
+  agingLevels(entry: QueueEntry<T>, now: number): number {
+    if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return 0;
+    return Math.min(
+      this.aging.maxLevels,
+      Math.floor(Math.max(0, now - entry.enqueuedAt) / this.aging.intervalMs),
+    );
+  }
+
+  /** Effective level: base + aging, raised by a live boost, clamped to the five levels. */
+  level(entry: QueueEntry<T>, now: number): number {
+    let level = entry.base + this.agingLevels(entry, now);
+    const boost = entry.boost;
+    if (boost && boost.until > now) {
+      level += boost.byLevels ?? 0;
+      if (boost.toLevel !== undefined) level = Math.max(level, boost.toLevel);
+    }
+    return Math.max(0, Math.min(MAX_LEVEL, level));
+  }
+
+  /** The queued jobs in the order they should start: effective level first, then FIFO. */
+  *inOrder(now: number): Generator<QueueEntry<T>> {
+    const cursors: Array<QueueEntry<T> | undefined> = this.fifos.map((f) => f.head);
+    const boosted = [...this.boosted]
+      .filter((e) => e.boost && e.boost.until > now)
+      .map((e) => ({ e, level: this.level(e, now) }))
+      .sort((a, b) => b.level - a.level || a.e.order - b.e.order);
+    let b = 0;
+    for (;;) {
+      // Skip cursors at boosted entries: those come from the boosted list at their boosted level.
+      let best: QueueEntry<T> | undefined;
+      let bestLevel = -1;
+      let bestCursor = -1;
+      for (let i = 0; i < cursors.length; i++) {
+        let c = cursors[i];
+        while (c && c.boost && c.boost.until > now) c = c.next;
+        cursors[i] = c;
+        if (!c) continue;
+        const level = this.level(c, now);
+        if (level > bestLevel || (level === bestLevel && best && c.order < best.order)) {
+          best = c;
+          bestLevel = level;
+          bestCursor = i;
+        }
+      }
+      const boost = boosted[b];
+      if (
+        boost &&
+        (!best || boost.level > bestLevel || (boost.level === bestLevel && boost.e.order < best.order))
+      ) {
+        b++;
+        if (this.byId.get(boost.e.id) === boost.e) yield boost.e;
+        continue;
+      }
+      if (!best) return;
+      cursors[bestCursor] = best.next;
+      yield best;
+    }
+  }
+
+  /** The job that should start first, if any. */
+  head(now: number): QueueEntry<T> | undefined {
+    return this.inOrder(now).next().value ?? undefined;
+  }
+}

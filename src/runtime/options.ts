@@ -1,0 +1,182 @@
+/**
+ * The options of `createScheduler()`: one type whose every field says its default, merged in
+ * one place, with bad values rejected at once naming the option, the value and its type.
+ */
+import type { InspectionEvent, Observer } from 'xstate';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../core/backoff.js';
+import { InvalidOptionError } from '../core/errors.js';
+import { checkAttempts, checkBackoff, MAX_TIMEOUT_MS } from '../core/job-spec.js';
+import type { PlacementPolicy } from '../core/resources.js';
+import type { DetectHostOptions } from '../actors/host.js';
+import type { Measured } from '../actors/measure.js';
+import type { Handlers } from '../actors/handler.js';
+import { createRealClock, type SchedulerClock } from './clock.js';
+import type { PoolOption } from './pool.js';
+
+export type SchedulerOptions<H extends Handlers = Handlers> = {
+  /** Job type → async handler. */
+  handlers: H;
+  /**
+   * The machine(s) to schedule on: `'detect'` reads this host with systeminformation; or a
+   * declared pool; or `{ detect: true, override }`. @default 'detect'
+   */
+  resources?: PoolOption;
+  /** Jobs holding resources (scheduled or running) at once. @default 4 */
+  maxConcurrentJobs?: number;
+  /** Pending + queued + retrying jobs at once; `submit()` throws `QueueFullError` beyond. @default 100 */
+  maxQueueSize?: number;
+  /** The safety-net scheduling tick; scheduling is also event-driven. @default 5_000 */
+  schedulingIntervalMs?: number;
+  /** Host measurement interval for reconciliation. @default 30_000 */
+  monitorIntervalMs?: number;
+  /** Reconcile with measured free memory/VRAM. @default true when the pool is detected */
+  monitor?: boolean;
+  /** Kept free beyond what is measured. @default { memoryMb: 512, vramMb: 256 } */
+  headroom?: { memoryMb?: number; vramMb?: number };
+  /** Per-attempt timeout when a job gives none. @default undefined (none) */
+  defaultTimeoutMs?: number;
+  /** @default { attempts: 3, backoff: { type: 'exponential', delayMs: 1_000, maxDelayMs: 60_000, jitter: true } } */
+  retry?: { attempts?: number; backoff?: Partial<BackoffPolicy> };
+  /** A queued job gains a level per interval, up to maxLevels. @default { intervalMs: 60_000, maxLevels: 2 } */
+  aging?: { intervalMs?: number; maxLevels?: number };
+  /** `strict`: the head blocks those behind it; `backfill`: a later job that fits may start. @default 'backfill' */
+  queuePolicy?: 'strict' | 'backfill';
+  /** @default 'best-fit' */
+  placement?: PlacementPolicy;
+  /** Once the head has waited this long, nothing is backfilled past it. @default 300_000 */
+  reserveAfterMs?: number;
+  /** Queued jobs one scheduling round may try past the head. @default 64 */
+  backfillDepth?: number;
+  /** Finished jobs kept as records for `get()` and `list()`. @default 10_000 */
+  retainFinished?: number;
+  /** The one clock. @default real time; `createVirtualClock()` in tests and simulations */
+  clock?: SchedulerClock;
+  /** The random source of retry jitter (seed it for reproducible runs). @default Math.random */
+  random?: () => number;
+  /** XState inspection, given to every actor (e.g. `createBrowserInspector().inspect`). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Host detection options (for `resources: 'detect'`). */
+  detect?: DetectHostOptions;
+  /** Takes one host measurement for the monitor. @default readMeasured */
+  measure?: () => Promise<Measured>;
+};
+
+/** Every option with its default applied. */
+export type ResolvedOptions = {
+  resources: PoolOption;
+  maxConcurrentJobs: number;
+  maxQueueSize: number;
+  schedulingIntervalMs: number;
+  monitorIntervalMs: number;
+  monitor: boolean;
+  headroom: { memoryMb: number; vramMb: number };
+  defaultTimeoutMs: number | undefined;
+  retryAttempts: number;
+  backoff: BackoffPolicy;
+  aging: { intervalMs: number; maxLevels: number };
+  queuePolicy: 'strict' | 'backfill';
+  placement: PlacementPolicy;
+  reserveAfterMs: number;
+  backfillDepth: number;
+  retainFinished: number;
+  clock: SchedulerClock;
+  random: () => number;
+  detect: DetectHostOptions;
+  measure: (() => Promise<Measured>) | undefined;
+};
+
+function count(field: string, value: unknown, fallback: number, min: number, allowInfinity = false): number {
+  if (value === undefined) return fallback;
+  if (allowInfinity && value === Number.POSITIVE_INFINITY) return value;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidOptionError(
+      field,
+      value,
+      `a whole number ≥ ${min}${allowInfinity ? ' or Infinity' : ''}`,
+    );
+  }
+  return value;
+}
+
+function duration(field: string, value: unknown, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIMEOUT_MS) {
+    throw new InvalidOptionError(field, value, `a number of ms in [${min}, ${MAX_TIMEOUT_MS}]`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T))
+    throw new InvalidOptionError(field, value, `one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** Applies the defaults and checks every option. */
+export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options', options, 'an object');
+  const handlers: unknown = options.handlers;
+  if (typeof handlers !== 'object' || handlers === null) {
+    throw new InvalidOptionError('handlers', handlers, 'an object of job type → async function');
+  }
+  for (const [type, fn] of Object.entries(handlers)) {
+    if (typeof fn !== 'function') throw new InvalidOptionError(`handlers.${type}`, fn, 'a function');
+  }
+  const resources = options.resources ?? 'detect';
+  const detected = resources === 'detect' || (typeof resources === 'object' && 'detect' in resources);
+  const retry: unknown = options.retry ?? {};
+  if (typeof retry !== 'object' || retry === null) throw new InvalidOptionError('retry', retry, 'an object');
+  const { attempts, backoff } = retry as { attempts?: unknown; backoff?: unknown };
+  const headroom = options.headroom ?? {};
+  if (options.random !== undefined && typeof options.random !== 'function') {
+    throw new InvalidOptionError('random', options.random, 'a function returning [0, 1)');
+  }
+  let backoffPolicy: BackoffPolicy;
+  try {
+    backoffPolicy = checkBackoff('retry.backoff', backoff, DEFAULT_BACKOFF);
+  } catch (error) {
+    const e = error as { field: string; value: unknown; allowed: string };
+    throw new InvalidOptionError(e.field, e.value, e.allowed);
+  }
+  return {
+    resources,
+    maxConcurrentJobs: count('maxConcurrentJobs', options.maxConcurrentJobs, 4, 1, true),
+    maxQueueSize: count('maxQueueSize', options.maxQueueSize, 100, 1, true),
+    schedulingIntervalMs: duration('schedulingIntervalMs', options.schedulingIntervalMs, 5_000),
+    monitorIntervalMs: duration('monitorIntervalMs', options.monitorIntervalMs, 30_000),
+    monitor: options.monitor ?? detected,
+    headroom: {
+      memoryMb: count('headroom.memoryMb', headroom.memoryMb, 512, 0),
+      vramMb: count('headroom.vramMb', headroom.vramMb, 256, 0),
+    },
+    defaultTimeoutMs:
+      options.defaultTimeoutMs === undefined
+        ? undefined
+        : duration('defaultTimeoutMs', options.defaultTimeoutMs, 0),
+    retryAttempts: attempts === undefined ? 3 : checkAttemptsOption(attempts),
+    backoff: backoffPolicy,
+    aging: {
+      intervalMs: duration('aging.intervalMs', options.aging?.intervalMs, 60_000),
+      maxLevels: count('aging.maxLevels', options.aging?.maxLevels, 2, 0),
+    },
+    queuePolicy: oneOf('queuePolicy', options.queuePolicy, ['strict', 'backfill'] as const, 'backfill'),
+    placement: oneOf('placement', options.placement, ['best-fit', 'first-fit'] as const, 'best-fit'),
+    reserveAfterMs: duration('reserveAfterMs', options.reserveAfterMs, 300_000, 0),
+    backfillDepth: count('backfillDepth', options.backfillDepth, 64, 0),
+    retainFinished: count('retainFinished', options.retainFinished, 10_000, 0, true),
+    clock: options.clock ?? createRealClock(),
+    random: options.random ?? Math.random,
+    detect: options.detect ?? {},
+    measure: options.measure,
+  };
+}
+
+function checkAttemptsOption(value: unknown): number {
+  try {
+    return checkAttempts('retry.attempts', value);
+  } catch {
+    throw new InvalidOptionError('retry.attempts', value, 'a whole number of attempts in [1, 1000]');
+  }
+}

@@ -1,0 +1,131 @@
+/** The public shapes of the scheduler runtime (DESIGN.md): snapshots, stats, events, handles. */
+import type { Observable } from 'rxjs';
+import type { PriorityName } from '../core/priority.js';
+import type { Progress } from '../core/progress.js';
+import type { Allocation, JobError, JobState, WaitReason } from '../core/types.js';
+import type { ResourceTotals } from '../core/resources.js';
+import type { JobSpec } from '../core/job-spec.js';
+import type { Pressure } from '../core/reconcile.js';
+import type { Handlers, PayloadOf } from '../actors/handler.js';
+
+/** A job as observers see it: plain data. */
+export type JobSnapshot = {
+  id: string;
+  type: string;
+  group?: string;
+  state: JobState;
+  priority: PriorityName;
+  /** Base + aging + boost, while queued; the base priority otherwise. */
+  effectivePriority: PriorityName;
+  /** Tries started so far, the first included. */
+  attempt: number;
+  maxAttempts: number;
+  progress: Progress;
+  waitReason?: WaitReason;
+  allocation?: Allocation;
+  error?: JobError;
+  submittedAt: number;
+  startedAt?: number;
+  endedAt?: number;
+};
+
+/** Counts by state, the queue, and the resources. */
+export type SchedulerStats = {
+  jobs: Record<JobState, number>;
+  /** `size` counts pending + queued + retrying jobs. */
+  queue: { size: number; max: number };
+  resources: {
+    capacity: ResourceTotals;
+    allocated: ResourceTotals;
+    free: ResourceTotals;
+    measured?: Partial<ResourceTotals>;
+  };
+};
+
+/** Everything `scheduler.events$` emits; `at` is clock time in ms. */
+export type SchedulerEvent =
+  /** Accepted by `submit()`. */
+  | { type: 'job.submitted'; at: number; job: JobSnapshot }
+  /** Eligible and waiting for resources or a slot. */
+  | { type: 'job.queued'; at: number; job: JobSnapshot }
+  /** Resources granted and the handler started. */
+  | { type: 'job.started'; at: number; job: JobSnapshot }
+  /** The handler reported progress. */
+  | { type: 'job.progress'; at: number; job: JobSnapshot }
+  /** An attempt failed; the job waits out its backoff holding nothing. */
+  | { type: 'job.retrying'; at: number; job: JobSnapshot; delayMs: number }
+  | { type: 'job.completed'; at: number; job: JobSnapshot; output: unknown }
+  | { type: 'job.failed'; at: number; job: JobSnapshot }
+  | { type: 'job.cancelled'; at: number; job: JobSnapshot }
+  /** A boost took effect on these queued (or not yet queued) jobs. */
+  | { type: 'job.boosted'; at: number; jobIds: string[]; until: number }
+  /** A boost found these jobs running or finished, and did nothing to them. */
+  | { type: 'boost.ignored'; at: number; jobs: Array<{ id: string; state: JobState }> }
+  | { type: 'boost.expired'; at: number; jobIds: string[] }
+  /** A boost signal from `connectBoosts()` that was not valid; nothing changed. */
+  | { type: 'boost.invalid'; at: number; message: string }
+  /** Capacity, allocated or free amounts changed. */
+  | { type: 'resources.changed'; at: number; resources: SchedulerStats['resources'] }
+  /** Memory or VRAM held outside the scheduler lowered what it admits. */
+  | { type: 'resources.pressure'; at: number; nodeId: string; pressure: Pressure }
+  | {
+      type: 'resources.pressureEnded';
+      at: number;
+      nodeId: string;
+      resource: 'memory' | 'vram';
+      gpuIndex?: number;
+    }
+  /** The pool is known (after host detection), with what detection had to guess. */
+  | { type: 'scheduler.ready'; at: number; warnings: string[] }
+  | { type: 'scheduler.paused'; at: number }
+  | { type: 'scheduler.resumed'; at: number }
+  /** Nothing is pending, queued, running or retrying. */
+  | { type: 'scheduler.idle'; at: number }
+  | { type: 'scheduler.shutdown'; at: number; report: ShutdownReport };
+
+/** What `shutdown()` resolves with. */
+export type ShutdownReport = {
+  mode: 'drain' | 'cancel';
+  /** Jobs that completed while the scheduler drained. */
+  completed: string[];
+  /** Jobs that had not started (pending, queued, retrying), cancelled with kind `shutdown`. */
+  cancelled: string[];
+  /** Jobs that were running and were aborted (at once in `cancel` mode, at the timeout in `drain`). */
+  aborted: string[];
+  /** True when `drain` ran out of time. */
+  timedOut: boolean;
+};
+
+/** A submitted job. */
+export type JobHandle<TResult = unknown> = {
+  readonly id: string;
+  /** Resolves with the handler's output; rejects with `JobFailedError` when it failed or was cancelled. */
+  readonly result: Promise<TResult>;
+  /** The job's snapshots: the current one at once, then every change; completes when it ends. */
+  readonly state$: Observable<JobSnapshot>;
+  /** Cancels the job (see `scheduler.cancel`). */
+  cancel(): boolean;
+};
+
+/** A job spec whose type names a handler and whose payload is what that handler takes. */
+export type JobSubmission<H extends Handlers> = {
+  [K in keyof H & string]: Omit<JobSpec<PayloadOf<H[K]>>, 'type'> & { type: K };
+}[keyof H & string];
+
+/** Which jobs a boost applies to. */
+export type BoostTarget = { group: string } | { ids: readonly string[] };
+
+/** How much a boost raises: `to` a priority (at least), or `by` levels; for `forMs`. */
+export type BoostSpec = ({ to: PriorityName; by?: never } | { by: number; to?: never }) & { forMs: number };
+
+/** What `boost()` did. */
+export type BoostReport = {
+  /** Queued, pending or retrying jobs now boosted (pending ones take effect when they queue). */
+  boosted: string[];
+  /** Running or finished jobs: a boost does nothing to them. */
+  ignored: Array<{ id: string; state: JobState }>;
+  until: number;
+};
+
+/** A boost signal from an application's real-time path, for `connectBoosts()`. */
+export type BoostSignal = { target: BoostTarget } & BoostSpec;

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { JobQueue } from '../../src/core/queue.js';
+import { levelOf, nameOf, Priority } from '../../src/core/priority.js';
+import { numRuns } from '../helpers/num-runs.js';
+
+describe('priorities', () => {
+  it('maps names to levels and back', () => {
+    expect(
+      [Priority.BACKGROUND, Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL].map(levelOf),
+    ).toEqual([0, 1, 2, 3, 4]);
+    expect(levelOf('urgent')).toBe(-1);
+    expect(nameOf(9)).toBe('critical');
+    expect(nameOf(-3)).toBe('background');
+  });
+});
+
+describe('job queue', () => {
+  it('is FIFO within a priority and higher priorities first', () => {
+    const q = new JobQueue<null>({ intervalMs: 0, maxLevels: 0 });
+    q.add('n1', 2, 0, null);
+    q.add('l1', 1, 0, null);
+    q.add('n2', 2, 0, null);
+    q.add('c1', 4, 0, null);
+    expect([...q.inOrder(0)].map((e) => e.id)).toEqual(['c1', 'n1', 'n2', 'l1']);
+    q.remove('n1');
+    expect(q.head(0)?.id).toBe('c1');
+    expect([...q.inOrder(0)].map((e) => e.id)).toEqual(['c1', 'n2', 'l1']);
+  });
+
+  it('ages waiting jobs one level per interval up to the maximum', () => {
+    const q = new JobQueue<null>({ intervalMs: 1_000, maxLevels: 2 });
+    q.add('old-background', 0, 0, null);
+    q.add('new-normal', 2, 2_500, null);
+    // At 2.5 s the background job has aged 2 levels: equal to normal, and it entered first.
+    expect([...q.inOrder(2_500)].map((e) => e.id)).toEqual(['old-background', 'new-normal']);
+    const old = q.get('old-background');
+    expect(old && q.level(old, 1e9)).toBe(2);
+  });
+
+  it('a boost overtakes at once and ends when it expires', () => {
+    const q = new JobQueue<null>({ intervalMs: 0, maxLevels: 0 });
+    q.add('a', 2, 0, null);
+    q.add('b', 1, 0, null);
+    q.setBoost('b', { toLevel: 4, until: 100 });
+    expect([...q.inOrder(50)].map((e) => e.id)).toEqual(['b', 'a']);
+    expect([...q.inOrder(100)].map((e) => e.id)).toEqual(['a', 'b']);
+    expect(q.setBoost('zzz', { byLevels: 1, until: 1 })).toBe(false);
+  });
+
+  it('walks every queued job exactly once, in (effective level, FIFO) order', () => {
+    type Op =
+      | { kind: 'add'; base: number; at: number }
+      | { kind: 'remove'; pick: number }
+      | { kind: 'boost'; pick: number; to?: number; by?: number; until: number };
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({
+        kind: fc.constant('add' as const),
+        base: fc.integer({ min: 0, max: 4 }),
+        at: fc.integer({ min: 0, max: 100 }),
+      }),
+      fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
+      fc.record(
+        {
+          kind: fc.constant('boost' as const),
+          pick: fc.nat(),
+          to: fc.integer({ min: 0, max: 4 }),
+          by: fc.integer({ min: -2, max: 3 }),
+          until: fc.integer({ min: 0, max: 400 }),
+        },
+        { requiredKeys: ['kind', 'pick', 'until'] },
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 60 }),
+        fc.integer({ min: 0, max: 400 }),
+        fc.integer({ min: 0, max: 3 }),
+        (ops, now, maxLevels) => {
+          const q = new JobQueue<null>({ intervalMs: 30, maxLevels });
+          let n = 0;
+          let clock = 0;
+          for (const o of ops) {
+            const ids = [...q.inOrder(clock)].map((e) => e.id);
+            if (o.kind === 'add') {
+              clock = Math.max(clock, o.at);
+              q.add(`j${n++}`, o.base, clock, null);
+            } else if (ids.length > 0) {
+              const id = ids[o.pick % ids.length] as string;
+              if (o.kind === 'remove') q.remove(id);
+              else {
+                q.setBoost(id, {
+                  ...(o.to === undefined ? {} : { toLevel: o.to }),
+                  ...(o.by === undefined ? {} : { byLevels: o.by }),
+                  until: o.until,
+                });
+              }
+            }
+          }
+          const at = Math.max(clock, now);
+          const walked = [...q.inOrder(at)];
+          expect(walked).toHaveLength(q.size);
+          expect(new Set(walked.map((e) => e.id)).size).toBe(q.size);
+          const expected = [...walked].sort((a, b) => q.level(b, at) - q.level(a, at) || a.order - b.order);
+          expect(walked.map((e) => e.id)).toEqual(expected.map((e) => e.id));
+        },
+      ),
+      { numRuns: numRuns(1_000) },
+    );
+  });
+});
