@@ -1,5 +1,6 @@
 import { jobMachine } from '../src/machines/job.machine.js';
 import { resourceManagerMachine } from '../src/machines/resourceManager.machine.js';
+import { schedulerMachine } from '../src/machines/scheduler.machine.js';
 import { renderMachineDoc, toMermaid } from '../src/machines/diagram.js';
 
 /** A generated file, or a generated region (between two marker comments) of a hand-written one. */
@@ -12,6 +13,16 @@ const JOB_INTRO = [
   'where an allocation is released, so every way out of `scheduled` and `running` releases exactly once.',
   '`done(handler)` and `error(handler)` are the outcomes of the invoked `runHandler` actor;',
   '`after(jobTimeout)` and `after(retryBackoff)` are named delays on the injected clock.',
+].join('\n');
+
+const SCHEDULER_INTRO = [
+  'The scheduler actor (`src/machines/scheduler.machine.ts`) holds the bounded queue and decides what',
+  'starts. Scheduling is event-driven — `scheduler.enqueue`, `scheduler.released`, `scheduler.boost`,',
+  '`scheduler.capacityChanged`, `scheduler.resume` — with a periodic `scheduler.tick` (an invoked RxJS',
+  'interval on the injected clock) as a safety net. It asks the resource manager (its invoked child,',
+  '`systemId: resourceManager`) for one job at a time by message, and on `resources.granted` tells the',
+  'job actor `job.allocated` then `job.start`. In `strict` mode only the head may start; in `backfill`',
+  'a later job may start while the head waits, until the head has waited `reserveAfterMs`.',
 ].join('\n');
 
 const RESOURCE_INTRO = [
@@ -27,6 +38,10 @@ const RESOURCE_INTRO = [
 export function generatedDocs(): GeneratedPage[] {
   return [
     { path: 'docs/job-lifecycle.md', content: renderMachineDoc(jobMachine, 'Job lifecycle', JOB_INTRO) },
+    {
+      path: 'docs/scheduler.md',
+      content: renderMachineDoc(schedulerMachine, 'Scheduler', SCHEDULER_INTRO),
+    },
     {
       path: 'docs/resource-manager.md',
       content: renderMachineDoc(resourceManagerMachine, 'Resource manager', RESOURCE_INTRO),

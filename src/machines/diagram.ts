@@ -164,6 +164,8 @@ function emitNode(node: NodeShape, indent: string, lines: string[]): void {
   for (const source of descendants(node)) {
     for (const [event, candidates] of transitionsOf(source)) {
       for (const t of candidates) {
+        // A composite's targetless transitions are listed in its note, not drawn as loops.
+        if (!t.target?.[0] && Object.keys(source.states).length > 0) continue;
         const target = t.target?.[0] ?? source;
         // Place the arrow in the innermost composite that holds both ends.
         let home: NodeShape | undefined = source.parent;

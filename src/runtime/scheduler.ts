@@ -57,6 +57,8 @@ type JobRecord = {
   boost: Boost | undefined;
   progressSeen: number;
   noteSeen: string | undefined;
+  /** An allocation the job released in its last step, handed back once its events are out. */
+  released: string | undefined;
   settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void };
   result: Promise<unknown>;
   subject: BehaviorSubject<JobSnapshot> | undefined;
@@ -513,6 +515,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       boost: undefined,
       progressSeen: 0,
       noteSeen: undefined,
+      released: undefined,
       settle,
       result,
       subject: undefined,
@@ -540,9 +543,9 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
     });
     record.actor = actor;
-    actor.on('job.released', ({ allocation }) =>
-      this.actor.send({ type: 'scheduler.released', jobId: job.id, allocationId: allocation.id }),
-    );
+    actor.on('job.released', ({ allocation }) => {
+      record.released = allocation.id;
+    });
     actor.subscribe({
       next: (snap) => this.onJob(record, snap),
       error: (error: unknown) => record.settle.reject(error),
@@ -608,6 +611,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
       if (this.shutdownReport && !this.shutdownReport.cancelled.includes(id))
         this.shutdownReport.cancelled.push(id);
+      this.handBack(record);
       record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
       return;
     }
@@ -643,6 +647,19 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
+    this.handBack(record);
+    if (FINAL.has(state) && state !== prev) this.checkIdle();
+  }
+
+  /**
+   * Hands a released allocation back to the scheduler, after the job's own events, so that
+   * observers see "a completed" before "b started on what a freed".
+   */
+  private handBack(record: JobRecord): void {
+    const released = record.released;
+    if (released === undefined) return;
+    record.released = undefined;
+    this.actor.send({ type: 'scheduler.released', jobId: record.spec.id, allocationId: released });
   }
 
   private finish(record: JobRecord, snap: JobMachineSnapshot, state: JobState): void {
@@ -669,12 +686,15 @@ export class Scheduler<H extends Handlers = Handlers> {
     for (const dependent of record.dependents) this.notify(() => this.dependencyEnded(dependent, id, state));
     record.dependents = [];
     this.retain(id);
-    if (this.liveCount() === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
-      this.emit({ type: 'scheduler.idle', at });
-    }
+  }
+
+  /** Wakes `onIdle()` waiters and says so, once nothing is live. */
+  private checkIdle(): void {
+    if (this.liveCount() !== 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+    this.emit({ type: 'scheduler.idle', at: this.options.clock.now() });
   }
 
   /** Runs dependency notifications one after another, so long chains never grow the stack. */
