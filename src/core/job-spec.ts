@@ -27,7 +27,7 @@ export type JobSpec<TPayload = unknown> = {
   /** For boosting and listing jobs together. */
   group?: string;
   /** Ids of jobs that must end first. */
-  dependsOn?: string[];
+  dependsOn?: readonly string[];
   /** `afterok` (default): run only if every dependency completed; `afterany`: once they all ended. */
   dependencyPolicy?: 'afterok' | 'afterany';
 };

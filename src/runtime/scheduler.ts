@@ -551,7 +551,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       error: (error: unknown) => record.settle.reject(error),
     });
     actor.start();
-    this.emit({ type: 'job.submitted', at: this.options.clock.now(), job: this.snapshotOf(record) });
+    this.emitLazy(() => ({
+      type: 'job.submitted',
+      at: this.options.clock.now(),
+      job: this.snapshotOf(record),
+    }));
     // Dependencies: the job waits for those not yet ended; a failed one (afterok) cancels it.
     let failedDep: { id: string; state: JobState } | undefined;
     for (const dep of job.dependsOn) {
@@ -625,25 +629,25 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (record.boost && record.boost.until > now) {
         this.actor.send({ type: 'scheduler.boost', jobIds: [id], boost: record.boost });
       }
-      this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
+      this.emitLazy(() => ({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) }));
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
-      this.emit({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) });
+      this.emitLazy(() => ({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) }));
     } else if (state === 'running') {
       const { fraction, note } = snap.context.progress;
       if (fraction !== record.progressSeen || note !== record.noteSeen) {
         record.progressSeen = fraction;
         record.noteSeen = note;
-        this.emit({ type: 'job.progress', at: now, job: this.snapshotOf(record, snap) });
+        this.emitLazy(() => ({ type: 'job.progress', at: now, job: this.snapshotOf(record, snap) }));
       }
     } else if (state === 'retrying' && prev !== 'retrying') {
-      this.emit({
+      this.emitLazy(() => ({
         type: 'job.retrying',
         at: now,
         job: this.snapshotOf(record, snap),
         delayMs: snap.context.retryDelayMs,
-      });
+      }));
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
@@ -766,6 +770,11 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private emit(event: SchedulerEvent): void {
     if (!this.events.closed) this.events.next(event);
+  }
+
+  /** Builds an event only when someone listens: snapshots cost, and most jobs emit several. */
+  private emitLazy(build: () => SchedulerEvent): void {
+    if (this.events.observed && !this.events.closed) this.events.next(build());
   }
 }
 
