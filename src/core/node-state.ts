@@ -99,10 +99,10 @@ export function chooseGpus(node: NodeState, r: UnitRequest, policy: PlacementPol
     }
     if (picked.length < r.gpus) return null;
     const parts: GpuPart[] = [];
-    // A whole GPU is exclusive, so all of its VRAM counts as allocated.
+    // A whole GPU is exclusive, so all of its admissible VRAM counts as allocated.
     for (let k = 0; k < r.gpus; k++) {
       const gpu = picked[k] as number;
-      parts.push({ gpu, share: SHARE_UNITS, vramMb: (node.gpus[gpu] as GpuState).vramMb, whole: true });
+      parts.push({ gpu, share: SHARE_UNITS, vramMb: freeVram(node.gpus[gpu] as GpuState), whole: true });
     }
     return parts;
   }
@@ -140,7 +140,7 @@ function oneWholeGpu(node: NodeState, need: number, policy: PlacementPolicy): Gp
     if (policy === 'first-fit') break;
   }
   if (best < 0) return null;
-  return [{ gpu: best, share: SHARE_UNITS, vramMb: (node.gpus[best] as GpuState).vramMb, whole: true }];
+  return [{ gpu: best, share: SHARE_UNITS, vramMb: bestFree, whole: true }];
 }
 
 /** Everything this node lacks for the request (empty when it fits). */

@@ -85,7 +85,12 @@ export type JobEvent =
   | { type: 'job.wait'; reason: QueuedWaitReason }
   | { type: 'job.allocated'; allocation: Allocation }
   | { type: 'job.start' }
-  | { type: 'job.progress'; fraction: number; note?: string }
+  | {
+      type: 'job.progress';
+      fraction: number;
+      note?: string;
+      /** The reporting attempt; a stale one is ignored. */ attempt?: number;
+    }
   | { type: 'job.cancel'; reason?: 'user' | 'shutdown'; message?: string }
   | { type: 'job.dependencyFailed'; dependencyId: string; message?: string };
 
@@ -117,6 +122,9 @@ export const jobMachine = setup({
   guards: {
     hasTimeout: ({ context }) => context.timeoutMs !== undefined,
     hasAttemptsLeft: ({ context }) => context.attempt < context.maxAttempts,
+    /** Progress from an attempt that already ended (a handler that ignored its abort) is dropped. */
+    isCurrentAttempt: ({ context, event }) =>
+      event.type !== 'job.progress' || event.attempt === undefined || event.attempt === context.attempt,
     canRetry: ({ context }, params: { error: unknown }) =>
       context.attempt < context.maxAttempts && !isUnrecoverable(params.error),
   },
@@ -271,8 +279,8 @@ export const jobMachine = setup({
               progress: (fraction: number, note?: string) =>
                 self.send(
                   note === undefined
-                    ? { type: 'job.progress', fraction }
-                    : { type: 'job.progress', fraction, note },
+                    ? { type: 'job.progress', fraction, attempt: context.attempt }
+                    : { type: 'job.progress', fraction, note, attempt: context.attempt },
                 ),
             }),
             onDone: {
@@ -292,7 +300,7 @@ export const jobMachine = setup({
             ],
           },
           on: {
-            'job.progress': { actions: 'recordProgress' },
+            'job.progress': { guard: 'isCurrentAttempt', actions: 'recordProgress' },
           },
           after: {
             jobTimeout: [

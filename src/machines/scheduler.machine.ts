@@ -30,9 +30,11 @@ export type SchedulerMachineInput = {
 
 export type SchedulerEvent =
   | { type: 'scheduler.poolReady'; resources: ResourceManagerInput }
-  | { type: 'scheduler.enqueue'; jobId: string; level: number; job: QueuedJob }
+  | { type: 'scheduler.enqueue'; jobId: string; level: number; job: QueuedJob; boost?: Boost }
   | { type: 'scheduler.dequeue'; jobId: string }
   | { type: 'scheduler.released'; jobId: string; allocationId: string }
+  /** Resources were handed back earlier in this step: try to start jobs now. */
+  | { type: 'scheduler.kick' }
   | { type: 'scheduler.boost'; jobIds: string[]; boost: Boost }
   | { type: 'scheduler.boostExpired' }
   | { type: 'scheduler.capacityChanged' }
@@ -93,10 +95,15 @@ export const schedulerMachine = setup({
       resources: ({ context, event }) =>
         event.type === 'scheduler.poolReady' ? event.resources : context.resources,
     }),
-    enqueue: ({ context, event }) => {
+    enqueue: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'scheduler.enqueue' || context.queue.has(event.jobId)) return;
       context.queue.add(event.jobId, event.level, context.clock.now(), event.job);
-    },
+      if (event.boost) context.queue.setBoost(event.jobId, event.boost);
+      // Every slot taken: say so now, rather than the default "waiting for resources".
+      if (context.holders.size >= context.maxConcurrentJobs) {
+        enqueue.sendTo(event.job.ref, { type: 'job.wait', reason: 'concurrency' });
+      }
+    }),
     dequeue: ({ context, event }) => {
       if (event.type !== 'scheduler.dequeue') return;
       context.queue.remove(event.jobId);
@@ -153,6 +160,12 @@ export const schedulerMachine = setup({
     markPaused: enqueueActions(({ context, enqueue }) => {
       for (const entry of context.queue.inOrder(context.clock.now())) {
         enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: 'paused' });
+      }
+    }),
+    markResumed: enqueueActions(({ context, enqueue }) => {
+      for (const entry of context.queue.inOrder(context.clock.now())) {
+        const full = context.holders.size >= context.maxConcurrentJobs;
+        enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: full ? 'concurrency' : 'resources' });
       }
     }),
     markEnqueuedPaused: enqueueActions(({ event, enqueue }) => {
@@ -251,7 +264,7 @@ export const schedulerMachine = setup({
           },
           on: {
             'scheduler.enqueue': { actions: ['enqueue', 'dispatch'] },
-            'scheduler.released': { actions: ['release', 'dispatch'] },
+            'scheduler.kick': { actions: 'dispatch' },
             'scheduler.boost': { actions: ['boost', 'dispatch'] },
             'scheduler.boostExpired': { actions: ['expireBoosts', 'dispatch'] },
             'scheduler.capacityChanged': { actions: ['forgetDenials', 'dispatch'] },
@@ -268,7 +281,7 @@ export const schedulerMachine = setup({
           entry: 'markPaused',
           on: {
             'scheduler.enqueue': { actions: ['enqueue', 'markEnqueuedPaused'] },
-            'scheduler.resume': { target: 'active', actions: 'forgetDenials' },
+            'scheduler.resume': { target: 'active', actions: ['forgetDenials', 'markResumed'] },
             'scheduler.close': { target: 'closed' },
           },
         },

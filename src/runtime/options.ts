@@ -125,6 +125,16 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     if (typeof fn !== 'function') throw new InvalidOptionError(`handlers.${type}`, fn, 'a function');
   }
   const resources = options.resources ?? 'detect';
+  if (
+    resources !== 'detect' &&
+    (typeof resources !== 'object' || resources === null || Array.isArray(resources))
+  ) {
+    throw new InvalidOptionError(
+      'resources',
+      resources,
+      "'detect', a pool { cpu, memoryMb, gpus } or { nodes: [...] }",
+    );
+  }
   const detected = resources === 'detect' || (typeof resources === 'object' && 'detect' in resources);
   const retry: unknown = options.retry ?? {};
   if (typeof retry !== 'object' || retry === null) throw new InvalidOptionError('retry', retry, 'an object');

@@ -9,6 +9,7 @@ import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import {
   DuplicateJobError,
   InvalidJobError,
+  InvalidOptionError,
   JobFailedError,
   QueueFullError,
   SchedulerClosedError,
@@ -57,6 +58,8 @@ type JobRecord = {
   boost: Boost | undefined;
   progressSeen: number;
   noteSeen: string | undefined;
+  /** Running with attempts left (counted in `mayRetry`). */
+  mayRetry: boolean;
   /** An allocation the job released in its last step, handed back once its events are out. */
   released: string | undefined;
   settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void };
@@ -97,6 +100,11 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly notifications: Array<() => void> = [];
   private notifying = false;
   private resourcesWired = false;
+  private batching = false;
+  /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
+  private mayRetry = 0;
+  /** The resource figures as they were when the resource manager stopped (after shutdown). */
+  private finalResources: SchedulerStats['resources'] | undefined;
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
@@ -169,7 +177,15 @@ export class Scheduler<H extends Handlers = Handlers> {
       }
       handles.set(job.id, this.accept(job));
     };
-    jobs.forEach(visit);
+    // Keep finished records while the batch goes in: a dependency that fails at once must not
+    // be dropped by retention before a later job of the batch looks it up.
+    this.batching = true;
+    try {
+      jobs.forEach(visit);
+    } finally {
+      this.batching = false;
+      this.retain();
+    }
     return jobs.map((j) => handles.get(j.id) as JobHandle);
   }
 
@@ -310,11 +326,20 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (this.shutdownPromise) return this.shutdownPromise;
     const mode = options.mode ?? 'drain';
     const timeoutMs = options.timeoutMs ?? 10_000;
-    if (mode !== 'drain' && mode !== 'cancel') throw new InvalidJobError('mode', mode, "'drain' or 'cancel'");
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
-      throw new InvalidJobError('timeoutMs', timeoutMs, 'a number of ms ≥ 0');
+    if (mode !== 'drain' && mode !== 'cancel')
+      throw new InvalidOptionError('mode', mode, "'drain' or 'cancel'");
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new InvalidOptionError('timeoutMs', timeoutMs, 'a number of ms ≥ 0');
+    }
     this.closed = true;
-    const report: ShutdownReport = { mode, completed: [], cancelled: [], aborted: [], timedOut: false };
+    const report: ShutdownReport = {
+      mode,
+      completed: [],
+      failed: [],
+      cancelled: [],
+      aborted: [],
+      timedOut: false,
+    };
     this.shutdownReport = report;
     this.actor.send({ type: 'scheduler.close' });
     this.shutdownPromise = this.runShutdown(report, mode, timeoutMs);
@@ -355,6 +380,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     for (const timer of this.timers) this.options.clock.clearTimeout(timer);
     this.timers.clear();
     for (const subscription of this.subscriptions) subscription.unsubscribe();
+    this.finalResources = this.resourceStats();
     this.actor.stop();
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
@@ -446,6 +472,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private resourceStats(): SchedulerStats['resources'] {
+    if (this.finalResources) return this.finalResources;
     const rm = this.resourceManager();
     if (rm) return (rm.getSnapshot() as { context: { stats: SchedulerStats['resources'] } }).context.stats;
     const zero = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0, custom: {} };
@@ -489,7 +516,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private assertRoom(n: number): void {
-    if (this.queueSize() + n > this.options.maxQueueSize) throw new QueueFullError(this.options.maxQueueSize);
+    if (this.queueSize() + this.mayRetry + n > this.options.maxQueueSize) {
+      throw new QueueFullError(this.options.maxQueueSize);
+    }
   }
 
   private queueSize(): number {
@@ -515,6 +544,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       boost: undefined,
       progressSeen: 0,
       noteSeen: undefined,
+      mayRetry: false,
       released: undefined,
       settle,
       result,
@@ -608,28 +638,39 @@ export class Scheduler<H extends Handlers = Handlers> {
       this.counts[prev]--;
       this.counts[state]++;
       record.state = state;
+      const mayRetry = state === 'running' && snap.context.attempt < snap.context.maxAttempts;
+      if (mayRetry !== record.mayRetry) {
+        record.mayRetry = mayRetry;
+        this.mayRetry += mayRetry ? 1 : -1;
+      }
+    }
+    // Counts and resources move together: the allocation goes back now, but nothing new starts
+    // on it until this job's own events are out ("a completed" before "b started").
+    const released = this.handBack(record);
+    if (state !== prev) {
       if (prev === 'queued' && state === 'cancelled')
         this.actor.send({ type: 'scheduler.dequeue', jobId: id });
     }
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
-      if (this.shutdownReport && !this.shutdownReport.cancelled.includes(id))
-        this.shutdownReport.cancelled.push(id);
-      this.handBack(record);
+      const report = this.shutdownReport;
+      if (report && !report.cancelled.includes(id) && !report.aborted.includes(id)) {
+        (HOLDING.has(prev) ? report.aborted : report.cancelled).push(id);
+      }
       record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
       return;
     }
     if (state === 'queued' && prev !== 'queued') {
+      // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
+      this.emitLazy(() => ({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) }));
+      const boost = record.boost && record.boost.until > now ? record.boost : undefined;
       this.actor.send({
         type: 'scheduler.enqueue',
         jobId: id,
         level: record.spec.level,
         job: { ref: record.actor as AnyActorRef, request: record.spec.resources, group: record.spec.group },
+        ...(boost ? { boost } : {}),
       });
-      if (record.boost && record.boost.until > now) {
-        this.actor.send({ type: 'scheduler.boost', jobIds: [id], boost: record.boost });
-      }
-      this.emitLazy(() => ({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) }));
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
@@ -651,19 +692,17 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
-    this.handBack(record);
+    if (released) this.actor.send({ type: 'scheduler.kick' });
     if (FINAL.has(state) && state !== prev) this.checkIdle();
   }
 
-  /**
-   * Hands a released allocation back to the scheduler, after the job's own events, so that
-   * observers see "a completed" before "b started on what a freed".
-   */
-  private handBack(record: JobRecord): void {
+  /** Hands an allocation the job released in this step back to the scheduler; true if one. */
+  private handBack(record: JobRecord): boolean {
     const released = record.released;
-    if (released === undefined) return;
+    if (released === undefined) return false;
     record.released = undefined;
     this.actor.send({ type: 'scheduler.released', jobId: record.spec.id, allocationId: released });
+    return true;
   }
 
   private finish(record: JobRecord, snap: JobMachineSnapshot, state: JobState): void {
@@ -689,7 +728,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     record.subject = undefined;
     for (const dependent of record.dependents) this.notify(() => this.dependencyEnded(dependent, id, state));
     record.dependents = [];
-    this.retain(id);
+    this.finishedOrder.push(id);
+    this.retain();
   }
 
   /** Wakes `onIdle()` waiters and says so, once nothing is live. */
@@ -724,8 +764,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   /** Keeps at most `retainFinished` finished records, dropping the oldest. */
-  private retain(id: string): void {
-    this.finishedOrder.push(id);
+  private retain(): void {
+    if (this.batching) return;
     while (this.finishedOrder.length - this.finishedHead > this.options.retainFinished) {
       const oldest = this.finishedOrder[this.finishedHead++] as string;
       const record = this.records.get(oldest);
@@ -743,7 +783,21 @@ export class Scheduler<H extends Handlers = Handlers> {
   private snapshotOf(record: JobRecord, snap?: JobMachineSnapshot): JobSnapshot {
     if (record.final) return record.final;
     const current = snap ?? (record.actor as JobActor).getSnapshot();
-    return toJobSnapshot(record.spec, current, this.effectiveLevel(record));
+    const out = toJobSnapshot(record.spec, current, this.effectiveLevel(record));
+    if (record.state === 'queued') out.waitReason = this.queuedWaitReason(out.waitReason) ?? 'resources';
+    return out;
+  }
+
+  /**
+   * Why a queued job waits, read from the scheduler as it is now: paused, every slot taken, or
+   * (the job's own last word) resources. Deriving it costs O(1) per read, where telling every
+   * queued job each time a slot fills or frees would cost O(queue).
+   */
+  private queuedWaitReason(own: JobSnapshot['waitReason']): JobSnapshot['waitReason'] {
+    const scheduler = this.actor.getSnapshot();
+    if (scheduler.matches({ ready: 'paused' })) return 'paused';
+    if (scheduler.context.holders.size >= this.options.maxConcurrentJobs) return 'concurrency';
+    return own === 'paused' || own === 'concurrency' ? 'resources' : own;
   }
 
   private effectiveLevel(record: JobRecord): number {

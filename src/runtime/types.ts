@@ -88,9 +88,14 @@ export type ShutdownReport = {
   mode: 'drain' | 'cancel';
   /** Jobs that completed while the scheduler drained. */
   completed: string[];
+  /** Jobs that failed for good while the scheduler drained. */
+  failed: string[];
   /** Jobs that had not started (pending, queued, retrying), cancelled with kind `shutdown`. */
   cancelled: string[];
-  /** Jobs that were running and were aborted (at once in `cancel` mode, at the timeout in `drain`). */
+  /**
+   * Jobs that were running and were aborted: at once in `cancel` mode, at the timeout in `drain`,
+   * or when an attempt failed during the drain and would have retried.
+   */
   aborted: string[];
   /** True when `drain` ran out of time. */
   timedOut: boolean;

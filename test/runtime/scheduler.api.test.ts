@@ -1,0 +1,542 @@
+/** Scenario tests of the scheduler runtime, issue 4 items 7–8 and 10–11, in virtual time. */
+import { describe, expect, it } from 'vitest';
+import { Subject } from 'rxjs';
+import type { InspectionEvent } from 'xstate';
+import {
+  DependencyCycleError,
+  DuplicateJobError,
+  InvalidJobError,
+  InvalidOptionError,
+  InvalidPoolError,
+  JobFailedError,
+  QueueFullError,
+  SchedulerClosedError,
+  UnknownDependencyError,
+  UnschedulableError,
+  createScheduler,
+  createVirtualClock,
+  type BoostSignal,
+  type HandlerContext,
+  type JobState,
+  type SchedulerEvent,
+  type SchedulerOptions,
+  type SystemInformationLike,
+  type VirtualClock,
+} from '../../src/index.js';
+
+function wait(clock: VirtualClock, signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const t = clock.setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clock.clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+}
+
+const POOL = { id: 'n1', cpu: 8, memoryMb: 16_384, gpus: [{ vramMb: 24_000 }], custom: { licence: 2 } };
+const CAPACITY = { cpu: 8, memoryMb: 16_384, gpu: 1, vramMb: 24_000, custom: { licence: 2 } };
+const NONE = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0 };
+
+function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
+  const clock = createVirtualClock();
+  const started: string[] = [];
+  const signals = new Map<string, AbortSignal>();
+  const handlers = {
+    work: async ({ id, payload, signal }: HandlerContext<{ ms?: number } | undefined>) => {
+      started.push(id);
+      signals.set(id, signal);
+      await wait(clock, signal, payload?.ms ?? 1_000);
+      return 'done';
+    },
+    failNow: async () => {
+      throw new Error('boom');
+    },
+    hang: () => new Promise<never>(() => undefined),
+  };
+  const scheduler = createScheduler({ clock, monitor: false, resources: POOL, handlers, ...options });
+  const events: SchedulerEvent[] = [];
+  scheduler.events$.subscribe((e) => events.push(e));
+  return { clock, scheduler, events, started, signals };
+}
+
+/** A job spec of type `work` with these fields. */
+const work = (fields: Record<string, unknown> = {}) => ({ type: 'work', ...fields }) as const;
+
+describe('bad input and back-pressure', () => {
+  const [IJ, US] = [InvalidJobError.name, UnschedulableError.name];
+  const bad: Array<[string, unknown, string, string]> = [
+    ['unknown type', { type: 'nope' }, IJ, 'type'],
+    ['not an object', 'work', IJ, 'job'],
+    ['bad priority', work({ priority: 'urgent' }), IJ, 'priority'],
+    ['negative timeout', work({ timeoutMs: -1 }), IJ, 'timeoutMs'],
+    ['NaN timeout', work({ timeoutMs: Number.NaN }), IJ, 'timeoutMs'],
+    ['empty id', work({ id: '' }), IJ, 'id'],
+    ['duplicate id', work({ id: 'running' }), DuplicateJobError.name, 'id'],
+    ['negative cpu', work({ resources: { cpu: -1 } }), IJ, 'resources.cpu'],
+    ['too many GPUs', work({ resources: { gpu: 2 } }), US, 'resources.gpu'],
+    ['too much VRAM', work({ resources: { gpu: 1, vramMb: 48_000 } }), US, 'resources.vramMb'],
+    ['too much memory', work({ resources: { memoryMb: 1e6 } }), US, 'resources.memoryMb'],
+    ['unknown custom', work({ resources: { custom: { tpu: 1 } } }), US, 'resources.custom.tpu'],
+    ['bad attempts', work({ retry: { attempts: 0 } }), IJ, 'retry.attempts'],
+    ['empty group', work({ group: '' }), IJ, 'group'],
+    ['unknown dependency', work({ dependsOn: ['ghost'] }), UnknownDependencyError.name, 'dependsOn'],
+    ['a cycle', work({ id: 'c', dependsOn: ['c'] }), DependencyCycleError.name, 'dependsOn'],
+    ['bad policy', work({ dependsOn: ['running'], dependencyPolicy: 'x' }), IJ, 'dependencyPolicy'],
+  ];
+  it.each(bad)(
+    '%s throws a typed error naming the field and changes nothing',
+    async (_, spec, name, field) => {
+      const { clock, scheduler, events } = make({ maxConcurrentJobs: 1 });
+      scheduler.submit({ type: 'work', id: 'running', resources: { gpu: 1 } });
+      scheduler.submit({ type: 'work', id: 'queued' });
+      const stats = scheduler.stats();
+      const list = scheduler.list();
+      const seen = events.length;
+      expect(() => scheduler.submit(spec as never)).toThrow(expect.objectContaining({ name, field }));
+      expect(scheduler.stats()).toEqual(stats);
+      expect(scheduler.list()).toEqual(list);
+      expect(events.length).toBe(seen);
+      // The scheduler goes on as before.
+      await clock.advanceBy(2_000);
+      expect(scheduler.list().map((j) => j.state)).toEqual(['completed', 'completed']);
+    },
+  );
+
+  it('throws QueueFullError at maxQueueSize (running jobs do not count), and nothing changes', async () => {
+    // One attempt each: a running job can never come back to the queue.
+    const { clock, scheduler, events } = make({
+      maxConcurrentJobs: 1,
+      maxQueueSize: 2,
+      retry: { attempts: 1 },
+    });
+    for (const id of ['a', 'b', 'c']) scheduler.submit({ type: 'work', id });
+    expect(scheduler.stats().queue).toEqual({ size: 2, max: 2 });
+    const seen = events.length;
+    expect(() => scheduler.submit({ type: 'work', id: 'd' })).toThrow(QueueFullError);
+    expect(() => scheduler.submit({ type: 'work', id: 'd' })).toThrow(expect.objectContaining({ max: 2 }));
+    expect(scheduler.get('d')).toBeUndefined();
+    expect(scheduler.stats().queue.size).toBe(2);
+    expect(events.length).toBe(seen);
+    await clock.advanceBy(1_000); // a ends, b starts: one place frees up
+    expect(() =>
+      scheduler.submitAll([
+        { type: 'work', id: 'd' },
+        { type: 'work', id: 'e' },
+      ]),
+    ).toThrow(QueueFullError);
+    expect(scheduler.get('d')).toBeUndefined();
+    expect(scheduler.submit({ type: 'work', id: 'd' }).id).toBe('d');
+  });
+
+  it('the queue never holds more than maxQueueSize, even when running jobs fall back to retrying', async () => {
+    const { clock, scheduler } = make({
+      maxQueueSize: 2,
+      retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 1_000, jitter: false } },
+    });
+    let max = 0;
+    const check = () => (max = Math.max(max, scheduler.stats().queue.size));
+    scheduler.events$.subscribe(check);
+    const specs = [
+      work({ id: 'gpu', resources: { gpu: 1 } }),
+      { type: 'failNow', id: 'f1' },
+      { type: 'failNow', id: 'f2' },
+      work({ id: 'w1', resources: { gpu: 1 } }),
+      work({ id: 'w2', resources: { gpu: 1 } }),
+    ] as const;
+    let accepted = 0;
+    for (const spec of specs) {
+      try {
+        scheduler.submit(spec);
+        accepted++;
+      } catch (error) {
+        expect(error).toBeInstanceOf(QueueFullError); // refusing at the door is fine
+      }
+      check();
+    }
+    expect(accepted).toBeGreaterThanOrEqual(2);
+    for (let t = 0; t < 5; t++) {
+      await clock.advanceBy(1_000);
+      check();
+    }
+    expect(max).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('lifecycle controls', () => {
+  /** A GPU job runs 5 s; `target` is brought to `state`. */
+  async function inState(state: 'pending' | 'queued' | 'running' | 'retrying') {
+    const h = make({ retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 1_000, jitter: false } } });
+    h.scheduler.submit({ type: 'work', id: 'gpu', resources: { gpu: 1 }, payload: { ms: 5_000 } });
+    const specs = {
+      pending: { type: 'work', id: 'target', dependsOn: ['gpu'] },
+      queued: { type: 'work', id: 'target', resources: { gpu: 1 } },
+      running: { type: 'work', id: 'target', resources: { cpu: 2 } },
+      retrying: { type: 'failNow', id: 'target' },
+    } as const;
+    const handle = h.scheduler.submit(specs[state]);
+    await h.clock.advanceBy(0);
+    return { ...h, handle };
+  }
+
+  it.each(['pending', 'queued', 'running', 'retrying'] as const)(
+    'cancel works in state %s: cancelled, result rejects, nothing held',
+    async (state) => {
+      const { clock, scheduler, events, handle } = await inState(state);
+      expect(scheduler.get('target')?.state).toBe(state);
+      expect(scheduler.cancel('target')).toBe(true);
+      expect(scheduler.get('target')).toMatchObject({ state: 'cancelled', error: { kind: 'cancelled' } });
+      await expect(handle.result).rejects.toMatchObject({ name: JobFailedError.name, state: 'cancelled' });
+      const cancelled = events.flatMap((e) => (e.type === 'job.cancelled' ? [e.job.id] : []));
+      expect(cancelled).toEqual(['target']);
+      expect(scheduler.cancel('target')).toBe(false);
+      expect(handle.cancel()).toBe(false);
+      expect(scheduler.cancel('ghost')).toBe(false);
+      await clock.advanceBy(10_000);
+      expect(scheduler.get('target')?.state).toBe('cancelled');
+      expect(scheduler.get('gpu')?.state).toBe('completed');
+      expect(scheduler.stats().resources.allocated).toMatchObject(NONE);
+    },
+  );
+
+  it('cancel works in state scheduled, before the handler starts', async () => {
+    const { clock, scheduler, started } = make();
+    scheduler.submit(work({ id: 'blocker', resources: { gpu: 1 }, payload: { ms: 100 } }));
+    const target = scheduler.submit(work({ id: 'target', resources: { gpu: 1 } }));
+    const states: JobState[] = [];
+    let completed = false;
+    target.state$.subscribe({
+      next: (snap) => {
+        states.push(snap.state);
+        if (snap.state === 'scheduled') expect(target.cancel()).toBe(true);
+      },
+      complete: () => (completed = true),
+    });
+    await clock.advanceBy(1_000);
+    expect(states).toEqual(['queued', 'scheduled', 'cancelled']);
+    expect(completed).toBe(true);
+    expect(started).toEqual(['blocker']);
+    expect(scheduler.get('target')?.error?.kind).toBe('cancelled');
+    expect(scheduler.stats().resources.allocated).toMatchObject(NONE);
+  });
+
+  it('pause stops new starts (waitReason paused), running jobs go on; resume starts them again', async () => {
+    const { clock, scheduler, events } = make();
+    scheduler.submit({ type: 'work', id: 'running' });
+    scheduler.pause();
+    scheduler.submit({ type: 'work', id: 'p1' });
+    scheduler.submit({ type: 'work', id: 'p2' });
+    expect(scheduler.get('p1')).toMatchObject({ state: 'queued', waitReason: 'paused' });
+    await clock.advanceBy(5_000);
+    expect(scheduler.get('running')?.state).toBe('completed');
+    expect(scheduler.get('p2')).toMatchObject({ state: 'queued', waitReason: 'paused' });
+    scheduler.resume();
+    expect(scheduler.list({ state: 'running' }).map((j) => j.id)).toEqual(['p1', 'p2']);
+    expect(events.filter((e) => e.type.startsWith('scheduler.') && e.type !== 'scheduler.idle')).toEqual([
+      { type: 'scheduler.paused', at: 0 },
+      { type: 'scheduler.resumed', at: 5_000 },
+    ]);
+  });
+
+  it('after resume, jobs that still wait say why (not paused)', () => {
+    const { scheduler } = make({ maxConcurrentJobs: 1 });
+    scheduler.pause();
+    for (const id of ['a', 'b', 'c']) scheduler.submit({ type: 'work', id });
+    scheduler.resume();
+    expect(scheduler.get('a')?.state).toBe('running');
+    expect(scheduler.list({ state: 'queued' }).map((j) => j.waitReason)).toEqual([
+      'concurrency',
+      'concurrency',
+    ]);
+  });
+
+  it('onIdle resolves at once when idle, and otherwise when the last job ends', async () => {
+    const { clock, scheduler } = make();
+    let idle = false;
+    void scheduler.onIdle().then(() => (idle = true));
+    await clock.flush();
+    expect(idle).toBe(true);
+    scheduler.submit({ type: 'work', id: 'a', payload: { ms: 100 } });
+    scheduler.submit({ type: 'work', id: 'b', dependsOn: ['a'], payload: { ms: 100 } });
+    let at = -1;
+    void scheduler.onIdle().then(() => (at = clock.now()));
+    await clock.advanceBy(150);
+    expect(at).toBe(-1);
+    await clock.advanceBy(100);
+    expect(at).toBe(200);
+  });
+});
+
+describe('shutdown', () => {
+  it('drain: cancels what has not started (kind shutdown), lets running jobs finish, then frees everything', async () => {
+    const { clock, scheduler, events } = make({ maxConcurrentJobs: 1 });
+    scheduler.submit({ type: 'work', id: 'run', resources: { gpu: 1 }, payload: { ms: 1_000 } });
+    scheduler.submit({ type: 'work', id: 'queued' });
+    scheduler.submit({ type: 'work', id: 'pending', dependsOn: ['run'] });
+    let report: unknown;
+    void scheduler.shutdown({ mode: 'drain', timeoutMs: 5_000 }).then((r) => (report = r));
+    expect(scheduler.get('queued')).toMatchObject({ state: 'cancelled', error: { kind: 'shutdown' } });
+    expect(scheduler.get('pending')).toMatchObject({ state: 'cancelled', error: { kind: 'shutdown' } });
+    expect(() => scheduler.submit({ type: 'work' })).toThrow(SchedulerClosedError);
+    await clock.advanceBy(999);
+    expect(report).toBeUndefined();
+    expect(scheduler.get('run')?.state).toBe('running');
+    await clock.advanceBy(1);
+    expect(report).toMatchObject({ mode: 'drain', completed: ['run'], aborted: [], timedOut: false });
+    expect([...(report as { cancelled: string[] }).cancelled].sort()).toEqual(['pending', 'queued']);
+    expect(scheduler.get('run')?.state).toBe('completed');
+    expect(clock.pendingTimers()).toBe(0);
+    expect(events.at(-1)).toMatchObject({ type: 'scheduler.shutdown', report });
+    expect(() => scheduler.submit({ type: 'work' })).toThrow(SchedulerClosedError);
+    expect(() => scheduler.submitAll([{ type: 'work' }])).toThrow(SchedulerClosedError);
+  });
+
+  it('afterwards every resource is free, with the capacity still reported', async () => {
+    const { clock, scheduler } = make();
+    scheduler.submit({ type: 'work', id: 'run', resources: { gpu: 1, cpu: 2 } });
+    const done = scheduler.shutdown({ mode: 'cancel' });
+    await clock.advanceBy(0);
+    await done;
+    const { resources } = scheduler.stats();
+    expect(resources.allocated).toMatchObject(NONE);
+    expect(resources.capacity).toEqual(CAPACITY);
+    expect(resources.free).toEqual(CAPACITY);
+  });
+
+  it('drain that runs out of time aborts running jobs, within timeoutMs plus one tick', async () => {
+    const { clock, scheduler } = make({ schedulingIntervalMs: 1_000, retry: { attempts: 3 } });
+    scheduler.submit({ type: 'hang', id: 'stuck', resources: { gpu: 1 } });
+    scheduler.submit({ type: 'failNow', id: 'flaky' });
+    await clock.advanceBy(0);
+    expect(scheduler.get('flaky')?.state).toBe('retrying');
+    let report: unknown;
+    void scheduler.shutdown({ mode: 'drain', timeoutMs: 2_000 }).then((r) => (report = r));
+    await clock.advanceBy(2_000 + 1_000);
+    expect(report).toEqual({
+      mode: 'drain',
+      completed: [],
+      failed: [],
+      cancelled: ['flaky'],
+      aborted: ['stuck'],
+      timedOut: true,
+    });
+    expect(scheduler.get('stuck')).toMatchObject({ state: 'cancelled', error: { kind: 'shutdown' } });
+    expect(scheduler.get('stuck')?.endedAt).toBe(2_000);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('cancel: aborts running jobs at once and resolves without time passing', async () => {
+    const { clock, scheduler, signals } = make();
+    scheduler.submit(work({ id: 'a', resources: { gpu: 1 } }));
+    scheduler.submit(work({ id: 'b', resources: { gpu: 1 } }));
+    await clock.advanceBy(10);
+    const report = await scheduler.shutdown({ mode: 'cancel', timeoutMs: 60_000 });
+    expect(report).toEqual({
+      mode: 'cancel',
+      completed: [],
+      failed: [],
+      cancelled: ['b'],
+      aborted: ['a'],
+      timedOut: false,
+    });
+    expect(clock.now()).toBe(10);
+    expect(signals.get('a')?.aborted).toBe(true);
+    expect(scheduler.get('a')).toMatchObject({ state: 'cancelled', error: { kind: 'shutdown' } });
+    expect(clock.pendingTimers()).toBe(0);
+    expect(await scheduler.shutdown()).toBe(report);
+  });
+
+  it('leaves no boost timer or subscription behind, completes events$, and rejects bad options first', async () => {
+    const { clock, scheduler } = make({ maxConcurrentJobs: 1 });
+    scheduler.submit(work({ id: 'a', payload: { ms: 100 } }));
+    scheduler.submit(work({ id: 'b' }));
+    const boost$ = new Subject<BoostSignal>();
+    scheduler.connectBoosts(boost$);
+    boost$.next({ target: { ids: ['b'] }, to: 'critical', forMs: 60_000 });
+    expect(() => scheduler.shutdown({ mode: 'later' as never })).toThrow(
+      expect.objectContaining({ field: 'mode' }),
+    );
+    expect(() => scheduler.shutdown({ timeoutMs: -1 })).toThrow(
+      expect.objectContaining({ field: 'timeoutMs' }),
+    );
+    expect(scheduler.get('b')?.state).toBe('queued');
+    let complete = false;
+    scheduler.events$.subscribe({ complete: () => (complete = true) });
+    const done = scheduler.shutdown({ mode: 'drain' });
+    await clock.advanceBy(100);
+    await done;
+    expect(boost$.observed).toBe(false);
+    expect(complete).toBe(true);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+});
+
+describe('observation', () => {
+  it('events$ tells the story of a simple job, in order, as a typed union', async () => {
+    const { clock, scheduler, events } = make();
+    scheduler.submit({ type: 'work', id: 'a', resources: { gpu: 1 }, payload: { ms: 100 } });
+    await clock.advanceBy(1_000);
+    // The release is counted before "completed" is said, so stats() agree with every event.
+    const story = 'job.submitted job.queued resources.changed job.started resources.changed job.completed';
+    expect(events.map((e) => e.type)).toEqual([...story.split(' '), 'scheduler.idle']);
+    const [submitted, queued, , started, , completed, idle] = events;
+    expect(submitted).toMatchObject({ at: 0, job: { id: 'a', state: 'pending' } });
+    expect(queued).toMatchObject({ at: 0, job: { id: 'a', state: 'queued' } });
+    expect(started).toMatchObject({ at: 0, job: { id: 'a', state: 'running', attempt: 1 } });
+    expect(completed).toMatchObject({ at: 100, output: 'done', job: { state: 'completed' } });
+    expect(idle).toEqual({ type: 'scheduler.idle', at: 100 });
+    const gpus = events.flatMap((e) => (e.type === 'resources.changed' ? [e.resources.allocated.gpu] : []));
+    expect(gpus).toEqual([1, 0]);
+  });
+
+  it('stats() counts jobs by state, the queue, and capacity/allocated/free', async () => {
+    const { clock, scheduler } = make({ maxConcurrentJobs: 2, maxQueueSize: 10 });
+    scheduler.submit(
+      work({ id: 'a', resources: { gpu: 1, cpu: 2, memoryMb: 1_024, custom: { licence: 1 } } }),
+    );
+    scheduler.submit({ type: 'work', id: 'b', resources: { cpu: 1 }, payload: { ms: 10 } });
+    scheduler.submit({ type: 'work', id: 'c' });
+    scheduler.submit({ type: 'work', id: 'd', dependsOn: ['a'] });
+    const stats = scheduler.stats();
+    const jobs = { pending: 1, queued: 1, scheduled: 0, running: 2, retrying: 0, completed: 0, failed: 0 };
+    expect(stats.jobs).toEqual({ ...jobs, cancelled: 0 });
+    expect(stats.queue).toEqual({ size: 2, max: 10 });
+    expect(stats.resources.capacity).toEqual(CAPACITY);
+    const allocated = { cpu: 3, memoryMb: 1_024, gpu: 1, vramMb: 24_000, custom: { licence: 1 } };
+    expect(stats.resources.allocated).toEqual(allocated);
+    expect(stats.resources.free).toEqual({
+      cpu: 5,
+      memoryMb: 15_360,
+      gpu: 0,
+      vramMb: 0,
+      custom: { licence: 1 },
+    });
+    await clock.advanceBy(10_000);
+    expect(scheduler.stats().jobs.completed).toBe(4);
+    expect(scheduler.stats().resources.free).toEqual(CAPACITY);
+  });
+
+  it('get/list include finished jobs as records, filter by state and group, and keep retainFinished', async () => {
+    const { clock, scheduler } = make({ retainFinished: 2 });
+    for (const id of ['a', 'b', 'c']) scheduler.submit({ type: 'work', id, group: 'g', payload: { ms: 10 } });
+    scheduler.submit({ type: 'work', id: 'd', payload: { ms: 1_000 } });
+    expect(scheduler.get('nope')).toBeUndefined();
+    expect(scheduler.list({ group: 'g' }).map((j) => j.id)).toEqual(['a', 'b', 'c']);
+    await clock.advanceBy(100);
+    expect(scheduler.list({ state: 'completed' }).map((j) => j.id)).toEqual(['b', 'c']);
+    expect(scheduler.get('a')).toBeUndefined();
+    expect(scheduler.get('c')).toMatchObject({ state: 'completed', endedAt: 10 });
+    expect(scheduler.list({ state: 'running' }).map((j) => j.id)).toEqual(['d']);
+    expect(scheduler.list({ group: 'g', state: 'completed' }).map((j) => j.id)).toEqual(['b', 'c']);
+    expect(scheduler.list().map((j) => j.id)).toEqual(['b', 'c', 'd']);
+    await clock.advanceBy(1_000);
+    expect(scheduler.list().map((j) => j.id)).toEqual(['c', 'd']);
+  });
+
+  it('options.inspect sees the scheduler, the resource manager and every job actor', async () => {
+    const actors = new Set<string>();
+    const events = new Set<string>();
+    const inspect = (e: InspectionEvent) => {
+      const logic = (e.actorRef as { logic?: { id?: string } }).logic;
+      if (e.type === '@xstate.actor' && logic?.id) actors.add(logic.id);
+      if (e.type === '@xstate.event') events.add(e.event.type);
+    };
+    const { clock, scheduler } = make({ inspect });
+    scheduler.submit({ type: 'work', payload: { ms: 10 } });
+    await clock.advanceBy(100);
+    expect([...actors]).toEqual(expect.arrayContaining(['scheduler', 'resourceManager', 'job']));
+    expect([...events]).toEqual(
+      expect.arrayContaining(['scheduler.enqueue', 'resources.request', 'resources.granted', 'job.start']),
+    );
+  });
+
+  it('the monitor reports measured resources; pressure holds jobs back and its end starts them', async () => {
+    const readings = [2_000, 2_000, 16_384];
+    const measure = async () => ({ freeMemoryMb: readings.shift() ?? 16_000, warnings: [] });
+    const { clock, scheduler, events } = make({
+      monitor: true,
+      monitorIntervalMs: 1_000,
+      measure,
+      headroom: { memoryMb: 0 },
+    });
+    await clock.advanceBy(0);
+    expect(scheduler.stats().resources.measured).toEqual({ memoryMb: 2_000 });
+    scheduler.submit(work({ id: 'big', resources: { memoryMb: 4_000 } }));
+    expect(scheduler.get('big')).toMatchObject({ state: 'queued', waitReason: 'resources' });
+    expect(events.some((e) => e.type === 'resources.pressure')).toBe(true);
+    await clock.advanceBy(2_000);
+    expect(scheduler.get('big')?.startedAt).toBe(2_000);
+    expect(events.some((e) => e.type === 'resources.pressureEnded')).toBe(true);
+    const done = scheduler.shutdown({ mode: 'cancel' });
+    await clock.advanceBy(0);
+    await done;
+    expect(clock.pendingTimers()).toBe(0);
+  });
+});
+
+describe('options', () => {
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['handlers', { handlers: null }],
+    ['handlers.work', { handlers: { work: 42 } }],
+    ['maxConcurrentJobs', { maxConcurrentJobs: 0 }],
+    ['maxConcurrentJobs', { maxConcurrentJobs: 1.5 }],
+    ['maxQueueSize', { maxQueueSize: -1 }],
+    ['schedulingIntervalMs', { schedulingIntervalMs: 0 }],
+    ['monitorIntervalMs', { monitorIntervalMs: Number.NaN }],
+    ['defaultTimeoutMs', { defaultTimeoutMs: -5 }],
+    ['retry.attempts', { retry: { attempts: 0 } }],
+    ['retry.backoff.type', { retry: { backoff: { type: 'linear' } } }],
+    ['retry.backoff.delayMs', { retry: { backoff: { delayMs: -1 } } }],
+    ['aging.intervalMs', { aging: { intervalMs: 0 } }],
+    ['aging.maxLevels', { aging: { maxLevels: -1 } }],
+    ['queuePolicy', { queuePolicy: 'lifo' }],
+    ['placement', { placement: 'worst-fit' }],
+    ['reserveAfterMs', { reserveAfterMs: -1 }],
+    ['backfillDepth', { backfillDepth: 1.5 }],
+    ['retainFinished', { retainFinished: -1 }],
+    ['random', { random: 0.5 }],
+    ['headroom.memoryMb', { headroom: { memoryMb: -1 } }],
+    ['resources', { resources: 'gpus' }],
+  ];
+  it.each(bad)('rejects a bad %s with InvalidOptionError naming it', (field, options) => {
+    const clock = createVirtualClock();
+    const base = { clock, monitor: false, resources: POOL, handlers: { work: async () => 1 } };
+    const create = () => createScheduler({ ...base, ...options } as never);
+    expect(create).toThrow(expect.objectContaining({ name: InvalidOptionError.name, field }));
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('rejects a pool that describes no real machine with InvalidPoolError naming the field', () => {
+    const pool = { cpu: -1, memoryMb: 1 };
+    const create = () => createScheduler({ clock: createVirtualClock(), resources: pool, handlers: {} });
+    expect(create).toThrow(expect.objectContaining({ name: InvalidPoolError.name }));
+    expect(create).toThrow(/cpu/);
+  });
+
+  it("detects the pool with a mocked 'detect' option, and runs a job submitted before it is known", async () => {
+    const si: SystemInformationLike = {
+      cpu: async () => ({ cores: 16 }),
+      mem: async () => ({ total: 64 * 1024 ** 3, available: 60 * 1024 ** 3 }),
+      graphics: async () => ({
+        controllers: [{ vendor: 'NVIDIA', model: 'RTX 4090', vram: 24_564, memoryTotal: 24_564 }],
+      }),
+    };
+    const clock = createVirtualClock();
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: 'detect',
+      detect: { si, id: 'ws', runNvidiaSmi: async () => '' },
+      handlers: { work: async ({ allocation }: HandlerContext<unknown>) => allocation.nodeId },
+    });
+    const events: SchedulerEvent[] = [];
+    scheduler.events$.subscribe((e) => events.push(e));
+    const job = scheduler.submit({ type: 'work', resources: { gpu: 1 } });
+    await scheduler.ready;
+    await clock.advanceBy(0);
+    expect(events).toContainEqual({ type: 'scheduler.ready', at: 0, warnings: [] });
+    const capacity = { cpu: 16, memoryMb: 65_536, gpu: 1, vramMb: 24_564 };
+    expect(scheduler.stats().resources.capacity).toMatchObject(capacity);
+    await expect(job.result).resolves.toBe('ws');
+  });
+});
