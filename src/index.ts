@@ -109,3 +109,29 @@ export {
   InvalidOptionError,
 } from './core/errors.js';
 export { schedulerMachine } from './machines/scheduler.machine.js';
+
+// Simulation and real traces
+export { simulate } from './runtime/simulate.js';
+export type {
+  SimulationInput,
+  SimulationJob,
+  SimulationOptions,
+  SimulationReport,
+  SimulationJobReport,
+  SimulatedJobState,
+  DurationStats,
+  DurationBreakdown,
+  Utilisation,
+} from './runtime/simulation-types.js';
+export { parsePhilly, parsePhillyRows, readPhilly, phillyPool, phillyPriority } from './traces/philly.js';
+export type { PhillyOptions, PhillyPoolOptions, PhillyRow } from './traces/philly.js';
+export {
+  parseAlibabaPods,
+  readAlibabaPods,
+  parseAlibabaNodes,
+  readAlibabaNodes,
+  ALIBABA_QOS_PRIORITY,
+  ALIBABA_GPU_VRAM_MB,
+} from './traces/alibaba.js';
+export type { AlibabaPodOptions, AlibabaNodeOptions, AlibabaPods, SkippedPod } from './traces/alibaba.js';
+export { TraceFormatError } from './traces/csv.js';

@@ -35,6 +35,8 @@ export type SchedulerEvent =
   | { type: 'scheduler.released'; jobId: string; allocationId: string }
   /** Resources were handed back earlier in this step: try to start jobs now. */
   | { type: 'scheduler.kick' }
+  /** A granted job is running (or gone): the next one may be started. */
+  | { type: 'scheduler.started'; jobId: string }
   | { type: 'scheduler.boost'; jobIds: string[]; boost: Boost }
   | { type: 'scheduler.boostExpired' }
   | { type: 'scheduler.capacityChanged' }
@@ -55,8 +57,12 @@ export type SchedulerContext = {
   schedulingIntervalMs: number;
   reserveAfterMs: number;
   backfillDepth: number;
-  /** The one resource request in flight. */
-  inFlight: { requestId: string; jobId: string } | undefined;
+  /**
+   * The one start in progress: a resource request awaiting its answer, then (`granted`) the
+   * job starting. Nothing else starts meanwhile, so jobs start in the order they were chosen
+   * even when a job actor takes the start message after finishing its own step.
+   */
+  inFlight: { requestId: string; jobId: string; granted?: true } | undefined;
   /** Jobs denied since resources last grew: asking again now would be denied again. */
   denied: Set<string>;
   requests: number;
@@ -119,10 +125,20 @@ export const schedulerMachine = setup({
         if (entry.boost && entry.boost.until <= now) context.queue.setBoost(entry.id, undefined);
       }
     },
+    clearStart: ({ context, event }) => {
+      if (
+        event.type === 'scheduler.started' &&
+        context.inFlight?.granted &&
+        context.inFlight.jobId === event.jobId
+      ) {
+        context.inFlight = undefined;
+      }
+    },
     /** Resources may have grown: every queued job deserves a new try. */
     forgetDenials: ({ context }) => context.denied.clear(),
     release: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'scheduler.released') return;
+      if (context.inFlight?.granted && context.inFlight.jobId === event.jobId) context.inFlight = undefined;
       if (context.holders.delete(event.jobId)) context.denied.clear();
       enqueue.sendTo(resourceManager(), { type: 'resources.release', allocationId: event.allocationId });
     }),
@@ -130,7 +146,7 @@ export const schedulerMachine = setup({
       if (event.type !== 'resources.granted') return;
       const flight = context.inFlight;
       const entry = flight?.requestId === event.requestId ? context.queue.get(flight.jobId) : undefined;
-      context.inFlight = undefined;
+      if (flight?.requestId === event.requestId) context.inFlight = undefined;
       if (!entry) {
         // The job left the queue while its request was in flight (cancelled): give it back.
         enqueue.sendTo(resourceManager(), { type: 'resources.release', allocationId: event.allocation.id });
@@ -138,6 +154,7 @@ export const schedulerMachine = setup({
       }
       context.queue.remove(entry.id);
       context.holders.set(entry.id, event.allocation.id);
+      context.inFlight = { requestId: event.requestId, jobId: entry.id, granted: true };
       enqueue.sendTo(entry.value.ref, { type: 'job.allocated', allocation: event.allocation });
       enqueue.sendTo(entry.value.ref, { type: 'job.start' });
     }),
@@ -249,6 +266,7 @@ export const schedulerMachine = setup({
       ],
       on: {
         'scheduler.released': { actions: 'release' },
+        'scheduler.started': { actions: 'clearStart' },
         'resources.granted': { actions: 'onGranted' },
         'resources.denied': { actions: 'onDenied' },
         'resources.rejected': { actions: 'onDenied' },
@@ -265,6 +283,7 @@ export const schedulerMachine = setup({
           on: {
             'scheduler.enqueue': { actions: ['enqueue', 'dispatch'] },
             'scheduler.kick': { actions: 'dispatch' },
+            'scheduler.started': { actions: ['clearStart', 'dispatch'] },
             'scheduler.boost': { actions: ['boost', 'dispatch'] },
             'scheduler.boostExpired': { actions: ['expireBoosts', 'dispatch'] },
             'scheduler.capacityChanged': { actions: ['forgetDenials', 'dispatch'] },

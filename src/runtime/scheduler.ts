@@ -323,7 +323,11 @@ export class Scheduler<H extends Handlers = Handlers> {
    * with a report once every resource is free and no timer, subscription or actor is left.
    */
   shutdown(options: { timeoutMs?: number; mode?: 'drain' | 'cancel' } = {}): Promise<ShutdownReport> {
-    if (this.shutdownPromise) return this.shutdownPromise;
+    if (this.shutdownPromise) {
+      // A second call may turn a drain into a cancel (a second Ctrl-C); it never turns one back.
+      if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain') this.abortRunning();
+      return this.shutdownPromise;
+    }
     const mode = options.mode ?? 'drain';
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (mode !== 'drain' && mode !== 'cancel')
@@ -356,11 +360,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     for (const [id, record] of this.records) {
       if (record.actor && WAITING.has(record.state)) this.cancelForShutdown(id, record, report.cancelled);
     }
-    const abortRunning = () => {
-      for (const [id, record] of this.records) {
-        if (record.actor && HOLDING.has(record.state)) this.cancelForShutdown(id, record, report.aborted);
-      }
-    };
+    const abortRunning = () => this.abortRunning();
     if (mode === 'cancel') abortRunning();
     else if (this.liveCount() > 0) {
       let timer: unknown;
@@ -385,6 +385,15 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
     return report;
+  }
+
+  /** Aborts every running job (kind `shutdown`), noting it in the shutdown report. */
+  private abortRunning(): void {
+    const report = this.shutdownReport;
+    if (!report) return;
+    for (const [id, record] of this.records) {
+      if (record.actor && HOLDING.has(record.state)) this.cancelForShutdown(id, record, report.aborted);
+    }
   }
 
   private cancelForShutdown(id: string, record: JobRecord, into: string[]): void {
@@ -622,6 +631,13 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private dependencyFailed(record: JobRecord, depId: string, state: JobState): void {
+    if (this.shutdownReport) {
+      // Shutdown cancelled the dependency: the dependent ends for the same reason, not its own.
+      if (!this.shutdownReport.cancelled.includes(record.spec.id))
+        this.shutdownReport.cancelled.push(record.spec.id);
+      record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
+      return;
+    }
     record.actor?.send({
       type: 'job.dependencyFailed',
       dependencyId: depId,
@@ -675,6 +691,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       record.progressSeen = 0;
       record.noteSeen = undefined;
       this.emitLazy(() => ({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) }));
+      this.actor.send({ type: 'scheduler.started', jobId: id });
     } else if (state === 'running') {
       const { fraction, note } = snap.context.progress;
       if (fraction !== record.progressSeen || note !== record.noteSeen) {

@@ -59,8 +59,10 @@ export type SimulationOptions = {
    */
   untilMs?: number;
   /**
-   * The engine's safety-net tick. Scheduling is event-driven; the tick only matters when aging
-   * reorders a blocked queue. A larger value makes long traces faster. @default 5_000
+   * The engine's safety-net tick. Scheduling is event-driven; without an event the queue's
+   * order only changes when aging raises a job, so the tick defaults to the aging interval
+   * (the engine's own default, 5 s, gives the same schedule to within a tick at many times the
+   * cost on a long trace). @default `aging.intervalMs` (60_000)
    */
   schedulingIntervalMs?: number;
   /** @default the engine's (300_000) */

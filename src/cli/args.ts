@@ -1,0 +1,204 @@
+/**
+ * The command line of `ai-batch`, parsed with `node:util` `parseArgs` into one typed command.
+ * Pure: bad usage throws a `UsageError` naming the flag and the command.
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from './duration.js';
+import { COMMANDS, type CommandName } from './help.js';
+import { UsageError } from './usage-error.js';
+
+/** `ai-batch run`. */
+export type RunArgs = {
+  command: 'run';
+  file: string;
+  resources?: string;
+  json: boolean;
+  logs?: string;
+  maxConcurrent?: number;
+  /** @default 30_000 */
+  drainTimeoutMs: number;
+};
+
+/** `ai-batch simulate`. */
+export type SimulateArgs = {
+  command: 'simulate';
+  trace: string;
+  format: 'philly' | 'alibaba';
+  gpus?: number;
+  nodes?: string;
+  limit?: number;
+  policy: 'backfill' | 'strict';
+  json: boolean;
+};
+
+/** `ai-batch resources`. */
+export type ResourcesArgs = { command: 'resources'; json: boolean };
+
+/** `ai-batch diagram`. */
+export type DiagramArgs = { command: 'diagram'; machine: 'job' | 'scheduler' | 'resources' };
+
+/** `--help` (of a command, or in general) and `--version`. */
+export type InfoArgs = { command: 'help'; topic?: CommandName } | { command: 'version' };
+
+/** Any parsed command line. */
+export type CliArgs = RunArgs | SimulateArgs | ResourcesArgs | DiagramArgs | InfoArgs;
+
+/** The drain timeout when `--drain-timeout` is not given. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+function parse<O extends Options>(command: CommandName, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...options, ...HELP }, allowPositionals: true, strict: true });
+  } catch (error) {
+    // parseArgs explains well ("Unknown option '--foo'"); only its advice about `--` is noise here.
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(message, command);
+  }
+}
+
+function wholeNumber(
+  command: CommandName,
+  flag: string,
+  value: string | undefined,
+  min: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag} must be a whole number ≥ ${min}; got ${JSON.stringify(value)}`, command);
+  }
+  return n;
+}
+
+function noMorePositionals(command: CommandName, positionals: string[], allowed: number): void {
+  if (positionals.length > allowed) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[allowed])}`, command);
+  }
+}
+
+/**
+ * Parses `process.argv.slice(2)`.
+ *
+ * @example
+ * parseCli(['run', 'jobs.yaml', '--json']); // { command: 'run', file: 'jobs.yaml', json: true, ... }
+ */
+export function parseCli(argv: readonly string[]): CliArgs {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && !COMMANDS.includes(topic as CommandName)) {
+      throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
+    }
+    return topic === undefined ? { command: 'help' } : { command: 'help', topic: topic as CommandName };
+  }
+  if (first === '--version' || first === '-v') return { command: 'version' };
+  if (!COMMANDS.includes(first as CommandName)) {
+    throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: ${COMMANDS.join(', ')})`);
+  }
+  const command = first as CommandName;
+  switch (command) {
+    case 'run':
+      return parseRun(rest);
+    case 'simulate':
+      return parseSimulate(rest);
+    case 'resources': {
+      const { values, positionals } = parse('resources', rest, { json: { type: 'boolean' } });
+      if (values.help) return { command: 'help', topic: 'resources' };
+      noMorePositionals('resources', positionals, 0);
+      return { command: 'resources', json: values.json === true };
+    }
+    case 'diagram': {
+      const { values, positionals } = parse('diagram', rest, {});
+      if (values.help) return { command: 'help', topic: 'diagram' };
+      noMorePositionals('diagram', positionals, 1);
+      const machine = positionals[0] ?? 'job';
+      if (machine !== 'job' && machine !== 'scheduler' && machine !== 'resources') {
+        throw new UsageError(
+          `the machine must be job, scheduler or resources; got ${JSON.stringify(machine)}`,
+          'diagram',
+        );
+      }
+      return { command: 'diagram', machine };
+    }
+  }
+}
+
+function parseRun(args: string[]): RunArgs | InfoArgs {
+  const { values, positionals } = parse('run', args, {
+    resources: { type: 'string' },
+    json: { type: 'boolean' },
+    logs: { type: 'string' },
+    'max-concurrent': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+  });
+  if (values.help) return { command: 'help', topic: 'run' };
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError('missing the job file (jobs.yaml or jobs.json)', 'run');
+  noMorePositionals('run', positionals, 1);
+  const maxConcurrent = wholeNumber('run', '--max-concurrent', values['max-concurrent'], 1);
+  const drain = values['drain-timeout'];
+  const drainTimeoutMs =
+    drain === undefined
+      ? DEFAULT_DRAIN_TIMEOUT_MS
+      : parseDuration(/^\d+$/.test(drain) ? Number(drain) : drain);
+  if (drainTimeoutMs === undefined || drainTimeoutMs < 0) {
+    throw new UsageError(
+      `--drain-timeout must be ms or a duration such as 30s or 2m; got ${JSON.stringify(drain)}`,
+      'run',
+    );
+  }
+  return {
+    command: 'run',
+    file,
+    json: values.json === true,
+    drainTimeoutMs,
+    ...(values.resources === undefined ? {} : { resources: values.resources }),
+    ...(values.logs === undefined ? {} : { logs: values.logs }),
+    ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
+  };
+}
+
+function parseSimulate(args: string[]): SimulateArgs | InfoArgs {
+  const { values, positionals } = parse('simulate', args, {
+    trace: { type: 'string' },
+    format: { type: 'string' },
+    gpus: { type: 'string' },
+    nodes: { type: 'string' },
+    limit: { type: 'string' },
+    policy: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return { command: 'help', topic: 'simulate' };
+  noMorePositionals('simulate', positionals, 0);
+  if (values.trace === undefined) throw new UsageError('missing --trace <csv>', 'simulate');
+  const format = values.format;
+  if (format !== 'philly' && format !== 'alibaba') {
+    throw new UsageError(
+      `--format must be philly or alibaba; got ${JSON.stringify(format ?? null)}`,
+      'simulate',
+    );
+  }
+  if (values.gpus !== undefined && values.nodes !== undefined) {
+    throw new UsageError('give --gpus or --nodes, not both', 'simulate');
+  }
+  const policy = values.policy ?? 'backfill';
+  if (policy !== 'backfill' && policy !== 'strict') {
+    throw new UsageError(`--policy must be backfill or strict; got ${JSON.stringify(policy)}`, 'simulate');
+  }
+  const gpus = wholeNumber('simulate', '--gpus', values.gpus, 1);
+  const limit = wholeNumber('simulate', '--limit', values.limit, 1);
+  return {
+    command: 'simulate',
+    trace: values.trace,
+    format,
+    policy,
+    json: values.json === true,
+    ...(gpus === undefined ? {} : { gpus }),
+    ...(values.nodes === undefined ? {} : { nodes: values.nodes }),
+    ...(limit === undefined ? {} : { limit }),
+  };
+}

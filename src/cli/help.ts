@@ -1,0 +1,108 @@
+/** The usage text of `ai-batch` and of each of its commands. */
+
+/** The commands of `ai-batch`. */
+export const COMMANDS = ['run', 'simulate', 'resources', 'diagram'] as const;
+
+/** A command's name. */
+export type CommandName = (typeof COMMANDS)[number];
+
+const GENERAL = `ai-batch — run a batch of jobs on this machine's GPUs, VRAM, CPU and memory, never
+over-allocating them; replay cluster traces through the same engine.
+
+Usage:
+  ai-batch run <jobs.yaml|jobs.json> [options]   run a job file of shell commands
+  ai-batch simulate --trace <csv> --format philly|alibaba [options]
+                                                 replay a cluster trace in virtual time
+  ai-batch resources [--json]                    print this machine's detected pool
+  ai-batch diagram [job|scheduler|resources]     print a statechart as Mermaid
+  ai-batch <command> --help                      help on one command
+  ai-batch --version
+
+Exit codes: 0 every job completed; 1 a job failed or was cancelled; 2 bad usage or a bad file.`;
+
+const RUN = `Usage: ai-batch run <jobs.yaml|jobs.json> [options]
+
+Runs every job of the file as a process, in priority order, when its dependencies have completed
+and the resources it asks for are free. Each process gets CUDA_VISIBLE_DEVICES for the GPUs it was
+granted, AI_BATCH_ALLOCATION (the allocation as JSON), AI_BATCH_JOB_ID, AI_BATCH_ATTEMPT and
+AI_BATCH_LOG_DIR. Lines it prints like "progress: 0.42 resizing" become progress.
+
+Options:
+  --resources <file>     the pool (YAML or JSON): { cpu, memoryMb, gpus } or { nodes: [...] };
+                         default: the file's "resources", else this machine (detected)
+  --json                 one JSON object per line per event, then a "run.summary" line
+  --logs <dir>           where <job-id>.log files go; default ./ai-batch-logs/<timestamp>
+  --max-concurrent <n>   jobs running at once (default 4)
+  --drain-timeout <t>    how long the first Ctrl-C waits for running jobs (default 30s)
+  -h, --help             this help
+
+Ctrl-C once: start nothing new, let running jobs finish (up to --drain-timeout), then stop.
+Ctrl-C twice: stop running jobs now (each job's whole process tree). Exit code 1 if any job did
+not complete.
+
+Job file:
+  resources:                       # optional pool, e.g. two 24 GB GPUs
+    cpu: 16
+    memoryMb: 65536
+    gpus: [{ vramMb: 24576 }, { vramMb: 24576 }]
+  jobs:
+    - id: upscale-1                # letters, digits, . _ - (also the log file's name)
+      command: [python, upscale.py, a.png]   # argv list, or a shell string
+      resources: { gpu: 0.5, vramMb: 8000, cpu: 2, memoryMb: 4096 }
+      priority: high               # critical | high | normal | low | background
+      timeout: 10m                 # per attempt (or timeoutMs: 600000)
+      retries: 2                   # extra tries after the first (default 0)
+      retryDelay: 5s               # fixed delay between tries (default: exponential from 1s)
+      dependsOn: [download]        # runs once these completed
+      dependencyPolicy: afterok    # or afterany: once they ended, whatever the outcome
+      group: batch-42
+      env: { MODEL: x4 }
+      cwd: work                    # relative to the job file's folder (the default)`;
+
+const SIMULATE = `Usage: ai-batch simulate --trace <csv> --format philly|alibaba [options]
+
+Replays a cluster trace through the real scheduler in virtual time and prints the report:
+makespan, utilisation per resource, wait and job completion time (mean, p50, p99, by priority).
+
+Options:
+  --trace <csv>          the trace: Philly CSV, or Alibaba v2023 pod list
+  --format <name>        philly | alibaba
+  --gpus <n>             the pool: nodes of 8 GPUs, n GPUs in all (Philly; default 64)
+  --nodes <csv>          the pool: the Alibaba node list CSV
+  --limit <n>            replay only the first n jobs of the trace
+  --policy <name>        backfill (default) | strict
+  --json                 print the report as JSON
+  -h, --help             this help`;
+
+const RESOURCES = `Usage: ai-batch resources [--json]
+
+Detects this machine's CPU cores, memory and GPUs (with their VRAM) and prints them as a pool
+file that "ai-batch run --resources" accepts. What detection had to guess goes to standard error.
+
+Options:
+  --json                 print { node, warnings } as JSON
+  -h, --help             this help`;
+
+const DIAGRAM = `Usage: ai-batch diagram [job|scheduler|resources]
+
+Prints a statechart of the engine as a Mermaid stateDiagram (paste it into a Markdown file or
+mermaid.live): the job lifecycle (default), the scheduler, or the resource manager.
+
+Options:
+  -h, --help             this help`;
+
+/** The help text of a command, or the general one. */
+export function helpText(command?: CommandName): string {
+  switch (command) {
+    case 'run':
+      return RUN;
+    case 'simulate':
+      return SIMULATE;
+    case 'resources':
+      return RESOURCES;
+    case 'diagram':
+      return DIAGRAM;
+    default:
+      return GENERAL;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * How a run reports what happens: `--json` writes one JSON object per line (every scheduler
+ * event as it is, then a `run.summary`); without a terminal it writes one line per event for
+ * people. The live terminal view is in `live-view.ts`. Every reporter writes through the
+ * functions it is given, so tests can read what it wrote.
+ */
+import type { SchedulerEvent } from '../runtime/types.js';
+import { renderEventLine } from './event-line.js';
+import { renderSummary, type RunSummary } from './summary.js';
+
+/** A message from the CLI itself, e.g. about Ctrl-C; `type` is its JSON form's type. */
+export type Notice = {
+  type: 'run.interrupted';
+  at: number;
+  action: 'drain' | 'cancel' | 'kill';
+  message: string;
+};
+
+/** The first thing a run reports: what runs, where, and where its logs go. */
+export type RunStarted = {
+  type: 'run.started';
+  at: number;
+  file: string;
+  jobs: number;
+  /** Where the pool came from, in words (e.g. `--resources pool.yaml`). */
+  pool: string;
+  logDir: string;
+};
+
+/** What the run command tells its reporter. */
+export interface Reporter {
+  /** The run begins; called once, before any event. */
+  start(info: RunStarted): void;
+  /** Every scheduler event, in order. */
+  event(event: SchedulerEvent): void;
+  /** Something the CLI did (Ctrl-C handling). */
+  notice(notice: Notice): void;
+  /** The run is over; nothing is reported after this. */
+  finish(summary: RunSummary): void;
+}
+
+/** Where reporters write: standard output and standard error, one chunk at a time. */
+export type Writers = { out: (text: string) => void; err: (text: string) => void };
+
+/**
+ * `--json`: one JSON object per line on standard output — each `SchedulerEvent` unchanged, a
+ * `run.interrupted` line per Ctrl-C, and a final `run.summary` line. Notices also go to
+ * standard error as text, for the person at the terminal.
+ */
+export function jsonReporter(write: Writers): Reporter {
+  return {
+    start: (info) => write.out(`${JSON.stringify(info)}\n`),
+    event: (event) => write.out(`${JSON.stringify(event)}\n`),
+    notice: (notice) => {
+      write.out(`${JSON.stringify(notice)}\n`);
+      write.err(`ai-batch: ${notice.message}\n`);
+    },
+    finish: (summary) => write.out(`${JSON.stringify(summary)}\n`),
+  };
+}
+
+/** Without a terminal: one line per event (see `renderEventLine`), notices, then the summary. */
+export function lineReporter(write: Writers, startAt: number): Reporter {
+  return {
+    start: (info) => write.out(`${startLine(info)}\n`),
+    event: (event) => {
+      const text = renderEventLine(event, startAt);
+      if (text !== undefined) write.out(`${text}\n`);
+    },
+    notice: (notice) => write.out(`ai-batch: ${notice.message}\n`),
+    finish: (summary) => write.out(`${renderSummary(summary).join('\n')}\n`),
+  };
+}
+
+/** `ai-batch: 8 jobs from jobs.yaml on --resources pool.yaml; logs in ai-batch-logs/…` */
+export function startLine(info: RunStarted): string {
+  return `ai-batch: ${info.jobs} job(s) from ${info.file} on ${info.pool}; logs in ${info.logDir}`;
+}

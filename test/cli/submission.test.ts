@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import type { CommandJob, JobFile } from '../../src/cli/job-file.js';
+import { submitErrorToJobFileError, toSubmission } from '../../src/cli/submission.js';
+import {
+  DependencyCycleError,
+  DuplicateJobError,
+  InvalidJobError,
+  UnknownDependencyError,
+} from '../../src/core/errors.js';
+
+const base: CommandJob = {
+  id: 'up',
+  index: 2,
+  command: ['python', 'up.py'],
+  resources: { gpu: 1 },
+  priority: 'high',
+  timeoutMs: undefined,
+  retries: 0,
+  retryDelayMs: undefined,
+  dependsOn: ['dl'],
+  dependencyPolicy: 'afterok',
+  group: undefined,
+  env: { A: '1' },
+  cwd: '/w',
+};
+
+describe('toSubmission', () => {
+  it('makes a command job; retries are extra tries, a retry delay a fixed backoff', () => {
+    expect(toSubmission(base)).toEqual({
+      type: 'command',
+      id: 'up',
+      payload: { command: ['python', 'up.py'], env: { A: '1' }, cwd: '/w' },
+      priority: 'high',
+      resources: { gpu: 1 },
+      dependsOn: ['dl'],
+      dependencyPolicy: 'afterok',
+      retry: { attempts: 1 },
+    });
+    expect(
+      toSubmission({ ...base, retries: 2, retryDelayMs: 250, timeoutMs: 1_000, group: 'g' }),
+    ).toMatchObject({
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 250, jitter: false } },
+      timeoutMs: 1_000,
+      group: 'g',
+    });
+  });
+});
+
+describe('submitErrorToJobFileError', () => {
+  const file: JobFile = { file: 'jobs.yaml', resources: undefined, jobs: [base] };
+
+  it('names the file, and the job when the error says which', () => {
+    expect(submitErrorToJobFileError(new UnknownDependencyError('up', 'x'), file)?.message).toBe(
+      'jobs.yaml: job "up" (jobs[2]): dependsOn: job "up" depends on unknown job "x"',
+    );
+    expect(submitErrorToJobFileError(new DependencyCycleError(['up', 'dl', 'up']), file)?.message).toBe(
+      'jobs.yaml: job "up" (jobs[2]): dependsOn: dependencies form a cycle: up → dl → up',
+    );
+    expect(submitErrorToJobFileError(new DuplicateJobError('up'), file)?.field).toBe('id');
+    expect(
+      submitErrorToJobFileError(new InvalidJobError('resources.cpu', -1, 'a finite number ≥ 0'), file)
+        ?.message,
+    ).toBe('jobs.yaml: resources.cpu must be a finite number ≥ 0; got -1');
+    expect(submitErrorToJobFileError(new Error('other'), file)).toBeUndefined();
+  });
+});

@@ -1,0 +1,259 @@
+/** The CLI's pure renderers: formatters, event lines, the live frame, summaries. */
+import { describe, expect, it } from 'vitest';
+import { renderEventLine } from '../../src/cli/event-line.js';
+import {
+  fit,
+  formatAllocation,
+  formatDuration,
+  formatMb,
+  formatUsage,
+  progressBar,
+} from '../../src/cli/format.js';
+import { queueOrder, renderFrame } from '../../src/cli/frame.js';
+import { renderSummary, summarise } from '../../src/cli/summary.js';
+import type { ResourceTotals } from '../../src/core/resources.js';
+import type { Allocation } from '../../src/core/types.js';
+import type { JobSnapshot, SchedulerStats } from '../../src/runtime/types.js';
+
+const T0 = 1_000_000;
+const halfGpu: Allocation = {
+  id: 'a1',
+  nodeId: 'ws',
+  cpu: 2,
+  memoryMb: 4_096,
+  gpus: [{ index: 1, share: 0.5, vramMb: 8_000 }],
+  custom: {},
+};
+
+function job(id: string, fields: Partial<JobSnapshot> = {}): JobSnapshot {
+  return {
+    id,
+    type: 'command',
+    state: 'queued',
+    priority: 'normal',
+    effectivePriority: 'normal',
+    attempt: 0,
+    maxAttempts: 1,
+    progress: { fraction: 0 },
+    submittedAt: T0,
+    ...fields,
+  };
+}
+
+const totals = (fields: Partial<ResourceTotals>): ResourceTotals => ({
+  cpu: 0,
+  memoryMb: 0,
+  gpu: 0,
+  vramMb: 0,
+  custom: {},
+  ...fields,
+});
+
+describe('formatters', () => {
+  it('formats durations from ms to days', () => {
+    expect([850, 12_340, 125_000, 3_720_000, 273_600_000, -1].map(formatDuration)).toEqual([
+      '850ms',
+      '12.3s',
+      '2m05s',
+      '1h02m',
+      '3d04h',
+      '—',
+    ]);
+  });
+
+  it('draws progress bars and cuts lines to a width', () => {
+    expect(progressBar(0.5, 10)).toBe('[█████░░░░░]');
+    expect(progressBar(2, 4)).toBe('[████]');
+    expect(progressBar(Number.NaN, 4)).toBe('[░░░░]');
+    expect(fit('abcdef', 4)).toBe('abc…');
+    expect(fit('abc', 4)).toBe('abc');
+  });
+
+  it('describes allocations and usage, leaving out what is zero', () => {
+    expect(formatAllocation(halfGpu)).toBe('gpu 1 ×0.5 (7.8 GB) · cpu 2 · mem 4.0 GB');
+    expect(
+      formatAllocation({
+        ...halfGpu,
+        cpu: 0,
+        memoryMb: 0,
+        gpus: [0, 1].map((index) => ({ index, share: 1, vramMb: 0 })),
+      }),
+    ).toBe('gpu 0,1');
+    expect(formatAllocation({ ...halfGpu, cpu: 0, memoryMb: 0, gpus: [], custom: { licence: 1 } })).toBe(
+      'licence 1',
+    );
+    expect(formatMb(512)).toBe('512 MB');
+    expect(
+      formatUsage(
+        totals({ gpu: 1.5, vramMb: 8_192, cpu: 3, memoryMb: 512, custom: {} }),
+        totals({ gpu: 2, vramMb: 49_152, cpu: 16, memoryMb: 32_768, custom: { licence: 2 } }),
+      ),
+    ).toBe('gpu 1.5/2 · vram 8.0 GB/48.0 GB · cpu 3/16 · mem 512 MB/32.0 GB · licence 0/2');
+  });
+});
+
+describe('renderEventLine', () => {
+  it('writes one line per job event, with the time since the run began', () => {
+    const running = job('up', {
+      state: 'running',
+      attempt: 1,
+      maxAttempts: 2,
+      allocation: halfGpu,
+      startedAt: T0 + 1_000,
+    });
+    expect(renderEventLine({ type: 'job.started', at: T0 + 1_000, job: running }, T0)).toBe(
+      '[   1.0s] started    up attempt 1/2 on gpu 1 ×0.5 (7.8 GB) · cpu 2 · mem 4.0 GB',
+    );
+    expect(
+      renderEventLine(
+        {
+          type: 'job.progress',
+          at: T0 + 1_500,
+          job: { ...running, progress: { fraction: 0.42, note: 'tile 3' } },
+        },
+        T0,
+      ),
+    ).toBe('[   1.5s] progress   up 42% tile 3');
+    expect(
+      renderEventLine(
+        {
+          type: 'job.retrying',
+          at: T0 + 2_000,
+          delayMs: 500,
+          job: { ...running, error: { kind: 'error', message: 'exited with code 1' } },
+        },
+        T0,
+      ),
+    ).toBe('[   2.0s] retrying   up attempt 1/2 failed: exited with code 1; next try in 500ms');
+    expect(
+      renderEventLine(
+        { type: 'job.completed', at: T0 + 3_500, output: null, job: { ...running, state: 'completed' } },
+        T0,
+      ),
+    ).toBe('[   3.5s] completed  up in 2.5s');
+    expect(
+      renderEventLine(
+        {
+          type: 'job.cancelled',
+          at: T0 + 4_000,
+          job: job('x', {
+            state: 'cancelled',
+            error: { kind: 'dependency', message: 'dependency up was failed' },
+          }),
+        },
+        T0,
+      ),
+    ).toBe('[   4.0s] cancelled  x: dependency up was failed');
+  });
+
+  it('leaves out resources.changed, which every start and end already implies', () => {
+    const resources = { capacity: totals({}), allocated: totals({}), free: totals({}) };
+    expect(renderEventLine({ type: 'resources.changed', at: T0, resources }, T0)).toBeUndefined();
+    expect(renderEventLine({ type: 'scheduler.idle', at: T0 + 10 }, T0)).toBe(
+      '[   10ms] idle       nothing left to run',
+    );
+  });
+});
+
+describe('renderFrame', () => {
+  const stats: SchedulerStats = {
+    jobs: {
+      pending: 1,
+      queued: 2,
+      scheduled: 0,
+      running: 1,
+      retrying: 0,
+      completed: 3,
+      failed: 1,
+      cancelled: 0,
+    },
+    queue: { size: 3, max: 100 },
+    resources: {
+      capacity: totals({ gpu: 2, vramMb: 49_152, cpu: 8, memoryMb: 16_384 }),
+      allocated: totals({ gpu: 0.5, vramMb: 8_000, cpu: 2, memoryMb: 4_096 }),
+      free: totals({}),
+    },
+  };
+  const jobs = [
+    job('done', { state: 'completed' }),
+    job('upscale', {
+      state: 'running',
+      attempt: 2,
+      maxAttempts: 3,
+      allocation: halfGpu,
+      startedAt: T0 + 2_000,
+      progress: { fraction: 0.5, note: 'tile 2/4' },
+    }),
+    job('late-normal', { submittedAt: T0 + 5, waitReason: 'resources' }),
+    job('urgent', {
+      priority: 'low',
+      effectivePriority: 'critical',
+      submittedAt: T0 + 9,
+      waitReason: 'concurrency',
+    }),
+    job('compose', { state: 'pending', waitReason: 'dependencies' }),
+  ];
+
+  it('shows counts, a bar per running job, the queue by priority and the resources', () => {
+    expect(renderFrame({ jobs, stats, now: T0 + 6_000, startAt: T0, width: 200 })).toEqual([
+      'ai-batch  6.0s  running 1 · waiting 3 · done 3 · failed 1 · cancelled 0',
+      'running',
+      '  upscale     [██████████░░░░░░░░░░]  50%   4.0s (try 2/3)  tile 2/4  gpu 1 ×0.5 (7.8 GB) · cpu 2 · mem 4.0 GB',
+      'queue (3)',
+      '  critical   urgent      waiting for concurrency (from low)',
+      '  normal     compose     waiting for dependencies',
+      '  normal     late-normal waiting for resources',
+      'resources  gpu 0.5/2 · vram 7.8 GB/48.0 GB · cpu 2/8 · mem 4.0 GB/16.0 GB',
+    ]);
+  });
+
+  it('fits every line to the terminal, shortens a long queue and shows a status line', () => {
+    const many = Array.from({ length: 12 }, (_, i) => job(`j${i}`, { submittedAt: T0 + i }));
+    const frame = renderFrame({
+      jobs: many,
+      stats,
+      now: T0,
+      startAt: T0,
+      width: 30,
+      maxQueueRows: 3,
+      status: 'draining',
+    });
+    expect(frame.every((line) => [...line].length <= 30)).toBe(true);
+    expect(frame).toContain('  … 9 more');
+    expect(frame.at(-1)).toBe('draining');
+    expect(frame).toContain('  (none)');
+  });
+
+  it('orders the queue by effective priority, then submission', () => {
+    expect(queueOrder(jobs).map((j) => j.id)).toEqual(['urgent', 'compose', 'late-normal']);
+  });
+});
+
+describe('summarise', () => {
+  it('counts final states and lists what did not complete; exit code 1 unless all completed', () => {
+    const summary = summarise(
+      [
+        job('a', { state: 'completed' }),
+        job('b', { state: 'failed', error: { kind: 'timeout', message: 'attempt timed out after 500 ms' } }),
+        job('c', { state: 'cancelled', error: { kind: 'shutdown', message: 'scheduler shut down' } }),
+      ],
+      '/logs',
+      1_500,
+    );
+    expect(summary).toMatchObject({
+      type: 'run.summary',
+      exitCode: 1,
+      total: 3,
+      completed: 1,
+      failed: 1,
+      cancelled: 1,
+    });
+    expect(renderSummary(summary)).toEqual([
+      'finished with problems: 1/3 completed, 1 failed, 1 cancelled in 1.5s',
+      '  failed    b: attempt timed out after 500 ms',
+      '  cancelled c: scheduler shut down',
+      'logs: /logs',
+    ]);
+    expect(summarise([job('a', { state: 'completed' })], '/logs', 10).exitCode).toBe(0);
+  });
+});
