@@ -75,7 +75,7 @@ export { measurements } from './actors/monitor.js';
 export type { MonitorOptions } from './actors/monitor.js';
 
 // The one clock
-export { createRealClock, createVirtualClock, schedulerFromClock } from './runtime/clock.js';
+export { createRealClock, createVirtualClock, delay, schedulerFromClock } from './runtime/clock.js';
 export type { SchedulerClock, TimerId, TimerOptions, VirtualClock } from './runtime/clock.js';
 export { resolvePool } from './runtime/pool.js';
 export type { PoolOption } from './runtime/pool.js';

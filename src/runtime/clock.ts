@@ -246,3 +246,34 @@ export function createVirtualClock(options: { startAt?: number } = {}): VirtualC
     backgroundScheduler: schedulerFromClock(clock, true),
   });
 }
+
+/**
+ * Waits `ms` on a clock (virtual time in tests), rejecting with the signal's reason when it
+ * aborts: the building block of handlers that honour cancellation and timeouts.
+ *
+ * @example
+ * ```ts
+ * handlers: { train: async ({ signal }) => { await delay(clock, 5_000, signal); return 'done'; } }
+ * ```
+ */
+export function delay(
+  clock: Pick<SchedulerClock, 'setTimeout' | 'clearTimeout'>,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -15,6 +15,7 @@ import {
   UnschedulableError,
   createScheduler,
   createVirtualClock,
+  delay,
   type BoostSignal,
   type HandlerContext,
   type JobState,
@@ -24,14 +25,9 @@ import {
   type VirtualClock,
 } from '../../src/index.js';
 
+/** Waits `ms` of virtual time, rejecting when the signal aborts. */
 function wait(clock: VirtualClock, signal: AbortSignal, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const t = clock.setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clock.clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
+  return delay(clock, ms, signal);
 }
 
 const POOL = { id: 'n1', cpu: 8, memoryMb: 16_384, gpus: [{ vramMb: 24_000 }], custom: { licence: 2 } };

@@ -9,6 +9,7 @@ import {
   InvalidJobError,
   createScheduler,
   createVirtualClock,
+  delay,
   type BoostSignal,
   type HandlerContext,
   type PriorityName,
@@ -19,13 +20,7 @@ import {
 
 /** Waits `ms` of virtual time, rejecting when the signal aborts. */
 function wait(clock: VirtualClock, signal: AbortSignal, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const t = clock.setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clock.clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
+  return delay(clock, ms, signal);
 }
 
 type Payload = { ms?: number } | undefined;

@@ -12,20 +12,16 @@ import {
   UnrecoverableError,
   createScheduler,
   createVirtualClock,
+  delay,
   type HandlerContext,
   type SchedulerEvent,
   type SchedulerOptions,
   type VirtualClock,
 } from '../../src/index.js';
 
+/** Waits `ms` of virtual time, rejecting when the signal aborts. */
 function wait(clock: VirtualClock, signal: AbortSignal, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const t = clock.setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clock.clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
+  return delay(clock, ms, signal);
 }
 
 /** mulberry32: a seeded source of [0, 1) for the `random` option. */
