@@ -282,6 +282,8 @@ export const schedulerMachine = setup({
           },
           on: {
             'scheduler.enqueue': { actions: ['enqueue', 'dispatch'] },
+            // The head may have left: whoever is behind it deserves a try (strict mode, reservation).
+            'scheduler.dequeue': { actions: ['dequeue', 'dispatch'] },
             'scheduler.kick': { actions: 'dispatch' },
             'scheduler.started': { actions: ['clearStart', 'dispatch'] },
             'scheduler.boost': { actions: ['boost', 'dispatch'] },
