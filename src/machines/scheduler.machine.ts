@@ -33,7 +33,10 @@ export type SchedulerEvent =
   | { type: 'scheduler.enqueue'; jobId: string; level: number; job: QueuedJob; boost?: Boost }
   | { type: 'scheduler.dequeue'; jobId: string }
   | { type: 'scheduler.released'; jobId: string; allocationId: string }
-  /** Resources were handed back earlier in this step: try to start jobs now. */
+  /**
+   * Resources were handed back, or a queued job left (the head may have gone), earlier in this
+   * step: try to start jobs now, after that job's own events are out.
+   */
   | { type: 'scheduler.kick' }
   /** A granted job is running (or gone): the next one may be started. */
   | { type: 'scheduler.started'; jobId: string }
@@ -282,8 +285,6 @@ export const schedulerMachine = setup({
           },
           on: {
             'scheduler.enqueue': { actions: ['enqueue', 'dispatch'] },
-            // The head may have left: whoever is behind it deserves a try (strict mode, reservation).
-            'scheduler.dequeue': { actions: ['dequeue', 'dispatch'] },
             'scheduler.kick': { actions: 'dispatch' },
             'scheduler.started': { actions: ['clearStart', 'dispatch'] },
             'scheduler.boost': { actions: ['boost', 'dispatch'] },

@@ -709,7 +709,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
-    if (released) this.actor.send({ type: 'scheduler.kick' });
+    // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
+    if (released || (prev === 'queued' && state === 'cancelled')) this.actor.send({ type: 'scheduler.kick' });
     if (FINAL.has(state) && state !== prev) this.checkIdle();
   }
 
