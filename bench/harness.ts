@@ -14,6 +14,9 @@ export type BenchResult = {
   min: number;
   max: number;
   runs: number;
+  /** For paired benchmarks: p-queue's value measured in the same run, and ours / theirs. */
+  pQueue?: number;
+  ratio?: number;
 };
 
 /**

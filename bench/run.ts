@@ -40,6 +40,7 @@ console.table(
     median: `${fmt(r.value)} ${r.unit}`,
     spread: `${fmt(r.min)} … ${fmt(r.max)}`,
     runs: r.runs,
+    'vs p-queue': r.ratio === undefined ? '' : `${r.ratio.toFixed(3)}×`,
   })),
 );
 const outFile = `${process.cwd()}/bench/results.json`;

@@ -1,0 +1,51 @@
+/**
+ * submit() latency (issue 6): p50, p99 and max of one submit() with 0, 1k and 100k jobs already
+ * queued (nothing can start: the pool's only GPU is taken, so the backlog stays queued).
+ */
+import { performance } from 'node:perf_hooks';
+import { createScheduler, createRealClock } from '../src/index.js';
+import { report } from './harness.js';
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+for (const backlog of (process.env['BENCH_BACKLOGS'] ?? '0,1000,100000').split(',').map(Number)) {
+  const scheduler = createScheduler({
+    clock: createRealClock(),
+    resources: { cpu: 4, memoryMb: 16_000, gpus: [{ vramMb: 16_000 }] },
+    maxConcurrentJobs: 4,
+    maxQueueSize: Number.POSITIVE_INFINITY,
+    monitor: false,
+    handlers: { hold: () => new Promise<never>(() => undefined), noop: async () => undefined },
+  });
+  scheduler.submit({ type: 'hold', resources: { gpu: 1 } });
+  for (let i = 0; i < backlog; i++) scheduler.submit({ type: 'noop', resources: { gpu: 1 } });
+  const samples: number[] = [];
+  for (let i = 0; i < 2_000; i++) {
+    const start = performance.now();
+    scheduler.submit({ type: 'noop', resources: { gpu: 1 }, priority: i % 2 ? 'low' : 'high' });
+    samples.push((performance.now() - start) * 1_000);
+  }
+  samples.sort((a, b) => a - b);
+  const p50 = percentile(samples, 50);
+  report({
+    name: 'submit latency p50',
+    params: { backlog },
+    value: p50,
+    unit: 'µs',
+    min: samples[0] ?? 0,
+    max: samples.at(-1) ?? 0,
+    runs: samples.length,
+  });
+  report({
+    name: 'submit latency p99',
+    params: { backlog },
+    value: percentile(samples, 99),
+    unit: 'µs',
+    min: p50,
+    max: samples.at(-1) ?? 0,
+    runs: samples.length,
+  });
+  await scheduler.shutdown({ mode: 'cancel' });
+}

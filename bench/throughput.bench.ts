@@ -1,0 +1,58 @@
+/**
+ * Throughput against p-queue (issue 6): N no-op jobs with random priorities over the five
+ * levels, each needing { cpu: 1 } on a pool of 4 CPUs with maxConcurrentJobs 4, all submitted at
+ * once; p-queue 9 with the same priorities and concurrency 4, in the same process run. Reports
+ * jobs/s for both and the ratio. Sizes from BENCH_SIZES (default 1000,10000).
+ */
+import PQueue from 'p-queue';
+import { createScheduler, createRealClock, PRIORITY_NAMES } from '../src/index.js';
+import { nextRandom } from '../src/core/random.js';
+import { opsPerSecond, report } from './harness.js';
+
+function priorities(n: number): number[] {
+  let seed = 7;
+  return Array.from({ length: n }, () => {
+    const [r, next] = nextRandom(seed);
+    seed = next;
+    return Math.floor(r * 5);
+  });
+}
+
+async function ours(levels: number[]): Promise<void> {
+  const scheduler = createScheduler({
+    clock: createRealClock(),
+    resources: { cpu: 4, memoryMb: 16_000 },
+    maxConcurrentJobs: 4,
+    maxQueueSize: levels.length,
+    monitor: false,
+    retainFinished: 1_000,
+    handlers: { noop: async () => undefined },
+  });
+  for (const level of levels) {
+    scheduler.submit({ type: 'noop', priority: PRIORITY_NAMES[level] ?? 'normal', resources: { cpu: 1 } });
+  }
+  await scheduler.onIdle();
+  await scheduler.shutdown();
+}
+
+async function pQueue(levels: number[]): Promise<void> {
+  const queue = new PQueue({ concurrency: 4 });
+  for (const level of levels) void queue.add(async () => undefined, { priority: level });
+  await queue.onIdle();
+}
+
+const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
+for (const jobs of sizes) {
+  const levels = priorities(jobs);
+  const runs = jobs >= 100_000 ? { warmup: 1, runs: 5 } : { warmup: 2, runs: 5 };
+  const theirs = await opsPerSecond('p-queue throughput', { jobs }, jobs, () => pQueue(levels), runs);
+  const mine = await opsPerSecond(
+    'scheduler throughput',
+    { jobs, cpus: 4, maxConcurrentJobs: 4 },
+    jobs,
+    () => ours(levels),
+    runs,
+  );
+  report(theirs);
+  report({ ...mine, pQueue: theirs.value, ratio: mine.value / theirs.value });
+}
