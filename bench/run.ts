@@ -21,7 +21,7 @@ const files = readdirSync(dir)
 const results: Array<BenchResult & { file: string }> = [];
 for (const file of files) {
   const loader = extension === '.bench.ts' ? ['--import', 'tsx'] : [];
-  const out = execFileSync(process.execPath, [...loader, `${dir}${file}`], {
+  const out = execFileSync(process.execPath, ['--expose-gc', ...loader, `${dir}${file}`], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 * 1024 * 1024,
