@@ -3,32 +3,40 @@
  * actor per live job (a root actor on the shared clock, so a growing backlog never copies a
  * parent's children map), relays what the job actors do to the scheduler actor and to
  * `events$`, tracks dependencies, and keeps finished jobs as plain records.
+ *
+ * The `Scheduler` class is the façade and the relay (`onJob`); the parts live beside it:
+ * job-intake (checking specs, creating job actors), job-records (records, counts, retention),
+ * job-view (snapshots and handles), dependencies, boosts, resources, and shutdown.
  */
-import { BehaviorSubject, Subject, of, type Observable, type Subscription } from 'rxjs';
+import { Subject, type Observable, type Subscription } from 'rxjs';
 import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import {
-  DuplicateJobError,
+  DependencyCycleError,
   InvalidJobError,
-  InvalidOptionError,
   JobFailedError,
   QueueFullError,
   SchedulerClosedError,
-  UnknownDependencyError,
 } from '../core/errors.js';
-import { findCycle, normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
-import { DependencyCycleError } from '../core/errors.js';
-import { levelOf, MAX_LEVEL } from '../core/priority.js';
-import { assertCanEverFit, normalisePool, poolMaxima, toUnits, type PoolMaxima } from '../core/pool.js';
-import type { NormalisedNode, ResourcePool } from '../core/resources.js';
-import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
-import type { Boost } from '../core/queue.js';
+import { findCycle, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
+import type { JobState } from '../core/types.js';
 import { handlerRunner, type Handlers } from '../actors/handler.js';
-import { readMeasured } from '../actors/measure.js';
 import { jobMachine, jobStateOf, type JobMachineSnapshot } from '../machines/job.machine.js';
-import type { ResourceManagerInput } from '../machines/resourceManager.machine.js';
 import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
+import { Boosts } from './boosts.js';
+import { Dependencies } from './dependencies.js';
+import { checkJob, createJobActor } from './job-intake.js';
+import { FINAL, JobRecords, type JobRecord } from './job-records.js';
+import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
+import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
+import {
+  abortRunning,
+  checkShutdownOptions,
+  emptyShutdownReport,
+  runShutdown,
+  stopRetryForShutdown,
+} from './shutdown.js';
 import { toJobSnapshot } from './snapshot.js';
 import type {
   BoostReport,
@@ -43,34 +51,6 @@ import type {
   ShutdownReport,
 } from './types.js';
 
-type JobActor = Actor<typeof jobMachine>;
-
-type JobRecord = {
-  spec: NormalisedJob;
-  actor: JobActor | undefined;
-  /** Kept once the job is final; the actor is gone then. */
-  final: JobSnapshot | undefined;
-  state: JobState;
-  /** Dependencies not yet ended in a way that lets this job run. */
-  waitingOn: number;
-  dependents: string[];
-  /** A boost given while the job was not queued; applied when it queues. */
-  boost: Boost | undefined;
-  progressSeen: number;
-  noteSeen: string | undefined;
-  /** Running with attempts left (counted in `mayRetry`). */
-  mayRetry: boolean;
-  /** An allocation the job released in its last step, handed back once its events are out. */
-  released: string | undefined;
-  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void };
-  result: Promise<unknown>;
-  subject: BehaviorSubject<JobSnapshot> | undefined;
-};
-
-const WAITING: ReadonlySet<JobState> = new Set(['pending', 'queued', 'retrying']);
-const HOLDING: ReadonlySet<JobState> = new Set(['scheduled', 'running']);
-const FINAL: ReadonlySet<JobState> = new Set(FINAL_JOB_STATES);
-
 /** A running scheduler; see DESIGN.md for the contract. */
 export class Scheduler<H extends Handlers = Handlers> {
   /** Every event of the scheduler, as a typed union. */
@@ -80,45 +60,38 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private readonly options: ResolvedOptions;
   private readonly events = new Subject<SchedulerEvent>();
-  private readonly records = new Map<string, JobRecord>();
-  private readonly finishedOrder: string[] = [];
-  private finishedHead = 0;
-  private readonly groups = new Map<string, Set<string>>();
-  private readonly counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+  private readonly records: JobRecords;
+  private readonly dependencies: Dependencies;
+  private readonly boosts: Boosts;
   private readonly actor: Actor<typeof schedulerMachine>;
+  private readonly view: QueueView;
+  private readonly resources: ResourceLink;
   private readonly jobLogic: typeof jobMachine;
   private readonly inspect: SchedulerOptions['inspect'];
   private readonly handlers: Handlers;
-  private pool: { nodes: NormalisedNode[]; maxima: PoolMaxima } | undefined;
-  private idSeq = 0;
+  private pool: KnownPool | undefined;
   private closed = false;
   private shutdownReport: ShutdownReport | undefined;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
   private idleWaiters: Array<() => void> = [];
-  private readonly timers = new Set<unknown>();
-  private readonly subscriptions: Subscription[] = [];
-  private readonly notifications: Array<() => void> = [];
-  private notifying = false;
-  private resourcesWired = false;
-  private batching = false;
-  /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
-  private mayRetry = 0;
-  /** The resource figures as they were when the resource manager stopped (after shutdown). */
-  private finalResources: SchedulerStats['resources'] | undefined;
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
     this.inspect = options.inspect;
     this.handlers = options.handlers;
     this.events$ = this.events.asObservable();
+    this.records = new JobRecords(this.options.retainFinished);
+    this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     this.jobLogic = jobMachine.provide({ actors: { runHandler: handlerRunner(options.handlers) } });
-    const declared = this.declaredPool();
+    const declared = declaredPool(this.options.resources);
+    const declaredInput = declared ? resourceInput(declared, this.options) : undefined;
+    this.pool = declaredInput?.known;
     this.actor = createActor(schedulerMachine, {
       clock: this.options.clock,
       ...(this.inspect ? { inspect: this.inspect } : {}),
       input: {
         clock: this.options.clock,
-        resources: declared ? this.resourceInput(declared) : undefined,
+        resources: declaredInput?.input,
         maxConcurrentJobs: this.options.maxConcurrentJobs,
         queuePolicy: this.options.queuePolicy,
         aging: this.options.aging,
@@ -128,8 +101,26 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
     });
     this.actor.start();
+    this.view = {
+      scheduler: this.actor,
+      maxConcurrentJobs: this.options.maxConcurrentJobs,
+      clock: this.options.clock,
+    };
+    this.resources = new ResourceLink({
+      clock: this.options.clock,
+      manager: () => this.actor.system.get('resourceManager') as AnyActorRef | undefined,
+      capacityChanged: () => this.actor.send({ type: 'scheduler.capacityChanged' }),
+      emit: (event) => this.emit(event),
+      observed: () => this.events.observed,
+    });
+    this.boosts = new Boosts({
+      clock: this.options.clock,
+      records: this.records,
+      send: (message) => this.actor.send(message),
+      emit: (event) => this.emit(event),
+    });
     if (declared) {
-      this.wireResources();
+      this.resources.wire();
       this.ready = Promise.resolve();
     } else {
       this.ready = this.detect();
@@ -179,13 +170,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     };
     // Keep finished records while the batch goes in: a dependency that fails at once must not
     // be dropped by retention before a later job of the batch looks it up.
-    this.batching = true;
-    try {
-      jobs.forEach(visit);
-    } finally {
-      this.batching = false;
-      this.retain();
-    }
+    this.records.batch(() => jobs.forEach(visit));
     return jobs.map((j) => handles.get(j.id) as JobHandle);
   }
 
@@ -198,11 +183,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   /** Jobs, optionally of one state and/or group, in submission order. */
   list(filter: { state?: JobState; group?: string } = {}): JobSnapshot[] {
     const out: JobSnapshot[] = [];
-    const ids =
-      filter.group === undefined
-        ? this.records.keys()
-        : (this.groups.get(filter.group) ?? new Set<string>()).values();
-    for (const id of ids) {
+    for (const id of this.records.ids(filter.group)) {
       const record = this.records.get(id);
       if (!record || (filter.state !== undefined && record.state !== filter.state)) continue;
       out.push(this.snapshotOf(record));
@@ -223,69 +204,12 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** Raises queued jobs at once, for `forMs`; running and finished jobs are left alone and named. */
   boost(target: BoostTarget, spec: BoostSpec): BoostReport {
-    const { toLevel, byLevels, forMs } = checkBoost(spec);
-    const ids = this.targetIds(target);
-    const now = this.options.clock.now();
-    const boost: Boost = {
-      until: now + forMs,
-      ...(toLevel === undefined ? {} : { toLevel }),
-      ...(byLevels === undefined ? {} : { byLevels }),
-    };
-    const report: BoostReport = { boosted: [], ignored: [], until: boost.until };
-    const queued: string[] = [];
-    for (const id of ids) {
-      const record = this.records.get(id);
-      if (!record) continue;
-      if (!WAITING.has(record.state)) {
-        report.ignored.push({ id, state: record.state });
-        continue;
-      }
-      record.boost = boost;
-      report.boosted.push(id);
-      if (record.state === 'queued') queued.push(id);
-    }
-    if (queued.length > 0) this.actor.send({ type: 'scheduler.boost', jobIds: queued, boost });
-    if (report.boosted.length > 0) {
-      this.emit({ type: 'job.boosted', at: now, jobIds: report.boosted, until: boost.until });
-      const timer = this.options.clock.setTimeout(() => {
-        this.timers.delete(timer);
-        for (const id of report.boosted) {
-          const record = this.records.get(id);
-          if (record?.boost === boost) record.boost = undefined;
-        }
-        this.actor.send({ type: 'scheduler.boostExpired' });
-        this.emit({ type: 'boost.expired', at: this.options.clock.now(), jobIds: report.boosted });
-      }, forMs);
-      this.timers.add(timer);
-    }
-    if (report.ignored.length > 0) this.emit({ type: 'boost.ignored', at: now, jobs: report.ignored });
-    return report;
+    return this.boosts.apply(target, spec);
   }
 
   /** Applies every boost signal of a stream (e.g. "a user is waiting on group X") as it comes. */
   connectBoosts(boost$: Observable<BoostSignal>): Subscription {
-    const subscription = boost$.subscribe({
-      next: (signal) => {
-        try {
-          const { target, ...spec } = signal;
-          this.boost(target, spec as BoostSpec);
-        } catch (error) {
-          this.emit({
-            type: 'boost.invalid',
-            at: this.options.clock.now(),
-            message: (error as Error).message,
-          });
-        }
-      },
-      error: (error: unknown) =>
-        this.emit({
-          type: 'boost.invalid',
-          at: this.options.clock.now(),
-          message: `boost stream failed: ${String(error)}`,
-        }),
-    });
-    this.subscriptions.push(subscription);
-    return subscription;
+    return this.boosts.connect(boost$);
   }
 
   /** Stops new starts; running jobs go on. */
@@ -304,16 +228,16 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** Resolves when nothing is pending, queued, running or retrying (at once if so now). */
   onIdle(): Promise<void> {
-    if (this.liveCount() === 0) return Promise.resolve();
+    if (this.records.liveCount() === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Counts by state, the queue, and capacity/allocated/free/measured resources. */
   stats(): SchedulerStats {
     return {
-      jobs: { ...this.counts },
-      queue: { size: this.queueSize(), max: this.options.maxQueueSize },
-      resources: this.resourceStats(),
+      jobs: { ...this.records.counts },
+      queue: { size: this.records.queueSize(), max: this.options.maxQueueSize },
+      resources: this.resources.stats(),
     };
   }
 
@@ -325,262 +249,73 @@ export class Scheduler<H extends Handlers = Handlers> {
   shutdown(options: { timeoutMs?: number; mode?: 'drain' | 'cancel' } = {}): Promise<ShutdownReport> {
     if (this.shutdownPromise) {
       // A second call may turn a drain into a cancel (a second Ctrl-C); it never turns one back.
-      if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain') this.abortRunning();
+      if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain')
+        abortRunning(this.records, this.shutdownReport);
       return this.shutdownPromise;
     }
-    const mode = options.mode ?? 'drain';
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    if (mode !== 'drain' && mode !== 'cancel')
-      throw new InvalidOptionError('mode', mode, "'drain' or 'cancel'");
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new InvalidOptionError('timeoutMs', timeoutMs, 'a number of ms ≥ 0');
-    }
+    const { mode, timeoutMs } = checkShutdownOptions(options);
     this.closed = true;
-    const report: ShutdownReport = {
-      mode,
-      completed: [],
-      failed: [],
-      cancelled: [],
-      aborted: [],
-      timedOut: false,
-    };
+    const report = emptyShutdownReport(mode);
     this.shutdownReport = report;
     this.actor.send({ type: 'scheduler.close' });
-    this.shutdownPromise = this.runShutdown(report, mode, timeoutMs);
+    this.shutdownPromise = runShutdown(
+      {
+        records: this.records,
+        clock: this.options.clock,
+        onIdle: () => this.onIdle(),
+        ready: this.ready,
+        close: (done) => this.close(done),
+      },
+      report,
+      mode,
+      timeoutMs,
+    );
     return this.shutdownPromise;
   }
 
   // ——— internals ———
 
-  private async runShutdown(
-    report: ShutdownReport,
-    mode: 'drain' | 'cancel',
-    timeoutMs: number,
-  ): Promise<ShutdownReport> {
-    for (const [id, record] of this.records) {
-      if (record.actor && WAITING.has(record.state)) this.cancelForShutdown(id, record, report.cancelled);
-    }
-    const abortRunning = () => this.abortRunning();
-    if (mode === 'cancel') abortRunning();
-    else if (this.liveCount() > 0) {
-      let timer: unknown;
-      const drained = await Promise.race([
-        this.onIdle().then(() => true),
-        new Promise<boolean>((resolve) => {
-          timer = this.options.clock.setTimeout(() => resolve(false), timeoutMs);
-        }),
-      ]);
-      this.options.clock.clearTimeout(timer);
-      if (!drained) {
-        report.timedOut = true;
-        abortRunning();
-      }
-    }
-    await this.ready.catch(() => undefined);
-    for (const timer of this.timers) this.options.clock.clearTimeout(timer);
-    this.timers.clear();
-    for (const subscription of this.subscriptions) subscription.unsubscribe();
-    this.finalResources = this.resourceStats();
+  /** The end of a shutdown: nothing is left running, so everything else stops too. */
+  private close(report: ShutdownReport): void {
+    this.boosts.dispose();
+    this.resources.freeze();
     this.actor.stop();
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
-    return report;
-  }
-
-  /** Aborts every running job (kind `shutdown`), noting it in the shutdown report. */
-  private abortRunning(): void {
-    const report = this.shutdownReport;
-    if (!report) return;
-    for (const [id, record] of this.records) {
-      if (record.actor && HOLDING.has(record.state)) this.cancelForShutdown(id, record, report.aborted);
-    }
-  }
-
-  private cancelForShutdown(id: string, record: JobRecord, into: string[]): void {
-    into.push(id);
-    record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
-  }
-
-  private declaredPool(): ResourcePool | undefined {
-    const option = this.options.resources;
-    if (option === 'detect' || 'detect' in option) return undefined;
-    return option;
-  }
-
-  private resourceInput(pool: ResourcePool): ResourceManagerInput {
-    const nodes = normalisePool(pool);
-    this.pool = { nodes, maxima: poolMaxima(nodes) };
-    const input: ResourceManagerInput = { pool, placement: this.options.placement };
-    if (this.options.monitor) {
-      input.monitor = {
-        clock: this.options.clock,
-        intervalMs: this.options.monitorIntervalMs,
-        read: this.options.measure ?? (() => readMeasured()),
-        headroom: this.options.headroom,
-      };
-    }
-    return input;
   }
 
   private async detect(): Promise<void> {
     const { pool, warnings } = await resolvePool(this.options.resources, this.options.detect);
     if (this.shutdownPromise) return;
-    const input = this.resourceInput(pool);
-    // Jobs accepted before the pool was known were checked only for their shape.
-    for (const [id, record] of this.records) {
-      if (!record.actor) continue;
-      try {
-        assertCanEverFit(
-          toUnits(record.spec.resources),
-          this.pool?.nodes ?? [],
-          this.pool?.maxima as PoolMaxima,
-        );
-      } catch (error) {
-        record.actor.send({
-          type: 'job.cancel',
-          reason: 'user',
-          message: `${id}: ${(error as Error).message}`,
-        });
-      }
-    }
+    const { input, known } = resourceInput(pool, this.options);
+    this.pool = known;
+    cancelMisfits(this.records, known);
     this.actor.send({ type: 'scheduler.poolReady', resources: input });
-    this.wireResources();
+    this.resources.wire();
     this.emit({ type: 'scheduler.ready', at: this.options.clock.now(), warnings });
   }
 
-  private resourceManager(): AnyActorRef | undefined {
-    return this.actor.system.get('resourceManager') as AnyActorRef | undefined;
-  }
-
-  private wireResources(): void {
-    const rm = this.resourceManager();
-    if (!rm || this.resourcesWired) return;
-    this.resourcesWired = true;
-    const at = () => this.options.clock.now();
-    rm.on('resources.changed', () => {
-      if (this.events.observed)
-        this.emit({ type: 'resources.changed', at: at(), resources: this.resourceStats() });
-    });
-    rm.on('resources.pressure', (e: { nodeId: string; pressure: never }) => {
-      this.actor.send({ type: 'scheduler.capacityChanged' });
-      this.emit({ type: 'resources.pressure', at: at(), nodeId: e.nodeId, pressure: e.pressure });
-    });
-    rm.on(
-      'resources.pressureEnded',
-      (e: { nodeId: string; resource: 'memory' | 'vram'; gpuIndex?: number }) => {
-        this.actor.send({ type: 'scheduler.capacityChanged' });
-        this.emit({
-          type: 'resources.pressureEnded',
-          at: at(),
-          nodeId: e.nodeId,
-          resource: e.resource,
-          ...(e.gpuIndex === undefined ? {} : { gpuIndex: e.gpuIndex }),
-        });
-      },
-    );
-  }
-
-  private resourceStats(): SchedulerStats['resources'] {
-    if (this.finalResources) return this.finalResources;
-    const rm = this.resourceManager();
-    if (rm) return (rm.getSnapshot() as { context: { stats: SchedulerStats['resources'] } }).context.stats;
-    const zero = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0, custom: {} };
-    return { capacity: zero, allocated: zero, free: zero };
-  }
-
-  /**
-   * Checks one job. `batch` holds the ids already taken in this submission; `batchIds` the ids
-   * a batch declares, which its jobs may depend on in any order.
-   */
-  private check(
-    spec: JobSpec,
-    batch: ReadonlySet<string>,
-    batchIds: ReadonlySet<string> = batch,
-  ): NormalisedJob {
+  /** Checks one job (see `checkJob`); nothing is accepted once the scheduler is closed. */
+  private check(spec: JobSpec, batch: ReadonlySet<string>, batchIds?: ReadonlySet<string>): NormalisedJob {
     if (this.closed) throw new SchedulerClosedError();
-    const job = normaliseJobSpec(spec, {
-      isHandlerType: (type) => Object.hasOwn(this.handlers, type),
-      handlerTypes: () => Object.keys(this.handlers),
-      defaultTimeoutMs: this.options.defaultTimeoutMs,
-      retryAttempts: this.options.retryAttempts,
-      backoff: this.options.backoff,
-      newId: () => this.newId(batch),
-    });
-    if (this.records.has(job.id) || batch.has(job.id)) throw new DuplicateJobError(job.id);
-    for (const dep of job.dependsOn) {
-      if (!this.records.has(dep) && !batchIds.has(dep)) {
-        throw new UnknownDependencyError(job.id, dep);
-      }
-    }
-    const units = toUnits(job.resources);
-    if (this.pool) assertCanEverFit(units, this.pool.nodes, this.pool.maxima);
-    return job;
-  }
-
-  private newId(batch: ReadonlySet<string>): string {
-    let id: string;
-    do id = `job-${++this.idSeq}`;
-    while (this.records.has(id) || batch.has(id));
-    return id;
+    const context = {
+      options: this.options,
+      handlers: this.handlers,
+      records: this.records,
+      pool: this.pool,
+    };
+    return checkJob(spec, context, batch, batchIds);
   }
 
   private assertRoom(n: number): void {
-    if (this.queueSize() + this.mayRetry + n > this.options.maxQueueSize) {
+    if (this.records.placesTaken() + n > this.options.maxQueueSize) {
       throw new QueueFullError(this.options.maxQueueSize);
     }
   }
 
-  private queueSize(): number {
-    return this.counts.pending + this.counts.queued + this.counts.retrying;
-  }
-
-  private liveCount(): number {
-    return this.queueSize() + this.counts.scheduled + this.counts.running;
-  }
-
   private accept(job: NormalisedJob): JobHandle {
-    let settle!: JobRecord['settle'];
-    const result = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
-    // Callers that never read `result` must not see an unhandled rejection.
-    result.catch(() => undefined);
-    const record: JobRecord = {
-      spec: job,
-      actor: undefined,
-      final: undefined,
-      state: 'pending',
-      waitingOn: 0,
-      dependents: [],
-      boost: undefined,
-      progressSeen: 0,
-      noteSeen: undefined,
-      mayRetry: false,
-      released: undefined,
-      settle,
-      result,
-      subject: undefined,
-    };
-    this.records.set(job.id, record);
-    this.counts.pending++;
-    if (job.group !== undefined) {
-      const members = this.groups.get(job.group) ?? new Set<string>();
-      members.add(job.id);
-      this.groups.set(job.group, members);
-    }
-    const actor = createActor(this.jobLogic, {
-      clock: this.options.clock,
-      ...(this.inspect ? { inspect: this.inspect } : {}),
-      input: {
-        id: job.id,
-        type: job.type,
-        ...(job.group === undefined ? {} : { group: job.group }),
-        payload: job.payload,
-        clock: this.options.clock,
-        maxAttempts: job.maxAttempts,
-        ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
-        backoff: job.backoff,
-        seed: Math.floor(this.options.random() * 2 ** 32) | 0,
-      },
-    });
+    const record = this.records.add(job);
+    const actor = createJobActor(this.jobLogic, job, this.options, this.inspect);
     record.actor = actor;
     actor.on('job.released', ({ allocation }) => {
       record.released = allocation.id;
@@ -595,54 +330,12 @@ export class Scheduler<H extends Handlers = Handlers> {
       at: this.options.clock.now(),
       job: this.snapshotOf(record),
     }));
-    // Dependencies: the job waits for those not yet ended; a failed one (afterok) cancels it.
-    let failedDep: { id: string; state: JobState } | undefined;
-    for (const dep of job.dependsOn) {
-      const depRecord = this.records.get(dep) as JobRecord;
-      if (!FINAL.has(depRecord.state)) {
-        record.waitingOn++;
-        depRecord.dependents.push(job.id);
-      } else if (depRecord.state !== 'completed' && job.dependencyPolicy === 'afterok') {
-        failedDep ??= { id: dep, state: depRecord.state };
-      }
-    }
-    if (failedDep) this.dependencyFailed(record, failedDep.id, failedDep.state);
-    else if (record.waitingOn === 0) actor.send({ type: 'job.ready' });
-    return this.handleOf(job.id, record);
-  }
-
-  private handleOf(id: string, record: JobRecord): JobHandle {
-    const stream = () => this.stateStream(record);
-    return {
-      id,
-      result: record.result,
-      get state$(): Observable<JobSnapshot> {
-        return stream();
-      },
-      cancel: () => this.cancel(id),
-    };
-  }
-
-  /** A job's snapshots; the subject exists only once someone asks, so a large backlog costs none. */
-  private stateStream(record: JobRecord): Observable<JobSnapshot> {
-    if (record.final) return of(record.final);
-    record.subject ??= new BehaviorSubject(this.snapshotOf(record));
-    return record.subject.asObservable();
-  }
-
-  private dependencyFailed(record: JobRecord, depId: string, state: JobState): void {
-    if (this.shutdownReport) {
-      // Shutdown cancelled the dependency: the dependent ends for the same reason, not its own.
-      if (!this.shutdownReport.cancelled.includes(record.spec.id))
-        this.shutdownReport.cancelled.push(record.spec.id);
-      record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
-      return;
-    }
-    record.actor?.send({
-      type: 'job.dependencyFailed',
-      dependencyId: depId,
-      message: `dependency ${depId} was ${state}`,
-    });
+    this.dependencies.link(record, actor);
+    return jobHandle(
+      record,
+      () => this.snapshotOf(record),
+      () => this.cancel(job.id),
+    );
   }
 
   private onJob(record: JobRecord, snap: JobMachineSnapshot): void {
@@ -651,14 +344,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     const id = record.spec.id;
     const now = this.options.clock.now();
     if (state !== prev) {
-      this.counts[prev]--;
-      this.counts[state]++;
-      record.state = state;
       const mayRetry = state === 'running' && snap.context.attempt < snap.context.maxAttempts;
-      if (mayRetry !== record.mayRetry) {
-        record.mayRetry = mayRetry;
-        this.mayRetry += mayRetry ? 1 : -1;
-      }
+      this.records.moved(record, state, mayRetry);
     }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
@@ -669,11 +356,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
-      const report = this.shutdownReport;
-      if (report && !report.cancelled.includes(id) && !report.aborted.includes(id)) {
-        (HOLDING.has(prev) ? report.aborted : report.cancelled).push(id);
-      }
-      record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
+      stopRetryForShutdown(record, prev, this.shutdownReport);
       return;
     }
     if (state === 'queued' && prev !== 'queued') {
@@ -744,100 +427,21 @@ export class Scheduler<H extends Handlers = Handlers> {
     record.subject?.next(final);
     record.subject?.complete();
     record.subject = undefined;
-    for (const dependent of record.dependents) this.notify(() => this.dependencyEnded(dependent, id, state));
-    record.dependents = [];
-    this.finishedOrder.push(id);
-    this.retain();
+    this.dependencies.ended(record, state);
+    this.records.finished(id);
   }
 
   /** Wakes `onIdle()` waiters and says so, once nothing is live. */
   private checkIdle(): void {
-    if (this.liveCount() !== 0) return;
+    if (this.records.liveCount() !== 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
     this.emit({ type: 'scheduler.idle', at: this.options.clock.now() });
   }
 
-  /** Runs dependency notifications one after another, so long chains never grow the stack. */
-  private notify(work: () => void): void {
-    this.notifications.push(work);
-    if (this.notifying) return;
-    this.notifying = true;
-    try {
-      for (let next = this.notifications.shift(); next; next = this.notifications.shift()) next();
-    } finally {
-      this.notifying = false;
-    }
-  }
-
-  private dependencyEnded(dependentId: string, depId: string, state: JobState): void {
-    const record = this.records.get(dependentId);
-    if (!record?.actor || record.state !== 'pending') return;
-    if (state !== 'completed' && record.spec.dependencyPolicy === 'afterok') {
-      this.dependencyFailed(record, depId, state);
-      return;
-    }
-    if (--record.waitingOn === 0) record.actor.send({ type: 'job.ready' });
-  }
-
-  /** Keeps at most `retainFinished` finished records, dropping the oldest. */
-  private retain(): void {
-    if (this.batching) return;
-    while (this.finishedOrder.length - this.finishedHead > this.options.retainFinished) {
-      const oldest = this.finishedOrder[this.finishedHead++] as string;
-      const record = this.records.get(oldest);
-      if (record?.final) {
-        this.records.delete(oldest);
-        if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
-      }
-    }
-    if (this.finishedHead > 1_024 && this.finishedHead * 2 > this.finishedOrder.length) {
-      this.finishedOrder.splice(0, this.finishedHead);
-      this.finishedHead = 0;
-    }
-  }
-
   private snapshotOf(record: JobRecord, snap?: JobMachineSnapshot): JobSnapshot {
-    if (record.final) return record.final;
-    const current = snap ?? (record.actor as JobActor).getSnapshot();
-    const out = toJobSnapshot(record.spec, current, this.effectiveLevel(record));
-    if (record.state === 'queued') out.waitReason = this.queuedWaitReason(out.waitReason) ?? 'resources';
-    return out;
-  }
-
-  /**
-   * Why a queued job waits, read from the scheduler as it is now: paused, every slot taken, or
-   * (the job's own last word) resources. Deriving it costs O(1) per read, where telling every
-   * queued job each time a slot fills or frees would cost O(queue).
-   */
-  private queuedWaitReason(own: JobSnapshot['waitReason']): JobSnapshot['waitReason'] {
-    const scheduler = this.actor.getSnapshot();
-    if (scheduler.matches({ ready: 'paused' })) return 'paused';
-    if (scheduler.context.holders.size >= this.options.maxConcurrentJobs) return 'concurrency';
-    return own === 'paused' || own === 'concurrency' ? 'resources' : own;
-  }
-
-  private effectiveLevel(record: JobRecord): number {
-    if (record.state !== 'queued') return record.spec.level;
-    const entry = this.actor.getSnapshot().context.queue.get(record.spec.id);
-    return entry
-      ? this.actor.getSnapshot().context.queue.level(entry, this.options.clock.now())
-      : record.spec.level;
-  }
-
-  private targetIds(target: BoostTarget): string[] {
-    if (
-      typeof target === 'object' &&
-      target !== null &&
-      'group' in target &&
-      typeof target.group === 'string'
-    ) {
-      return [...(this.groups.get(target.group) ?? [])];
-    }
-    if (typeof target === 'object' && target !== null && 'ids' in target && Array.isArray(target.ids))
-      return [...target.ids];
-    throw new InvalidJobError('target', target, '{ group } or { ids }');
+    return snapshotOf(record, this.view, snap);
   }
 
   private emit(event: SchedulerEvent): void {
@@ -848,26 +452,6 @@ export class Scheduler<H extends Handlers = Handlers> {
   private emitLazy(build: () => SchedulerEvent): void {
     if (this.events.observed && !this.events.closed) this.events.next(build());
   }
-}
-
-function checkBoost(spec: BoostSpec): {
-  toLevel: number | undefined;
-  byLevels: number | undefined;
-  forMs: number;
-} {
-  if (typeof spec !== 'object' || spec === null)
-    throw new InvalidJobError('boost', spec, '{ to | by, forMs }');
-  const { to, by, forMs } = spec as { to?: unknown; by?: unknown; forMs?: unknown };
-  if ((to === undefined) === (by === undefined))
-    throw new InvalidJobError('boost', spec, 'exactly one of to or by');
-  if (to !== undefined && levelOf(to) < 0) throw new InvalidJobError('boost.to', to, 'a priority name');
-  if (by !== undefined && (typeof by !== 'number' || !Number.isInteger(by) || Math.abs(by) > MAX_LEVEL)) {
-    throw new InvalidJobError('boost.by', by, `a whole number of levels in [-${MAX_LEVEL}, ${MAX_LEVEL}]`);
-  }
-  if (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0) {
-    throw new InvalidJobError('boost.forMs', forMs, 'a number of ms > 0');
-  }
-  return { toLevel: to === undefined ? undefined : levelOf(to), byLevels: by as number | undefined, forMs };
 }
 
 /** Creates a scheduler; see `SchedulerOptions` for every option and its default. */

@@ -1,0 +1,77 @@
+/**
+ * Taking a job in: checking a spec against what the scheduler knows, and creating the job's
+ * actor (a root actor on the shared clock, so a growing backlog never copies a parent's
+ * children map).
+ */
+import { createActor } from 'xstate';
+import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
+import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
+import { assertCanEverFit, toUnits } from '../core/pool.js';
+import type { Handlers } from '../actors/handler.js';
+import type { jobMachine } from '../machines/job.machine.js';
+import type { JobActor, JobRecords } from './job-records.js';
+import type { ResolvedOptions, SchedulerOptions } from './options.js';
+import type { KnownPool } from './resources.js';
+
+/** What a spec is checked against. */
+export type IntakeContext = {
+  options: ResolvedOptions;
+  handlers: Handlers;
+  records: JobRecords;
+  /** The pool, once known: until then jobs are checked only for their shape. */
+  pool: KnownPool | undefined;
+};
+
+/**
+ * Checks one job. `batch` holds the ids already taken in this submission; `batchIds` the ids
+ * a batch declares, which its jobs may depend on in any order.
+ */
+export function checkJob(
+  spec: JobSpec,
+  context: IntakeContext,
+  batch: ReadonlySet<string>,
+  batchIds: ReadonlySet<string> = batch,
+): NormalisedJob {
+  const { options, handlers, records, pool } = context;
+  const job = normaliseJobSpec(spec, {
+    isHandlerType: (type) => Object.hasOwn(handlers, type),
+    handlerTypes: () => Object.keys(handlers),
+    defaultTimeoutMs: options.defaultTimeoutMs,
+    retryAttempts: options.retryAttempts,
+    backoff: options.backoff,
+    newId: () => records.newId(batch),
+  });
+  if (records.has(job.id) || batch.has(job.id)) throw new DuplicateJobError(job.id);
+  for (const dep of job.dependsOn) {
+    if (!records.has(dep) && !batchIds.has(dep)) {
+      throw new UnknownDependencyError(job.id, dep);
+    }
+  }
+  const units = toUnits(job.resources);
+  if (pool) assertCanEverFit(units, pool.nodes, pool.maxima);
+  return job;
+}
+
+/** Creates (does not start) the actor of an accepted job; its retry jitter is seeded from `random`. */
+export function createJobActor(
+  logic: typeof jobMachine,
+  job: NormalisedJob,
+  options: ResolvedOptions,
+  inspect: SchedulerOptions['inspect'],
+): JobActor {
+  return createActor(logic, {
+    clock: options.clock,
+    ...(inspect ? { inspect } : {}),
+    input: {
+      id: job.id,
+      type: job.type,
+      ...(job.group === undefined ? {} : { group: job.group }),
+      payload: job.payload,
+      clock: options.clock,
+      maxAttempts: job.maxAttempts,
+      ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
+      backoff: job.backoff,
+      seed: Math.floor(options.random() * 2 ** 32) | 0,
+    },
+  });
+}

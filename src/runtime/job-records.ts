@@ -1,0 +1,182 @@
+/**
+ * The scheduler's book of jobs: one plain record per job (live or finished), the counts by
+ * state, the groups, and the retention of finished records (at most `retainFinished`).
+ */
+import type { BehaviorSubject } from 'rxjs';
+import type { Actor } from 'xstate';
+import type { NormalisedJob } from '../core/job-spec.js';
+import type { Boost } from '../core/queue.js';
+import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
+import type { jobMachine } from '../machines/job.machine.js';
+import type { JobSnapshot } from './types.js';
+
+/** A live job's actor: a root actor on the shared clock. */
+export type JobActor = Actor<typeof jobMachine>;
+
+/** What the scheduler keeps of one job. */
+export type JobRecord = {
+  spec: NormalisedJob;
+  actor: JobActor | undefined;
+  /** Kept once the job is final; the actor is gone then. */
+  final: JobSnapshot | undefined;
+  state: JobState;
+  /** Dependencies not yet ended in a way that lets this job run. */
+  waitingOn: number;
+  dependents: string[];
+  /** A boost given while the job was not queued; applied when it queues. */
+  boost: Boost | undefined;
+  progressSeen: number;
+  noteSeen: string | undefined;
+  /** Running with attempts left (counted in `mayRetry`). */
+  mayRetry: boolean;
+  /** An allocation the job released in its last step, handed back once its events are out. */
+  released: string | undefined;
+  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void };
+  result: Promise<unknown>;
+  subject: BehaviorSubject<JobSnapshot> | undefined;
+};
+
+/** States of a job that waits for a start: it holds a queue place. */
+export const WAITING: ReadonlySet<JobState> = new Set(['pending', 'queued', 'retrying']);
+/** States of a job that holds a slot and resources. */
+export const HOLDING: ReadonlySet<JobState> = new Set(['scheduled', 'running']);
+/** States a job never leaves. */
+export const FINAL: ReadonlySet<JobState> = new Set(FINAL_JOB_STATES);
+
+/** Job records by id, in submission order, with the counts and groups kept in step. */
+export class JobRecords {
+  /** Jobs by state; moved only by `add` and `moved`. */
+  readonly counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+  private readonly records = new Map<string, JobRecord>();
+  private readonly groups = new Map<string, Set<string>>();
+  private readonly finishedOrder: string[] = [];
+  private finishedHead = 0;
+  private batching = false;
+  private idSeq = 0;
+  /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
+  private retryable = 0;
+
+  /** @param retainFinished how many finished records to keep */
+  constructor(private readonly retainFinished: number) {}
+
+  get(id: string): JobRecord | undefined {
+    return this.records.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.records.has(id);
+  }
+
+  /** Every record, in submission order. */
+  entries(): IterableIterator<[string, JobRecord]> {
+    return this.records.entries();
+  }
+
+  /** The ids of every job, or of one group's, in submission order. */
+  ids(group?: string): IterableIterator<string> {
+    return group === undefined ? this.records.keys() : (this.groups.get(group) ?? new Set<string>()).values();
+  }
+
+  /** A new record for an accepted job, `pending`, with its `result` promise. */
+  add(job: NormalisedJob): JobRecord {
+    let settle!: JobRecord['settle'];
+    const result = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
+    // Callers that never read `result` must not see an unhandled rejection.
+    result.catch(() => undefined);
+    const record: JobRecord = {
+      spec: job,
+      actor: undefined,
+      final: undefined,
+      state: 'pending',
+      waitingOn: 0,
+      dependents: [],
+      boost: undefined,
+      progressSeen: 0,
+      noteSeen: undefined,
+      mayRetry: false,
+      released: undefined,
+      settle,
+      result,
+      subject: undefined,
+    };
+    this.records.set(job.id, record);
+    this.counts.pending++;
+    if (job.group !== undefined) {
+      const members = this.groups.get(job.group) ?? new Set<string>();
+      members.add(job.id);
+      this.groups.set(job.group, members);
+    }
+    return record;
+  }
+
+  /** Records a job's move to `state`; `mayRetry`: running with attempts left. */
+  moved(record: JobRecord, state: JobState, mayRetry: boolean): void {
+    this.counts[record.state]--;
+    this.counts[state]++;
+    record.state = state;
+    if (mayRetry !== record.mayRetry) {
+      record.mayRetry = mayRetry;
+      this.retryable += mayRetry ? 1 : -1;
+    }
+  }
+
+  /** Jobs pending, queued or retrying. */
+  queueSize(): number {
+    return this.counts.pending + this.counts.queued + this.counts.retrying;
+  }
+
+  /** Queue places taken: the queue plus running jobs that may come back to it. */
+  placesTaken(): number {
+    return this.queueSize() + this.retryable;
+  }
+
+  /** Jobs not yet final. */
+  liveCount(): number {
+    return this.queueSize() + this.counts.scheduled + this.counts.running;
+  }
+
+  /** A fresh `job-N` id, taken neither by a record nor by `batch`. */
+  newId(batch: ReadonlySet<string>): string {
+    let id: string;
+    do id = `job-${++this.idSeq}`;
+    while (this.records.has(id) || batch.has(id));
+    return id;
+  }
+
+  /** Notes that a job finished; the oldest finished records may go. */
+  finished(id: string): void {
+    this.finishedOrder.push(id);
+    this.retain();
+  }
+
+  /**
+   * Runs `work` with finished records kept: a dependency that fails at once must not be dropped
+   * by retention before a later job of the batch looks it up.
+   */
+  batch<T>(work: () => T): T {
+    this.batching = true;
+    try {
+      return work();
+    } finally {
+      this.batching = false;
+      this.retain();
+    }
+  }
+
+  /** Keeps at most `retainFinished` finished records, dropping the oldest. */
+  private retain(): void {
+    if (this.batching) return;
+    while (this.finishedOrder.length - this.finishedHead > this.retainFinished) {
+      const oldest = this.finishedOrder[this.finishedHead++] as string;
+      const record = this.records.get(oldest);
+      if (record?.final) {
+        this.records.delete(oldest);
+        if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
+      }
+    }
+    if (this.finishedHead > 1_024 && this.finishedHead * 2 > this.finishedOrder.length) {
+      this.finishedOrder.splice(0, this.finishedHead);
+      this.finishedHead = 0;
+    }
+  }
+}

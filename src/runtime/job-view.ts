@@ -1,0 +1,68 @@
+/**
+ * What a user sees of a job: its snapshot (for a queued job, read against the scheduler as it
+ * is now) and its handle.
+ */
+import { BehaviorSubject, of, type Observable } from 'rxjs';
+import type { Actor } from 'xstate';
+import type { JobMachineSnapshot } from '../machines/job.machine.js';
+import type { schedulerMachine } from '../machines/scheduler.machine.js';
+import type { SchedulerClock } from './clock.js';
+import type { JobActor, JobRecord } from './job-records.js';
+import { toJobSnapshot } from './snapshot.js';
+import type { JobHandle, JobSnapshot } from './types.js';
+
+/** What a queued job's snapshot is read against. */
+export type QueueView = {
+  scheduler: Actor<typeof schedulerMachine>;
+  maxConcurrentJobs: number;
+  clock: SchedulerClock;
+};
+
+/** A job's snapshot: the final one once final, else built from `snap` (or its actor's own). */
+export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobMachineSnapshot): JobSnapshot {
+  if (record.final) return record.final;
+  const current = snap ?? (record.actor as JobActor).getSnapshot();
+  const out = toJobSnapshot(record.spec, current, effectiveLevel(record, view));
+  if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
+  return out;
+}
+
+/**
+ * A job's handle. `current` reads the job's snapshot now; `state$` makes its subject only once
+ * someone asks, so a large backlog costs none.
+ */
+export function jobHandle(record: JobRecord, current: () => JobSnapshot, cancel: () => boolean): JobHandle {
+  const stream = (): Observable<JobSnapshot> => {
+    if (record.final) return of(record.final);
+    record.subject ??= new BehaviorSubject(current());
+    return record.subject.asObservable();
+  };
+  return {
+    id: record.spec.id,
+    result: record.result,
+    get state$(): Observable<JobSnapshot> {
+      return stream();
+    },
+    cancel,
+  };
+}
+
+/**
+ * Why a queued job waits, read from the scheduler as it is now: paused, every slot taken, or
+ * (the job's own last word) resources. Deriving it costs O(1) per read, where telling every
+ * queued job each time a slot fills or frees would cost O(queue).
+ */
+function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobSnapshot['waitReason'] {
+  const scheduler = view.scheduler.getSnapshot();
+  if (scheduler.matches({ ready: 'paused' })) return 'paused';
+  if (scheduler.context.holders.size >= view.maxConcurrentJobs) return 'concurrency';
+  return own === 'paused' || own === 'concurrency' ? 'resources' : own;
+}
+
+function effectiveLevel(record: JobRecord, view: QueueView): number {
+  if (record.state !== 'queued') return record.spec.level;
+  const entry = view.scheduler.getSnapshot().context.queue.get(record.spec.id);
+  return entry
+    ? view.scheduler.getSnapshot().context.queue.level(entry, view.clock.now())
+    : record.spec.level;
+}

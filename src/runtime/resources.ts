@@ -1,0 +1,122 @@
+/**
+ * The scheduler's side of the resource manager: the pool it is given or finds, the manager's
+ * input, fit checks of jobs accepted before the pool was known, its figures, and relaying what
+ * the manager says to `events$`.
+ */
+import type { AnyActorRef } from 'xstate';
+import { assertCanEverFit, normalisePool, poolMaxima, toUnits, type PoolMaxima } from '../core/pool.js';
+import type { NormalisedNode, ResourcePool } from '../core/resources.js';
+import { readMeasured } from '../actors/measure.js';
+import type { ResourceManagerInput } from '../machines/resourceManager.machine.js';
+import type { SchedulerClock } from './clock.js';
+import type { JobRecords } from './job-records.js';
+import type { ResolvedOptions } from './options.js';
+import type { SchedulerEvent, SchedulerStats } from './types.js';
+
+/** A pool as the fit checks need it. */
+export type KnownPool = { nodes: NormalisedNode[]; maxima: PoolMaxima };
+
+/** The pool the options declare; undefined when it is to be detected. */
+export function declaredPool(option: ResolvedOptions['resources']): ResourcePool | undefined {
+  if (option === 'detect' || 'detect' in option) return undefined;
+  return option;
+}
+
+/** The resource manager's input for `pool`, and the pool normalised for fit checks. */
+export function resourceInput(
+  pool: ResourcePool,
+  options: ResolvedOptions,
+): { input: ResourceManagerInput; known: KnownPool } {
+  const nodes = normalisePool(pool);
+  const known = { nodes, maxima: poolMaxima(nodes) };
+  const input: ResourceManagerInput = { pool, placement: options.placement };
+  if (options.monitor) {
+    input.monitor = {
+      clock: options.clock,
+      intervalMs: options.monitorIntervalMs,
+      read: options.measure ?? (() => readMeasured()),
+      headroom: options.headroom,
+    };
+  }
+  return { input, known };
+}
+
+/** Cancels the live jobs that can never fit `pool`: accepted before it was known, they were checked only for their shape. */
+export function cancelMisfits(records: JobRecords, pool: KnownPool): void {
+  for (const [id, record] of records.entries()) {
+    if (!record.actor) continue;
+    try {
+      assertCanEverFit(toUnits(record.spec.resources), pool.nodes, pool.maxima);
+    } catch (error) {
+      record.actor.send({
+        type: 'job.cancel',
+        reason: 'user',
+        message: `${id}: ${(error as Error).message}`,
+      });
+    }
+  }
+}
+
+/** What `ResourceLink` needs of the scheduler. */
+export type ResourceLinkDeps = {
+  clock: SchedulerClock;
+  /** The resource manager, once the pool is known. */
+  manager: () => AnyActorRef | undefined;
+  /** Tells the scheduler actor that capacity changed. */
+  capacityChanged: () => void;
+  emit: (event: SchedulerEvent) => void;
+  /** Whether anyone listens: resource figures are read only then. */
+  observed: () => boolean;
+};
+
+/** The scheduler's link to its resource manager: its figures, and its events relayed. */
+export class ResourceLink {
+  private wired = false;
+  /** The figures as they were when the resource manager stopped (after shutdown). */
+  private final: SchedulerStats['resources'] | undefined;
+
+  constructor(private readonly deps: ResourceLinkDeps) {}
+
+  /** Capacity, allocated, free (and measured): zeros until the pool is known. */
+  stats(): SchedulerStats['resources'] {
+    if (this.final) return this.final;
+    const rm = this.deps.manager();
+    if (rm) return (rm.getSnapshot() as { context: { stats: SchedulerStats['resources'] } }).context.stats;
+    const zero = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0, custom: {} };
+    return { capacity: zero, allocated: zero, free: zero };
+  }
+
+  /** Keeps the figures as they are now, before the resource manager stops. */
+  freeze(): void {
+    this.final = this.stats();
+  }
+
+  /** Relays the resource manager's events to the scheduler actor and to `events$` (once it exists; once). */
+  wire(): void {
+    const rm = this.deps.manager();
+    if (!rm || this.wired) return;
+    this.wired = true;
+    const { emit, capacityChanged } = this.deps;
+    const at = () => this.deps.clock.now();
+    rm.on('resources.changed', () => {
+      if (this.deps.observed()) emit({ type: 'resources.changed', at: at(), resources: this.stats() });
+    });
+    rm.on('resources.pressure', (e: { nodeId: string; pressure: never }) => {
+      capacityChanged();
+      emit({ type: 'resources.pressure', at: at(), nodeId: e.nodeId, pressure: e.pressure });
+    });
+    rm.on(
+      'resources.pressureEnded',
+      (e: { nodeId: string; resource: 'memory' | 'vram'; gpuIndex?: number }) => {
+        capacityChanged();
+        emit({
+          type: 'resources.pressureEnded',
+          at: at(),
+          nodeId: e.nodeId,
+          resource: e.resource,
+          ...(e.gpuIndex === undefined ? {} : { gpuIndex: e.gpuIndex }),
+        });
+      },
+    );
+  }
+}
