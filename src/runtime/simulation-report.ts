@@ -5,7 +5,7 @@
  */
 import { PRIORITY_NAMES, type PriorityName } from '../core/priority.js';
 import type { ResourceTotals } from '../core/resources.js';
-import type { Allocation } from '../core/types.js';
+import { JOB_STATES, type Allocation } from '../core/types.js';
 import type { SchedulerEvent } from './types.js';
 import type {
   DurationBreakdown,
@@ -31,18 +31,7 @@ type Track = {
 
 type Amounts = { cpu: number; memoryMb: number; gpu: number; vramMb: number };
 
-const ALL_STATES: readonly SimulatedJobState[] = [
-  'unsubmitted',
-  'rejected',
-  'pending',
-  'queued',
-  'scheduled',
-  'running',
-  'retrying',
-  'completed',
-  'failed',
-  'cancelled',
-];
+const ALL_STATES: readonly SimulatedJobState[] = ['unsubmitted', 'rejected', ...JOB_STATES];
 
 const LIVE: ReadonlySet<SimulatedJobState> = new Set([
   'pending',
