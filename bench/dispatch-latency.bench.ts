@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createScheduler, createRealClock } from '../src/index.js';
-import { report } from './harness.js';
+import { reportLatency } from './harness.js';
 
 const JOBS = 2_000;
 let endedAt = 0;
@@ -26,24 +26,5 @@ const scheduler = createScheduler({
 for (let i = 0; i < JOBS; i++) scheduler.submit({ type: 'step', resources: { cpu: 1 } });
 await scheduler.onIdle();
 await scheduler.shutdown();
-const measured = gaps.slice(200).sort((a, b) => a - b); // the first 200 warm the JIT
-const at = (p: number) =>
-  measured[Math.min(measured.length - 1, Math.floor((p / 100) * measured.length))] ?? 0;
-report({
-  name: 'dispatch latency p50',
-  params: { jobs: JOBS },
-  value: at(50),
-  unit: 'µs',
-  min: measured[0] ?? 0,
-  max: measured.at(-1) ?? 0,
-  runs: measured.length,
-});
-report({
-  name: 'dispatch latency p99',
-  params: { jobs: JOBS },
-  value: at(99),
-  unit: 'µs',
-  min: at(50),
-  max: measured.at(-1) ?? 0,
-  runs: measured.length,
-});
+// The first 200 warm the JIT.
+reportLatency('dispatch latency', { jobs: JOBS }, gaps.slice(200));

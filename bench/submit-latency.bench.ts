@@ -4,11 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createScheduler, createRealClock } from '../src/index.js';
-import { report } from './harness.js';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
+import { reportLatency } from './harness.js';
 
 for (const backlog of (process.env['BENCH_BACKLOGS'] ?? '0,1000,100000').split(',').map(Number)) {
   const scheduler = createScheduler({
@@ -27,25 +23,6 @@ for (const backlog of (process.env['BENCH_BACKLOGS'] ?? '0,1000,100000').split('
     scheduler.submit({ type: 'noop', resources: { gpu: 1 }, priority: i % 2 ? 'low' : 'high' });
     samples.push((performance.now() - start) * 1_000);
   }
-  samples.sort((a, b) => a - b);
-  const p50 = percentile(samples, 50);
-  report({
-    name: 'submit latency p50',
-    params: { backlog },
-    value: p50,
-    unit: 'µs',
-    min: samples[0] ?? 0,
-    max: samples.at(-1) ?? 0,
-    runs: samples.length,
-  });
-  report({
-    name: 'submit latency p99',
-    params: { backlog },
-    value: percentile(samples, 99),
-    unit: 'µs',
-    min: p50,
-    max: samples.at(-1) ?? 0,
-    runs: samples.length,
-  });
+  reportLatency('submit latency', { backlog }, samples);
   await scheduler.shutdown({ mode: 'cancel' });
 }
