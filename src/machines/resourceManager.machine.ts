@@ -79,6 +79,23 @@ export type ResourceManagerContext = {
 const statsOf = (ledger: ResourceLedger, measured: Partial<ResourceTotals> | undefined): ResourceStats =>
   measured === undefined ? ledger.totals() : { ...ledger.totals(), measured };
 
+/** What publishing needs of `enqueueActions`' `enqueue`. */
+type Publisher = {
+  assign: (values: { stats: ResourceStats }) => void;
+  emit: (event: ResourceManagerEmitted) => void;
+};
+
+/** Refreshes the published stats from the ledger and tells observers they changed. */
+function publish(
+  context: ResourceManagerContext,
+  enqueue: Publisher,
+  measured: Partial<ResourceTotals> | undefined = context.stats.measured,
+): void {
+  const stats = statsOf(context.ledger, measured);
+  enqueue.assign({ stats });
+  enqueue.emit({ type: 'resources.changed', stats });
+}
+
 function errorFields(error: unknown): { name: string; field: string; message: string } {
   const e = error as { name?: unknown; field?: unknown; message?: unknown };
   return {
@@ -124,18 +141,14 @@ export const resourceManagerMachine = setup({
       }
       enqueue.sendTo(event.replyTo, reply);
       if (reply.type === 'resources.granted') {
-        const stats = statsOf(context.ledger, context.stats.measured);
-        enqueue.assign({ stats });
-        enqueue.emit({ type: 'resources.changed', stats });
+        publish(context, enqueue);
       }
     }),
     releaseAllocation: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'resources.release') return;
       const result = context.ledger.release(event.allocationId);
       if (result.released) {
-        const stats = statsOf(context.ledger, context.stats.measured);
-        enqueue.assign({ stats });
-        enqueue.emit({ type: 'resources.changed', stats });
+        publish(context, enqueue);
       } else {
         enqueue.emit({
           type: 'resources.releaseIgnored',
@@ -147,9 +160,7 @@ export const resourceManagerMachine = setup({
     applyLimit: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'resources.setLimit') return;
       context.ledger.setAdmissionLimit(event.nodeId, event.limit);
-      const stats = statsOf(context.ledger, context.stats.measured);
-      enqueue.assign({ stats });
-      enqueue.emit({ type: 'resources.changed', stats });
+      publish(context, enqueue);
     }),
     reconcile: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'resources.measured') return;
@@ -182,9 +193,8 @@ export const resourceManagerMachine = setup({
       const measured: Partial<ResourceTotals> = {};
       if (event.measured.freeMemoryMb !== undefined) measured.memoryMb = event.measured.freeMemoryMb;
       if (event.measured.gpus) measured.vramMb = event.measured.gpus.reduce((s, g) => s + g.freeVramMb, 0);
-      const stats = statsOf(context.ledger, measured);
-      enqueue.assign({ pressures: now, stats });
-      enqueue.emit({ type: 'resources.changed', stats });
+      enqueue.assign({ pressures: now });
+      publish(context, enqueue, measured);
     }),
   },
 }).createMachine({
