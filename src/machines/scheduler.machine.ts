@@ -104,15 +104,13 @@ export const schedulerMachine = setup({
       resources: ({ context, event }) =>
         event.type === 'scheduler.poolReady' ? event.resources : context.resources,
     }),
-    enqueue: enqueueActions(({ context, event, enqueue }) => {
+    // A queued job's `paused` / `concurrency` reasons are read off this actor's state when its
+    // snapshot is built (src/runtime/job-view.ts), so nothing here tells every queued job.
+    enqueue: ({ context, event }) => {
       if (event.type !== 'scheduler.enqueue' || context.queue.has(event.jobId)) return;
       context.queue.add(event.jobId, event.level, context.clock.now(), event.job);
       if (event.boost) context.queue.setBoost(event.jobId, event.boost);
-      // Every slot taken: say so now, rather than the default "waiting for resources".
-      if (context.holders.size >= context.maxConcurrentJobs) {
-        enqueue.sendTo(event.job.ref, { type: 'job.wait', reason: 'concurrency' });
-      }
-    }),
+    },
     dequeue: ({ context, event }) => {
       if (event.type !== 'scheduler.dequeue') return;
       context.queue.remove(event.jobId);
@@ -177,21 +175,6 @@ export const schedulerMachine = setup({
       context.denied.add(entry.id);
       enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: 'resources' });
     }),
-    markPaused: enqueueActions(({ context, enqueue }) => {
-      for (const entry of context.queue.inOrder(context.clock.now())) {
-        enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: 'paused' });
-      }
-    }),
-    markResumed: enqueueActions(({ context, enqueue }) => {
-      for (const entry of context.queue.inOrder(context.clock.now())) {
-        const full = context.holders.size >= context.maxConcurrentJobs;
-        enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: full ? 'concurrency' : 'resources' });
-      }
-    }),
-    markEnqueuedPaused: enqueueActions(({ event, enqueue }) => {
-      if (event.type === 'scheduler.enqueue')
-        enqueue.sendTo(event.job.ref, { type: 'job.wait', reason: 'paused' });
-    }),
     /**
      * One step of a scheduling round: ask for the resources of the first queued job, in
      * effective-priority order, that was not denied since resources last grew. In `strict`
@@ -202,13 +185,9 @@ export const schedulerMachine = setup({
     dispatch: enqueueActions(({ context, enqueue, self }) => {
       if (context.inFlight || context.queue.size === 0) return;
       const now = context.clock.now();
-      const full = context.holders.size >= context.maxConcurrentJobs;
+      if (context.holders.size >= context.maxConcurrentJobs) return;
       let position = 0;
       for (const entry of context.queue.inOrder(now)) {
-        if (full) {
-          enqueue.sendTo(entry.value.ref, { type: 'job.wait', reason: 'concurrency' });
-          return;
-        }
         if (context.denied.has(entry.id)) {
           const headWaits = position === 0;
           if (headWaits && context.queuePolicy === 'strict') return;
@@ -300,10 +279,8 @@ export const schedulerMachine = setup({
         },
         paused: {
           description: 'No new starts; running jobs go on.',
-          entry: 'markPaused',
           on: {
-            'scheduler.enqueue': { actions: ['enqueue', 'markEnqueuedPaused'] },
-            'scheduler.resume': { target: 'active', actions: ['forgetDenials', 'markResumed'] },
+            'scheduler.resume': { target: 'active', actions: 'forgetDenials' },
             'scheduler.close': { target: 'closed' },
           },
         },

@@ -61,8 +61,7 @@ function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobS
 
 function effectiveLevel(record: JobRecord, view: QueueView): number {
   if (record.state !== 'queued') return record.spec.level;
-  const entry = view.scheduler.getSnapshot().context.queue.get(record.spec.id);
-  return entry
-    ? view.scheduler.getSnapshot().context.queue.level(entry, view.clock.now())
-    : record.spec.level;
+  const queue = view.scheduler.getSnapshot().context.queue;
+  const entry = queue.get(record.spec.id);
+  return entry ? queue.level(entry, view.clock.now()) : record.spec.level;
 }
