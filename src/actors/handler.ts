@@ -8,6 +8,7 @@ import { fromPromise } from 'xstate';
 import { UnrecoverableError } from '../core/errors.js';
 import type { Allocation } from '../core/types.js';
 import type { JobHandlerInput } from '../machines/job.machine.js';
+import type { RunHandler } from '../machines/job.logic.js';
 
 /** What a handler receives for one attempt. */
 export type HandlerContext<TPayload = unknown> = {
@@ -33,9 +34,12 @@ export type Handlers = Record<string, JobHandler<never, unknown>>;
 /** The payload type a handler expects. */
 export type PayloadOf<H> = H extends JobHandler<infer P, unknown> ? P : never;
 
-/** The `runHandler` actor logic for a set of handlers. */
-export function handlerRunner(handlers: Handlers) {
-  return fromPromise<unknown, JobHandlerInput>(async ({ input, signal }) => {
+/**
+ * Runs one attempt with the handler registered for the job's type: what the compiled job logic
+ * (`createJobLogic`) invokes. A missing handler is an `UnrecoverableError` (no retry).
+ */
+export function runHandler(handlers: Handlers): RunHandler {
+  return async (input, signal) => {
     const handler = Object.hasOwn(handlers, input.type) ? handlers[input.type] : undefined;
     if (typeof handler !== 'function')
       throw new UnrecoverableError(`no handler is registered for type ${input.type}`);
@@ -47,5 +51,11 @@ export function handlerRunner(handlers: Handlers) {
       signal,
       progress: input.progress,
     });
-  });
+  };
+}
+
+/** The same, as the `runHandler` promise actor that `jobMachine` invokes. */
+export function handlerRunner(handlers: Handlers) {
+  const run = runHandler(handlers);
+  return fromPromise<unknown, JobHandlerInput>(({ input, signal }) => Promise.resolve(run(input, signal)));
 }

@@ -97,6 +97,126 @@ export type JobEvent =
 /** Emitted (observe with `actor.on('job.released', ...)`) exactly once per grant, on every way out. */
 export type JobEmitted = { type: 'job.released'; jobId: string; allocation: Allocation };
 
+/** Any event a job handles: those sent to it, and the internal ones (handler done/error, delays). */
+type AnyJobEvent = JobEvent | { type: string };
+
+/**
+ * The job's guards as plain functions of its context and event: the XState machine and the
+ * compiled runtime logic (`job.logic.ts`) both call these, so they cannot disagree.
+ */
+export const jobGuards = {
+  hasTimeout: (context: JobContext) => context.timeoutMs !== undefined,
+  hasAttemptsLeft: (context: JobContext) => context.attempt < context.maxAttempts,
+  /** Progress from an attempt that already ended (a handler that ignored its abort) is dropped. */
+  isCurrentAttempt: (context: JobContext, event: AnyJobEvent) => {
+    const e = event as JobEvent;
+    return e.type !== 'job.progress' || e.attempt === undefined || e.attempt === context.attempt;
+  },
+  canRetry: (context: JobContext, _event: AnyJobEvent, params: { error: unknown }) =>
+    context.attempt < context.maxAttempts && !isUnrecoverable(params.error),
+};
+
+/** The job's context updates as plain functions returning the changed fields (see `jobGuards`). */
+export const jobUpdates = {
+  awaitDependencies: (): Partial<JobContext> => ({ waitReason: 'dependencies' }),
+  enterQueue: (context: JobContext): Partial<JobContext> => ({
+    waitReason: 'resources',
+    queuedAt: context.clock.now(),
+  }),
+  recordWaitReason: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    return { waitReason: e.type === 'job.wait' ? e.reason : context.waitReason };
+  },
+  recordAllocation: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    return {
+      allocation: e.type === 'job.allocated' ? e.allocation : context.allocation,
+      waitReason: undefined,
+    };
+  },
+  clearAllocation: (): Partial<JobContext> => ({ allocation: undefined }),
+  beginAttempt: (context: JobContext): Partial<JobContext> => ({
+    attempt: context.attempt + 1,
+    startedAt: context.startedAt ?? context.clock.now(),
+    progress: { fraction: 0 },
+  }),
+  recordProgress: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    return {
+      progress:
+        e.type === 'job.progress' ? nextProgress(context.progress, e.fraction, e.note) : context.progress,
+    };
+  },
+  recordOutput: (
+    context: JobContext,
+    _event: AnyJobEvent,
+    params: { output: unknown },
+  ): Partial<JobContext> => ({
+    output: params.output,
+    progress: { ...context.progress, fraction: 1 },
+    error: undefined,
+  }),
+  recordFailure: (
+    _context: JobContext,
+    _event: AnyJobEvent,
+    params: { error: unknown },
+  ): Partial<JobContext> => ({
+    error: { kind: 'error', message: describeError(params.error) },
+  }),
+  recordTimeout: (context: JobContext): Partial<JobContext> => ({
+    error: { kind: 'timeout', message: `attempt timed out after ${context.timeoutMs} ms` },
+  }),
+  recordCancellation: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    if (e.type !== 'job.cancel') return { error: context.error };
+    const kind = e.reason === 'shutdown' ? 'shutdown' : 'cancelled';
+    return {
+      error: { kind, message: e.message ?? (kind === 'shutdown' ? 'scheduler shut down' : 'cancelled') },
+    };
+  },
+  recordDependencyFailure: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    return {
+      error:
+        e.type === 'job.dependencyFailed'
+          ? {
+              kind: 'dependency',
+              message: e.message ?? `dependency ${e.dependencyId} did not complete`,
+              dependencyId: e.dependencyId,
+            }
+          : context.error,
+    };
+  },
+  planRetry: (context: JobContext): Partial<JobContext> => {
+    const [random01, rngState] = nextRandom(context.rngState);
+    return {
+      rngState,
+      retryDelayMs: backoffDelay(context.backoff, context.attempt, random01),
+      waitReason: 'backoff',
+    };
+  },
+  finish: (context: JobContext): Partial<JobContext> => ({
+    waitReason: undefined,
+    endedAt: context.clock.now(),
+  }),
+};
+
+/** What the job emits, as plain functions of its context (see `jobGuards`). */
+export const jobEmits = {
+  emitRelease: (context: JobContext): JobEmitted => ({
+    type: 'job.released',
+    jobId: context.id,
+    // The allocation is always present here: `allocated` is entered only with one.
+    allocation: context.allocation as Allocation,
+  }),
+};
+
+/** The job's named delays, in ms. */
+export const jobDelays = {
+  jobTimeout: (context: JobContext) => context.timeoutMs ?? MAX_TIMER_DELAY_MS,
+  retryBackoff: (context: JobContext) => context.retryDelayMs,
+};
+
 /**
  * The lifecycle of one job, as an executable spec. Resources are held exactly in the compound
  * state `allocated` (`scheduled`, `running`); its exit action is the one place a release is
@@ -116,96 +236,37 @@ export const jobMachine = setup({
     }),
   },
   delays: {
-    jobTimeout: ({ context }) => context.timeoutMs ?? MAX_TIMER_DELAY_MS,
-    retryBackoff: ({ context }) => context.retryDelayMs,
+    jobTimeout: ({ context }) => jobDelays.jobTimeout(context),
+    retryBackoff: ({ context }) => jobDelays.retryBackoff(context),
   },
   guards: {
-    hasTimeout: ({ context }) => context.timeoutMs !== undefined,
-    hasAttemptsLeft: ({ context }) => context.attempt < context.maxAttempts,
-    /** Progress from an attempt that already ended (a handler that ignored its abort) is dropped. */
-    isCurrentAttempt: ({ context, event }) =>
-      event.type !== 'job.progress' || event.attempt === undefined || event.attempt === context.attempt,
-    canRetry: ({ context }, params: { error: unknown }) =>
-      context.attempt < context.maxAttempts && !isUnrecoverable(params.error),
+    hasTimeout: ({ context }) => jobGuards.hasTimeout(context),
+    hasAttemptsLeft: ({ context }) => jobGuards.hasAttemptsLeft(context),
+    isCurrentAttempt: ({ context, event }) => jobGuards.isCurrentAttempt(context, event),
+    canRetry: ({ context, event }, params: { error: unknown }) => jobGuards.canRetry(context, event, params),
   },
   actions: {
-    awaitDependencies: assign({ waitReason: 'dependencies' }),
-    enterQueue: assign({
-      waitReason: 'resources',
-      queuedAt: ({ context }) => context.clock.now(),
-    }),
-    recordWaitReason: assign({
-      waitReason: ({ context, event }) => (event.type === 'job.wait' ? event.reason : context.waitReason),
-    }),
-    recordAllocation: assign({
-      allocation: ({ context, event }) =>
-        event.type === 'job.allocated' ? event.allocation : context.allocation,
-      waitReason: undefined,
-    }),
-    emitRelease: emit(({ context }) => ({
-      type: 'job.released' as const,
-      jobId: context.id,
-      // The allocation is always present here: `allocated` is entered only with one.
-      allocation: context.allocation as Allocation,
-    })),
-    clearAllocation: assign({ allocation: undefined }),
-    beginAttempt: assign({
-      attempt: ({ context }) => context.attempt + 1,
-      startedAt: ({ context }) => context.startedAt ?? context.clock.now(),
-      progress: { fraction: 0 },
-    }),
-    recordProgress: assign({
-      progress: ({ context, event }) =>
-        event.type === 'job.progress'
-          ? nextProgress(context.progress, event.fraction, event.note)
-          : context.progress,
-    }),
-    recordOutput: assign(({ context }, params: { output: unknown }) => ({
-      output: params.output,
-      progress: { ...context.progress, fraction: 1 },
-      error: undefined,
-    })),
-    recordFailure: assign((_, params: { error: unknown }) => ({
-      error: { kind: 'error' as const, message: describeError(params.error) },
-    })),
-    recordTimeout: assign({
-      error: ({ context }) => ({
-        kind: 'timeout' as const,
-        message: `attempt timed out after ${context.timeoutMs} ms`,
-      }),
-    }),
-    recordCancellation: assign({
-      error: ({ context, event }) => {
-        if (event.type !== 'job.cancel') return context.error;
-        const kind = event.reason === 'shutdown' ? 'shutdown' : 'cancelled';
-        return {
-          kind,
-          message: event.message ?? (kind === 'shutdown' ? 'scheduler shut down' : 'cancelled'),
-        };
-      },
-    }),
-    recordDependencyFailure: assign({
-      error: ({ context, event }) =>
-        event.type === 'job.dependencyFailed'
-          ? {
-              kind: 'dependency' as const,
-              message: event.message ?? `dependency ${event.dependencyId} did not complete`,
-              dependencyId: event.dependencyId,
-            }
-          : context.error,
-    }),
-    planRetry: assign(({ context }) => {
-      const [random01, rngState] = nextRandom(context.rngState);
-      return {
-        rngState,
-        retryDelayMs: backoffDelay(context.backoff, context.attempt, random01),
-        waitReason: 'backoff' as const,
-      };
-    }),
-    finish: assign({
-      waitReason: undefined,
-      endedAt: ({ context }) => context.clock.now(),
-    }),
+    awaitDependencies: assign(() => jobUpdates.awaitDependencies()),
+    enterQueue: assign(({ context }) => jobUpdates.enterQueue(context)),
+    recordWaitReason: assign(({ context, event }) => jobUpdates.recordWaitReason(context, event)),
+    recordAllocation: assign(({ context, event }) => jobUpdates.recordAllocation(context, event)),
+    emitRelease: emit(({ context }) => jobEmits.emitRelease(context)),
+    clearAllocation: assign(() => jobUpdates.clearAllocation()),
+    beginAttempt: assign(({ context }) => jobUpdates.beginAttempt(context)),
+    recordProgress: assign(({ context, event }) => jobUpdates.recordProgress(context, event)),
+    recordOutput: assign(({ context, event }, params: { output: unknown }) =>
+      jobUpdates.recordOutput(context, event, params),
+    ),
+    recordFailure: assign(({ context, event }, params: { error: unknown }) =>
+      jobUpdates.recordFailure(context, event, params),
+    ),
+    recordTimeout: assign(({ context }) => jobUpdates.recordTimeout(context)),
+    recordCancellation: assign(({ context, event }) => jobUpdates.recordCancellation(context, event)),
+    recordDependencyFailure: assign(({ context, event }) =>
+      jobUpdates.recordDependencyFailure(context, event),
+    ),
+    planRetry: assign(({ context }) => jobUpdates.planRetry(context)),
+    finish: assign(({ context }) => jobUpdates.finish(context)),
   },
 }).createMachine({
   id: 'job',
@@ -341,6 +402,9 @@ export const jobMachine = setup({
 
 /** A snapshot of a job actor. */
 export type JobMachineSnapshot = SnapshotFrom<typeof jobMachine>;
+
+/** What the runtime reads of any job actor's snapshot (the machine's or the compiled logic's). */
+export type JobStateSnapshot = { value: StateValue; context: JobContext };
 
 /** Maps the machine's state value (with its `allocated` parent) to one of the eight job states. */
 export function jobStateOf(value: StateValue): JobState {

@@ -8,7 +8,7 @@ import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
-import type { jobMachine } from '../machines/job.machine.js';
+import type { JobLogic } from '../machines/job.logic.js';
 import type { JobActor, JobRecords } from './job-records.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
@@ -54,7 +54,7 @@ export function checkJob(
 
 /** Creates (does not start) the actor of an accepted job; its retry jitter is seeded from `random`. */
 export function createJobActor(
-  logic: typeof jobMachine,
+  logic: JobLogic,
   job: NormalisedJob,
   options: ResolvedOptions,
   inspect: SchedulerOptions['inspect'],

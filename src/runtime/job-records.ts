@@ -7,11 +7,11 @@ import type { Actor } from 'xstate';
 import type { NormalisedJob } from '../core/job-spec.js';
 import type { Boost } from '../core/queue.js';
 import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
-import type { jobMachine } from '../machines/job.machine.js';
+import type { JobLogic } from '../machines/job.logic.js';
 import type { JobSnapshot } from './types.js';
 
 /** A live job's actor: a root actor on the shared clock. */
-export type JobActor = Actor<typeof jobMachine>;
+export type JobActor = Actor<JobLogic>;
 
 /** What the scheduler keeps of one job. */
 export type JobRecord = {

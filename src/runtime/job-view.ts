@@ -4,7 +4,7 @@
  */
 import { BehaviorSubject, of, type Observable } from 'rxjs';
 import type { Actor } from 'xstate';
-import type { JobMachineSnapshot } from '../machines/job.machine.js';
+import type { JobStateSnapshot } from '../machines/job.machine.js';
 import type { schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
 import type { JobActor, JobRecord } from './job-records.js';
@@ -19,7 +19,7 @@ export type QueueView = {
 };
 
 /** A job's snapshot: the final one once final, else built from `snap` (or its actor's own). */
-export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobMachineSnapshot): JobSnapshot {
+export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSnapshot): JobSnapshot {
   if (record.final) return record.final;
   const current = snap ?? (record.actor as JobActor).getSnapshot();
   const out = toJobSnapshot(record.spec, current, effectiveLevel(record, view));

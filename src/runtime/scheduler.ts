@@ -19,8 +19,9 @@ import {
 } from '../core/errors.js';
 import { findCycle, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import type { JobState } from '../core/types.js';
-import { handlerRunner, type Handlers } from '../actors/handler.js';
-import { jobMachine, jobStateOf, type JobMachineSnapshot } from '../machines/job.machine.js';
+import { runHandler, type Handlers } from '../actors/handler.js';
+import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
+import { createJobLogic, type JobLogic } from '../machines/job.logic.js';
 import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
@@ -66,7 +67,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly actor: Actor<typeof schedulerMachine>;
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
-  private readonly jobLogic: typeof jobMachine;
+  private readonly jobLogic: JobLogic;
   private readonly inspect: SchedulerOptions['inspect'];
   private readonly handlers: Handlers;
   private pool: KnownPool | undefined;
@@ -82,7 +83,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
-    this.jobLogic = jobMachine.provide({ actors: { runHandler: handlerRunner(options.handlers) } });
+    this.jobLogic = createJobLogic(runHandler(options.handlers));
     const declared = declaredPool(this.options.resources);
     const declaredInput = declared ? resourceInput(declared, this.options) : undefined;
     this.pool = declaredInput?.known;
@@ -338,7 +339,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     );
   }
 
-  private onJob(record: JobRecord, snap: JobMachineSnapshot): void {
+  private onJob(record: JobRecord, snap: JobStateSnapshot): void {
     const state = jobStateOf(snap.value);
     const prev = record.state;
     const id = record.spec.id;
@@ -406,7 +407,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     return true;
   }
 
-  private finish(record: JobRecord, snap: JobMachineSnapshot, state: JobState): void {
+  private finish(record: JobRecord, snap: JobStateSnapshot, state: JobState): void {
     const id = record.spec.id;
     const final = toJobSnapshot(record.spec, snap, record.spec.level);
     record.final = final;
@@ -440,7 +441,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.emit({ type: 'scheduler.idle', at: this.options.clock.now() });
   }
 
-  private snapshotOf(record: JobRecord, snap?: JobMachineSnapshot): JobSnapshot {
+  private snapshotOf(record: JobRecord, snap?: JobStateSnapshot): JobSnapshot {
     return snapshotOf(record, this.view, snap);
   }
 

@@ -1,13 +1,13 @@
 /** Turning a job actor's snapshot into the plain `JobSnapshot` of the public API. */
 import type { NormalisedJob } from '../core/job-spec.js';
 import { nameOf } from '../core/priority.js';
-import { jobStateOf, type JobMachineSnapshot } from '../machines/job.machine.js';
+import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
 import type { JobSnapshot } from './types.js';
 
 /** The plain snapshot of a job; `effectiveLevel` is its level in the queue when queued. */
 export function toJobSnapshot(
   spec: NormalisedJob,
-  snap: JobMachineSnapshot,
+  snap: JobStateSnapshot,
   effectiveLevel: number,
 ): JobSnapshot {
   const c = snap.context;

@@ -1,10 +1,13 @@
-import { SimulatedClock, createActor, fromPromise, type ActorRefFrom } from 'xstate';
+import { SimulatedClock, createActor, fromPromise, type StateValue } from 'xstate';
+import { expect } from 'vitest';
+import { createJobLogic } from '../../src/machines/job.logic.js';
 import {
   jobMachine,
   jobStateOf,
   type JobEmitted,
   type JobEvent,
   type JobHandlerInput,
+  type JobContext,
   type JobMachineInput,
 } from '../../src/machines/job.machine.js';
 import type { Allocation, JobState } from '../../src/core/types.js';
@@ -34,25 +37,42 @@ export function makeAllocation(): Allocation {
   return { id: `alloc-${allocationSeq}`, nodeId: 'node-0', cpu: 1, memoryMb: 512, gpus: [], custom: {} };
 }
 
+/** Which executor runs the job: XState's interpreter of `jobMachine`, or the compiled logic. */
+export type JobEngine = 'machine' | 'compiled';
+
+/** What the tests use of a job actor, whichever engine runs it. */
+export type HarnessActor = {
+  send: (event: JobEvent) => void;
+  getSnapshot: () => { status: string; value: StateValue; context: JobContext };
+  on: (type: 'job.released', listener: (event: JobEmitted) => void) => unknown;
+  start: () => unknown;
+  stop: () => unknown;
+};
+
 /**
  * A job actor on a simulated clock whose handler attempts stay open until the test resolves or
  * rejects them, with grants and releases counted from the outside.
  */
-export function createJobHarness(overrides: Partial<Omit<JobMachineInput, 'clock'>> = {}) {
+export function createJobHarness(
+  overrides: Partial<Omit<JobMachineInput, 'clock'>> = {},
+  engine: JobEngine = 'machine',
+) {
   const clock = new SimulatedClock();
   const attempts: HeldAttempt[] = [];
-  const machine = jobMachine.provide({
-    actors: {
-      runHandler: fromPromise<unknown, JobHandlerInput>(
-        ({ input, signal }) =>
-          new Promise((resolve, reject) => attempts.push({ input, signal, resolve, reject, settled: false })),
-      ),
-    },
-  });
-  const actor: ActorRefFrom<typeof machine> = createActor(machine, {
-    clock,
-    input: { id: 'job-1', type: 'test', clock, ...overrides },
-  });
+  const hold = (input: JobHandlerInput, signal: AbortSignal) =>
+    new Promise((resolve, reject) => attempts.push({ input, signal, resolve, reject, settled: false }));
+  const input = { id: 'job-1', type: 'test', clock, ...overrides };
+  const actor: HarnessActor =
+    engine === 'compiled'
+      ? createActor(createJobLogic(hold), { clock, input })
+      : createActor(
+          jobMachine.provide({
+            actors: {
+              runHandler: fromPromise<unknown, JobHandlerInput>(({ input: i, signal }) => hold(i, signal)),
+            },
+          }),
+          { clock, input },
+        );
   const releases: JobEmitted[] = [];
   const grants: Allocation[] = [];
   actor.on('job.released', (event) => releases.push(event));
@@ -155,4 +175,23 @@ export function checkJobInvariants(h: JobHarness): void {
     if (!current && !a.settled && !a.signal.aborted)
       fail(`attempt ${i + 1} was left running without an abort`);
   });
+}
+
+/**
+ * Asserts that two harnesses driven by the same steps hold the same job: state value, status,
+ * context (the clock aside), handler runs and releases.
+ */
+export function expectSameJob(actual: JobHarness, expected: JobHarness, where: string): void {
+  const a = actual.actor.getSnapshot();
+  const e = expected.actor.getSnapshot();
+  expect(a.value, where).toEqual(e.value);
+  expect(a.status, where).toBe(e.status);
+  expect({ ...a.context, clock: null }, where).toEqual({ ...e.context, clock: null });
+  expect(actual.attempts.length, where).toBe(expected.attempts.length);
+  expect(
+    actual.attempts.map((x) => x.signal.aborted),
+    where,
+  ).toEqual(expected.attempts.map((x) => x.signal.aborted));
+  expect(actual.releases, where).toEqual(expected.releases);
+  expect(actual.clock.now(), where).toBe(expected.clock.now());
 }

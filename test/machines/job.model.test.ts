@@ -13,6 +13,7 @@ import { eventLabel, leafStates, transitionTable } from '../../src/machines/diag
 import {
   checkJobInvariants,
   createJobHarness,
+  expectSameJob,
   makeAllocation,
   type JobStep,
 } from '../helpers/job-harness.js';
@@ -192,21 +193,27 @@ describe('job machine — generated from its graph', () => {
       expect(paths.length).toBeGreaterThan(20);
       for (const path of paths) {
         const harness = createJobHarness(variant.input);
+        // The runtime's compiled logic walks the same path beside it and must agree on everything.
+        const compiled = createJobHarness(variant.input, 'compiled');
         const steps = [...path.prefix, path.edge];
         for (const [i, event] of steps.entries()) {
-          const before = harness.actor.getSnapshot();
+          const before = harness.actor.getSnapshot() as JobMachineSnapshot;
           // What the graph says this step leads to, computed from the same snapshot.
           const [predicted] = transition(jobMachine, before as never, event as never);
           const expectedVertex = serialize(predicted as JobMachineSnapshot);
-          await harness.apply(toStep(event, harness));
-          const actual = serialize(harness.actor.getSnapshot());
-          expect(actual, `step ${i} (${eventLabel(event.type)}) of a path to ${path.to}`).toBe(
-            expectedVertex,
-          );
+          const step = toStep(event, harness);
+          await harness.apply(step);
+          await compiled.apply(step);
+          const actual = serialize(harness.actor.getSnapshot() as JobMachineSnapshot);
+          const where = `step ${i} (${eventLabel(event.type)}) of a path to ${path.to}`;
+          expect(actual, where).toBe(expectedVertex);
+          expectSameJob(compiled, harness, where);
           checkJobInvariants(harness);
+          checkJobInvariants(compiled);
         }
-        expect(serialize(harness.actor.getSnapshot())).toBe(path.to);
+        expect(serialize(harness.actor.getSnapshot() as JobMachineSnapshot)).toBe(path.to);
         harness.actor.stop();
+        compiled.actor.stop();
       }
     });
   }

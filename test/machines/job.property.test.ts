@@ -13,6 +13,7 @@ import { transitionTable } from '../../src/machines/diagram.js';
 import {
   checkJobInvariants,
   createJobHarness,
+  expectSameJob,
   makeAllocation,
   type JobStep,
 } from '../helpers/job-harness.js';
@@ -168,6 +169,32 @@ describe('job machine — random event sequences', () => {
         }
       }),
       { numRuns: numRuns(1_000) },
+    );
+  });
+});
+
+describe('compiled job logic — random event sequences beside the machine', () => {
+  it('agrees with XState running jobMachine on state, context, handler runs and releases after every step', async () => {
+    await fc.assert(
+      fc.asyncProperty(config, fc.array(step, { maxLength: 80 }), async (cfg, steps) => {
+        const { timeoutMs, ...rest } = cfg;
+        const input = timeoutMs === undefined ? rest : { ...rest, timeoutMs };
+        const machine = createJobHarness(input);
+        const compiled = createJobHarness(input, 'compiled');
+        try {
+          for (const [i, planned] of steps.entries()) {
+            const s = concretise(machine, planned);
+            await machine.apply(s);
+            await compiled.apply(s);
+            expectSameJob(compiled, machine, `step ${i} (${s.kind})`);
+            checkJobInvariants(compiled);
+          }
+        } finally {
+          machine.actor.stop();
+          compiled.actor.stop();
+        }
+      }),
+      { numRuns: numRuns(500) },
     );
   });
 });
