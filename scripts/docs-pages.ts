@@ -13,25 +13,36 @@ const JOB_INTRO = [
   'where an allocation is released, so every way out of `scheduled` and `running` releases exactly once.',
   '`done(handler)` and `error(handler)` are the outcomes of the invoked `runHandler` actor;',
   '`after(jobTimeout)` and `after(retryBackoff)` are named delays on the injected clock.',
+  '',
+  'The runtime runs each job as an XState actor of this machine compiled to lean logic',
+  '(`src/machines/job.logic.ts`): the structure below is read from the machine when the module',
+  'loads and executed with the same guard and update functions, ~25× cheaper per job than the',
+  'interpreter. Model-based and property tests replay both side by side and require identical',
+  'states and contexts after every step.',
 ].join('\n');
 
 const SCHEDULER_INTRO = [
-  'The scheduler actor (`src/machines/scheduler.machine.ts`) holds the bounded queue and decides what',
-  'starts. Scheduling is event-driven — `scheduler.enqueue`, `scheduler.released`, `scheduler.boost`,',
-  '`scheduler.capacityChanged`, `scheduler.resume` — with a periodic `scheduler.tick` (an invoked RxJS',
-  'interval on the injected clock) as a safety net. It asks the resource manager (its invoked child,',
-  '`systemId: resourceManager`) for one job at a time by message, and on `resources.granted` tells the',
-  'job actor `job.allocated` then `job.start`. In `strict` mode only the head may start; in `backfill`',
-  'a later job may start while the head waits, until the head has waited `reserveAfterMs`.',
+  'The scheduler actor (`src/machines/scheduler.machine.ts`) decides *when* jobs may start. It is',
+  '`starting` until the pool is known; then it runs the resource manager (its invoked child,',
+  '`systemId: resourceManager`) and, while `active`, opens the dispatcher (`src/core/dispatcher.ts`:',
+  'the queue, the slots and the choice of what starts) and emits `scheduler.round` whenever starts may',
+  'have become possible — a `scheduler.tick` (an invoked RxJS interval on the injected clock, the',
+  'safety net), a capacity change, a boost, a resume. Rounds also run without a message when a job',
+  'queues or hands its allocation back: the runtime calls the dispatcher, which places jobs on the',
+  'shared resource ledger synchronously, and tells each chosen job actor `job.allocated` then',
+  '`job.start`. In `strict` mode only the head may start; in `backfill` a later job may start while',
+  'the head waits, until the head has waited `reserveAfterMs`. `paused` and `closed` keep it shut.',
 ].join('\n');
 
 const RESOURCE_INTRO = [
-  'The resource-manager actor (`src/machines/resourceManager.machine.ts`) owns the ledger and talks',
-  'by messages only. `resources.request` is answered to its `replyTo` with `resources.granted`,',
+  'The resource-manager actor (`src/machines/resourceManager.machine.ts`) keeps the ledger and talks',
+  'by messages. `resources.request` is answered to its `replyTo` with `resources.granted`,',
   '`resources.denied` (what is short, on which node) or `resources.rejected` (it can never fit);',
   '`resources.release` frees (a second release is reported as `resources.releaseIgnored`);',
   '`resources.setLimit` and `resources.measured` change what is admitted, never what is held.',
   'With a monitor configured it polls the host on the injected clock, as an invoked RxJS stream.',
+  'The scheduler shares its ledger and places on it directly (a message round trip per start cost',
+  '~20× more; see docs/performance.md), so the admission limits set here bind the scheduler at once.',
 ].join('\n');
 
 /** Every generated page and region, from the machines themselves. */

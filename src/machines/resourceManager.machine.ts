@@ -28,6 +28,11 @@ export type ResourceManagerInput = {
   pool: ResourcePool;
   /** @default 'best-fit' */
   placement?: PlacementPolicy;
+  /**
+   * The ledger to keep, when the caller made it (the scheduler places on it directly; see
+   * src/core/dispatcher.ts). @default a new ledger of `pool`
+   */
+  ledger?: ResourceLedger;
   /** Reconciliation with the host; absent: no monitor runs. */
   monitor?: {
     clock: Pick<SchedulerClock, 'backgroundScheduler'>;
@@ -66,7 +71,10 @@ export type ResourceManagerEmitted =
   | { type: 'resources.releaseIgnored'; allocationId: string; reason: 'already-released' | 'unknown' };
 
 export type ResourceManagerContext = {
-  /** Owned by this actor alone; other actors learn about it only through messages. */
+  /**
+   * The ledger. Other actors use it through messages; the scheduler's dispatcher, which shares
+   * it, allocates and releases on it directly (the hot path), and `stats` is read from it.
+   */
   ledger: ResourceLedger;
   stats: ResourceStats;
   monitor: ResourceManagerInput['monitor'];
@@ -200,7 +208,8 @@ export const resourceManagerMachine = setup({
 }).createMachine({
   id: 'resourceManager',
   context: ({ input }) => {
-    const ledger = new ResourceLedger(input.pool, input.placement ? { policy: input.placement } : {});
+    const ledger =
+      input.ledger ?? new ResourceLedger(input.pool, input.placement ? { policy: input.placement } : {});
     return {
       ledger,
       stats: statsOf(ledger, undefined),

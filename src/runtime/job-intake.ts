@@ -6,12 +6,15 @@
 import { createActor } from 'xstate';
 import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
-import { assertCanEverFit, toUnits } from '../core/pool.js';
+import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
 import type { JobLogic } from '../machines/job.logic.js';
 import type { JobActor, JobRecords } from './job-records.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
+
+/** An accepted job and its request in ledger units. */
+export type CheckedJob = { job: NormalisedJob; units: UnitRequest };
 
 /** What a spec is checked against. */
 export type IntakeContext = {
@@ -31,7 +34,7 @@ export function checkJob(
   context: IntakeContext,
   batch: ReadonlySet<string>,
   batchIds: ReadonlySet<string> = batch,
-): NormalisedJob {
+): CheckedJob {
   const { options, handlers, records, pool } = context;
   const job = normaliseJobSpec(spec, {
     isHandlerType: (type) => Object.hasOwn(handlers, type),
@@ -49,7 +52,7 @@ export function checkJob(
   }
   const units = toUnits(job.resources);
   if (pool) assertCanEverFit(units, pool.nodes, pool.maxima);
-  return job;
+  return { job, units };
 }
 
 /** Creates (does not start) the actor of an accepted job; its retry jitter is seeded from `random`. */

@@ -8,6 +8,7 @@ import type { NormalisedJob } from '../core/job-spec.js';
 import type { Boost } from '../core/queue.js';
 import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
 import type { JobLogic } from '../machines/job.logic.js';
+import type { QueuedJob } from '../machines/scheduler.machine.js';
 import type { JobSnapshot } from './types.js';
 
 /** A live job's actor: a root actor on the shared clock. */
@@ -16,6 +17,8 @@ export type JobActor = Actor<JobLogic>;
 /** What the scheduler keeps of one job. */
 export type JobRecord = {
   spec: NormalisedJob;
+  /** What the queue holds for it: its request in ledger units. */
+  waiting: QueuedJob;
   actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
   final: JobSnapshot | undefined;
@@ -78,13 +81,14 @@ export class JobRecords {
   }
 
   /** A new record for an accepted job, `pending`, with its `result` promise. */
-  add(job: NormalisedJob): JobRecord {
+  add(job: NormalisedJob, waiting: QueuedJob): JobRecord {
     let settle!: JobRecord['settle'];
     const result = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
     // Callers that never read `result` must not see an unhandled rejection.
     result.catch(() => undefined);
     const record: JobRecord = {
       spec: job,
+      waiting,
       actor: undefined,
       final: undefined,
       state: 'pending',

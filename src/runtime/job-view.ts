@@ -5,7 +5,8 @@
 import { BehaviorSubject, of, type Observable } from 'rxjs';
 import type { Actor } from 'xstate';
 import type { JobStateSnapshot } from '../machines/job.machine.js';
-import type { schedulerMachine } from '../machines/scheduler.machine.js';
+import type { Dispatcher } from '../core/dispatcher.js';
+import type { QueuedJob, schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
 import type { JobActor, JobRecord } from './job-records.js';
 import { toJobSnapshot } from './snapshot.js';
@@ -14,7 +15,7 @@ import type { JobHandle, JobSnapshot } from './types.js';
 /** What a queued job's snapshot is read against. */
 export type QueueView = {
   scheduler: Actor<typeof schedulerMachine>;
-  maxConcurrentJobs: number;
+  dispatcher: Dispatcher<QueuedJob>;
   clock: SchedulerClock;
 };
 
@@ -55,13 +56,13 @@ export function jobHandle(record: JobRecord, current: () => JobSnapshot, cancel:
 function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobSnapshot['waitReason'] {
   const scheduler = view.scheduler.getSnapshot();
   if (scheduler.matches({ ready: 'paused' })) return 'paused';
-  if (scheduler.context.holders.size >= view.maxConcurrentJobs) return 'concurrency';
+  if (view.dispatcher.full) return 'concurrency';
   return own === 'paused' || own === 'concurrency' ? 'resources' : own;
 }
 
 function effectiveLevel(record: JobRecord, view: QueueView): number {
   if (record.state !== 'queued') return record.spec.level;
-  const queue = view.scheduler.getSnapshot().context.queue;
+  const queue = view.dispatcher.queue;
   const entry = queue.get(record.spec.id);
   return entry ? queue.level(entry, view.clock.now()) : record.spec.level;
 }

@@ -4,6 +4,7 @@
  * the manager says to `events$`.
  */
 import type { AnyActorRef } from 'xstate';
+import { ResourceLedger } from '../core/ledger.js';
 import { assertCanEverFit, normalisePool, poolMaxima, toUnits, type PoolMaxima } from '../core/pool.js';
 import type { NormalisedNode, ResourcePool } from '../core/resources.js';
 import { readMeasured } from '../actors/measure.js';
@@ -22,14 +23,15 @@ export function declaredPool(option: ResolvedOptions['resources']): ResourcePool
   return option;
 }
 
-/** The resource manager's input for `pool`, and the pool normalised for fit checks. */
+/** The ledger of `pool`, the resource manager's input around it, and the pool normalised for fit checks. */
 export function resourceInput(
   pool: ResourcePool,
   options: ResolvedOptions,
-): { input: ResourceManagerInput; known: KnownPool } {
+): { input: ResourceManagerInput; known: KnownPool; ledger: ResourceLedger } {
   const nodes = normalisePool(pool);
   const known = { nodes, maxima: poolMaxima(nodes) };
-  const input: ResourceManagerInput = { pool, placement: options.placement };
+  const ledger = new ResourceLedger(pool, { policy: options.placement });
+  const input: ResourceManagerInput = { pool, placement: options.placement, ledger };
   if (options.monitor) {
     input.monitor = {
       clock: options.clock,
@@ -38,7 +40,7 @@ export function resourceInput(
       headroom: options.headroom,
     };
   }
-  return { input, known };
+  return { input, known, ledger };
 }
 
 /** Cancels the live jobs that can never fit `pool`: accepted before it was known, they were checked only for their shape. */
@@ -62,6 +64,8 @@ export type ResourceLinkDeps = {
   clock: SchedulerClock;
   /** The resource manager, once the pool is known. */
   manager: () => AnyActorRef | undefined;
+  /** The ledger, once the pool is known. */
+  ledger: () => ResourceLedger | undefined;
   /** Tells the scheduler actor that capacity changed. */
   capacityChanged: () => void;
   emit: (event: SchedulerEvent) => void;
@@ -80,10 +84,22 @@ export class ResourceLink {
   /** Capacity, allocated, free (and measured): zeros until the pool is known. */
   stats(): SchedulerStats['resources'] {
     if (this.final) return this.final;
-    const rm = this.deps.manager();
-    if (rm) return (rm.getSnapshot() as { context: { stats: SchedulerStats['resources'] } }).context.stats;
+    const ledger = this.deps.ledger();
+    if (ledger) {
+      const rm = this.deps.manager();
+      const measured = rm
+        ? (rm.getSnapshot() as { context: { stats: SchedulerStats['resources'] } }).context.stats.measured
+        : undefined;
+      return measured === undefined ? ledger.totals() : { ...ledger.totals(), measured };
+    }
     const zero = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0, custom: {} };
     return { capacity: zero, allocated: zero, free: zero };
+  }
+
+  /** Tells listeners that allocations changed (the dispatcher granted or a job released). */
+  changed(): void {
+    if (this.deps.observed())
+      this.deps.emit({ type: 'resources.changed', at: this.deps.clock.now(), resources: this.stats() });
   }
 
   /** Keeps the figures as they are now, before the resource manager stops. */

@@ -17,17 +17,19 @@ import {
   QueueFullError,
   SchedulerClosedError,
 } from '../core/errors.js';
-import { findCycle, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
+import { Dispatcher } from '../core/dispatcher.js';
+import { findCycle, type JobSpec } from '../core/job-spec.js';
+import type { ResourceLedger } from '../core/ledger.js';
 import type { JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
 import { createJobLogic, type JobLogic } from '../machines/job.logic.js';
-import { schedulerMachine } from '../machines/scheduler.machine.js';
+import { schedulerMachine, type QueuedJob } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor } from './job-intake.js';
+import { checkJob, createJobActor, type CheckedJob } from './job-intake.js';
 import { FINAL, JobRecords, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
@@ -65,6 +67,13 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly dependencies: Dependencies;
   private readonly boosts: Boosts;
   private readonly actor: Actor<typeof schedulerMachine>;
+  /** The queue, the slots and the rounds; the scheduler actor opens and shuts it. */
+  private readonly dispatcher: Dispatcher<QueuedJob>;
+  private ledger: ResourceLedger | undefined;
+  /** A granted job whose actor was busy: no other job starts before it runs (start order). */
+  private awaiting: string | undefined;
+  private pumping = false;
+  private pumpAgain = false;
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
@@ -84,31 +93,32 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     this.jobLogic = createJobLogic(runHandler(options.handlers));
+    this.dispatcher = new Dispatcher<QueuedJob>({
+      maxConcurrentJobs: this.options.maxConcurrentJobs,
+      queuePolicy: this.options.queuePolicy,
+      reserveAfterMs: this.options.reserveAfterMs,
+      backfillDepth: this.options.backfillDepth,
+      aging: this.options.aging,
+    });
     const declared = declaredPool(this.options.resources);
     const declaredInput = declared ? resourceInput(declared, this.options) : undefined;
     this.pool = declaredInput?.known;
+    if (declaredInput) this.attach(declaredInput.ledger);
     this.actor = createActor(schedulerMachine, {
       clock: this.options.clock,
       ...(this.inspect ? { inspect: this.inspect } : {}),
       input: {
         clock: this.options.clock,
+        dispatcher: this.dispatcher,
         resources: declaredInput?.input,
-        maxConcurrentJobs: this.options.maxConcurrentJobs,
-        queuePolicy: this.options.queuePolicy,
-        aging: this.options.aging,
         schedulingIntervalMs: this.options.schedulingIntervalMs,
-        reserveAfterMs: this.options.reserveAfterMs,
-        backfillDepth: this.options.backfillDepth,
       },
     });
-    this.actor.start();
-    this.view = {
-      scheduler: this.actor,
-      maxConcurrentJobs: this.options.maxConcurrentJobs,
-      clock: this.options.clock,
-    };
+    this.actor.on('scheduler.round', () => this.pump());
+    this.view = { scheduler: this.actor, dispatcher: this.dispatcher, clock: this.options.clock };
     this.resources = new ResourceLink({
       clock: this.options.clock,
+      ledger: () => this.ledger,
       manager: () => this.actor.system.get('resourceManager') as AnyActorRef | undefined,
       capacityChanged: () => this.actor.send({ type: 'scheduler.capacityChanged' }),
       emit: (event) => this.emit(event),
@@ -120,6 +130,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       send: (message) => this.actor.send(message),
       emit: (event) => this.emit(event),
     });
+    this.actor.start();
     if (declared) {
       this.resources.wire();
       this.ready = Promise.resolve();
@@ -136,9 +147,9 @@ export class Scheduler<H extends Handlers = Handlers> {
    * `SchedulerClosedError` — and then nothing was enqueued.
    */
   submit<TResult = unknown>(spec: JobSubmission<H>): JobHandle<TResult> {
-    const job = this.check(spec as JobSpec, new Set());
+    const checked = this.check(spec as JobSpec, new Set());
     this.assertRoom(1);
-    return this.accept(job) as JobHandle<TResult>;
+    return this.accept(checked) as JobHandle<TResult>;
   }
 
   /**
@@ -152,27 +163,27 @@ export class Scheduler<H extends Handlers = Handlers> {
       specs.map((s) => (s as JobSpec)?.id).filter((id): id is string => typeof id === 'string'),
     );
     const jobs = specs.map((spec) => {
-      const job = this.check(spec as JobSpec, batch, declared);
-      batch.add(job.id);
-      return job;
+      const checked = this.check(spec as JobSpec, batch, declared);
+      batch.add(checked.job.id);
+      return checked;
     });
-    const cycle = findCycle(new Map(jobs.map((j) => [j.id, j.dependsOn])));
+    const cycle = findCycle(new Map(jobs.map(({ job }) => [job.id, job.dependsOn])));
     if (cycle) throw new DependencyCycleError(cycle);
     this.assertRoom(jobs.length);
-    const byId = new Map(jobs.map((j) => [j.id, j]));
+    const byId = new Map(jobs.map((c) => [c.job.id, c]));
     const handles = new Map<string, JobHandle>();
-    const visit = (job: NormalisedJob) => {
-      if (handles.has(job.id)) return;
-      for (const dep of job.dependsOn) {
+    const visit = (checked: CheckedJob) => {
+      if (handles.has(checked.job.id)) return;
+      for (const dep of checked.job.dependsOn) {
         const inBatch = byId.get(dep);
         if (inBatch) visit(inBatch);
       }
-      handles.set(job.id, this.accept(job));
+      handles.set(checked.job.id, this.accept(checked));
     };
     // Keep finished records while the batch goes in: a dependency that fails at once must not
     // be dropped by retention before a later job of the batch looks it up.
     this.records.batch(() => jobs.forEach(visit));
-    return jobs.map((j) => handles.get(j.id) as JobHandle);
+    return jobs.map((c) => handles.get(c.job.id) as JobHandle);
   }
 
   /** A job's snapshot (finished jobs too, within `retainFinished`). */
@@ -288,8 +299,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   private async detect(): Promise<void> {
     const { pool, warnings } = await resolvePool(this.options.resources, this.options.detect);
     if (this.shutdownPromise) return;
-    const { input, known } = resourceInput(pool, this.options);
+    const { input, known, ledger } = resourceInput(pool, this.options);
     this.pool = known;
+    this.attach(ledger);
     cancelMisfits(this.records, known);
     this.actor.send({ type: 'scheduler.poolReady', resources: input });
     this.resources.wire();
@@ -297,7 +309,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   /** Checks one job (see `checkJob`); nothing is accepted once the scheduler is closed. */
-  private check(spec: JobSpec, batch: ReadonlySet<string>, batchIds?: ReadonlySet<string>): NormalisedJob {
+  private check(spec: JobSpec, batch: ReadonlySet<string>, batchIds?: ReadonlySet<string>): CheckedJob {
     if (this.closed) throw new SchedulerClosedError();
     const context = {
       options: this.options,
@@ -314,8 +326,14 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
   }
 
-  private accept(job: NormalisedJob): JobHandle {
-    const record = this.records.add(job);
+  /** The pool is known: the dispatcher places on its ledger. */
+  private attach(ledger: ResourceLedger): void {
+    this.ledger = ledger;
+    this.dispatcher.attach(ledger);
+  }
+
+  private accept({ job, units }: CheckedJob): JobHandle {
+    const record = this.records.add(job, { units });
     const actor = createJobActor(this.jobLogic, job, this.options, this.inspect);
     record.actor = actor;
     actor.on('job.released', ({ allocation }) => {
@@ -351,10 +369,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
     const released = this.handBack(record);
-    if (state !== prev) {
-      if (prev === 'queued' && state === 'cancelled')
-        this.actor.send({ type: 'scheduler.dequeue', jobId: id });
-    }
+    const left = prev === 'queued' && state === 'cancelled' && this.dispatcher.dequeue(id);
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
       stopRetryForShutdown(record, prev, this.shutdownReport);
@@ -364,18 +379,16 @@ export class Scheduler<H extends Handlers = Handlers> {
       // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
       this.emitLazy(() => ({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) }));
       const boost = record.boost && record.boost.until > now ? record.boost : undefined;
-      this.actor.send({
-        type: 'scheduler.enqueue',
-        jobId: id,
-        level: record.spec.level,
-        job: { ref: record.actor as AnyActorRef, request: record.spec.resources, group: record.spec.group },
-        ...(boost ? { boost } : {}),
-      });
+      this.dispatcher.enqueue(id, record.spec.level, now, record.waiting, boost);
+      this.pump();
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
       this.emitLazy(() => ({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) }));
-      this.actor.send({ type: 'scheduler.started', jobId: id });
+      if (this.awaiting === id) {
+        this.awaiting = undefined;
+        this.pump();
+      }
     } else if (state === 'running') {
       const { fraction, note } = snap.context.progress;
       if (fraction !== record.progressSeen || note !== record.noteSeen) {
@@ -394,17 +407,65 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
-    if (released || (prev === 'queued' && state === 'cancelled')) this.actor.send({ type: 'scheduler.kick' });
+    if (released || left) this.pump();
     if (FINAL.has(state) && state !== prev) this.checkIdle();
   }
 
-  /** Hands an allocation the job released in this step back to the scheduler; true if one. */
+  /** Hands an allocation the job released in this step back to the ledger; true if one. */
   private handBack(record: JobRecord): boolean {
     const released = record.released;
     if (released === undefined) return false;
     record.released = undefined;
-    this.actor.send({ type: 'scheduler.released', jobId: record.spec.id, allocationId: released });
+    const id = record.spec.id;
+    if (this.awaiting === id) this.awaiting = undefined;
+    this.dispatcher.release(id, released);
+    this.resources.changed();
     return true;
+  }
+
+  /**
+   * Runs a scheduling round: starts jobs, in the order the dispatcher chooses them, while it
+   * finds resources and slots. A granted job whose actor is busy with its own step (it queued
+   * in that step) takes its start after that step: nothing else starts before it has, so starts
+   * follow the chosen order. Re-entrant calls (a start that frees something) run once more.
+   */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        if (this.awaiting !== undefined) return;
+        const now = this.options.clock.now();
+        for (let d = this.dispatcher.next(now); d; d = this.dispatcher.next(now)) {
+          const record = this.records.get(d.id);
+          const actor = record?.actor;
+          if (d.kind === 'rejected') {
+            // Checked at submit, so only a pool that changed under it gets here: it can never run.
+            const message = d.error instanceof Error ? d.error.message : String(d.error);
+            actor?.send({ type: 'job.cancel', reason: 'user', message });
+            continue;
+          }
+          if (!actor) {
+            // No live job to hand it to (cannot happen: queued jobs have actors); never leak it.
+            this.dispatcher.release(d.id, d.allocation.id);
+            continue;
+          }
+          this.resources.changed();
+          actor.send({ type: 'job.allocated', allocation: d.allocation });
+          actor.send({ type: 'job.start' });
+          if (record && record.state === 'queued') {
+            this.awaiting = d.id;
+            return;
+          }
+        }
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
   }
 
   private finish(record: JobRecord, snap: JobStateSnapshot, state: JobState): void {

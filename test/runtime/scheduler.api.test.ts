@@ -442,7 +442,7 @@ describe('observation', () => {
     await clock.advanceBy(100);
     expect([...actors]).toEqual(expect.arrayContaining(['scheduler', 'resourceManager', 'job']));
     expect([...events]).toEqual(
-      expect.arrayContaining(['scheduler.enqueue', 'resources.request', 'resources.granted', 'job.start']),
+      expect.arrayContaining(['job.ready', 'job.allocated', 'job.start', 'xstate.done.actor.handler']),
     );
   });
 

@@ -3,8 +3,8 @@
  * progress, timeouts, release exactly once on every way out), retries with backoff on the
  * virtual clock, and dependencies. Everything runs in virtual time.
  */
-import { describe, expect, it } from 'vitest';
-import type { InspectionEvent } from 'xstate';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ResourceLedger } from '../../src/core/ledger.js';
 import {
   DependencyCycleError,
   JobFailedError,
@@ -36,6 +36,11 @@ function seeded(seed: number): () => number {
   };
 }
 
+const { allocate, release } = ResourceLedger.prototype;
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 const POOL = { id: 'n1', cpu: 8, memoryMb: 16_384, gpus: [{ vramMb: 24_000 }] };
 
 /** Every behaviour a handler may have; `calls` records (id, attempt, time) of each call. */
@@ -64,15 +69,19 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
     hang: run(() => new Promise<never>(() => undefined)),
     lateResolve: run(() => new Promise<string>((resolve) => clock.setTimeout(() => resolve('late'), 500))),
   };
+  // Every grant and every release request, counted on the ledger itself (restored after each test).
   const granted: string[] = [];
   const released: string[] = [];
-  const inspect = (e: InspectionEvent) => {
-    if (e.type !== '@xstate.event') return;
-    const ev = e.event as { type: string; allocationId?: string; allocation?: { id: string } };
-    if (ev.type === 'resources.granted' && ev.allocation) granted.push(ev.allocation.id);
-    if (ev.type === 'resources.release' && ev.allocationId) released.push(ev.allocationId);
-  };
-  const base = { clock, monitor: false, resources: POOL, retry: { attempts: 1 }, inspect };
+  vi.spyOn(ResourceLedger.prototype, 'allocate').mockImplementation(function (this: ResourceLedger, ...args) {
+    const result = allocate.apply(this, args);
+    if (result.ok) granted.push(result.allocation.id);
+    return result;
+  });
+  vi.spyOn(ResourceLedger.prototype, 'release').mockImplementation(function (this: ResourceLedger, id) {
+    released.push(id);
+    return release.call(this, id);
+  });
+  const base = { clock, monitor: false, resources: POOL, retry: { attempts: 1 } };
   const scheduler = createScheduler({ ...base, handlers, ...options });
   const events: SchedulerEvent[] = [];
   scheduler.events$.subscribe((e) => events.push(e));

@@ -295,7 +295,7 @@ export class World {
       if (other === job || !this.ahead(other, job, now)) continue;
       // Say whether the scheduler had already taken the other job out of its queue (granted or
       // ended, its events still to come): then the event order, not the choice, is wrong.
-      const gone = !this.scheduler['actor'].getSnapshot().context.queue.has(other.id);
+      const gone = !this.scheduler['dispatcher'].queue.has(other.id);
       const lv =
         `${other.id}@${this.level(other, now)} vs ${id}@${this.level(job, now)}` +
         (gone ? ` (${other.id} had already left the scheduler's queue; its own events come later)` : '');

@@ -1,0 +1,133 @@
+/**
+ * What starts next: the queue, the jobs holding a slot, and the scheduling round, as plain data
+ * and one synchronous decision (`next`). No timers, no I/O, no actors: the scheduler actor decides
+ * *when* rounds run (active, paused, closed; ticks, boosts, capacity changes) and the runtime
+ * carries a decision out (tells the job actor it is allocated and may start).
+ *
+ * A round takes queued jobs in effective-priority order and places each on the resource ledger
+ * directly — a synchronous call of ~1 µs where a request/grant message round trip between two
+ * XState actors cost ~20 µs (see docs/performance.md). In `strict` mode only the head may start;
+ * in `backfill` mode a later job may start while the head waits, until the head has waited
+ * `reserveAfterMs` (then nothing starts past it) and at most `backfillDepth` waiting jobs are
+ * passed over. A job denied since resources last grew is not asked about again.
+ */
+import type { AllocateResult, ResourceLedger } from './ledger.js';
+import type { UnitRequest } from './pool.js';
+import { JobQueue, type AgingPolicy, type Boost, type QueueEntry } from './queue.js';
+import type { Allocation } from './types.js';
+
+/** How rounds choose. */
+export type DispatchPolicy = {
+  maxConcurrentJobs: number;
+  queuePolicy: 'strict' | 'backfill';
+  reserveAfterMs: number;
+  backfillDepth: number;
+  aging: AgingPolicy;
+};
+
+/** What a queued job carries: its request, in ledger units. */
+export type Waiting = { readonly units: UnitRequest };
+
+/** One decision of a round. */
+export type Decision<T> =
+  | { kind: 'granted'; id: string; value: T; allocation: Allocation }
+  /** The ledger refused the request itself (a pool that changed under a checked job). */
+  | { kind: 'rejected'; id: string; value: T; error: unknown };
+
+/** The ledger as rounds use it. */
+export type Placer = Pick<ResourceLedger, 'allocate' | 'release'>;
+
+export class Dispatcher<T extends Waiting> {
+  readonly queue: JobQueue<T>;
+  /** Jobs holding a slot (allocated: scheduled or running), with their allocation id. */
+  readonly holders = new Map<string, string>();
+  /** Queued jobs denied since resources last grew: asking again now would be denied again. */
+  private readonly denied = new Set<string>();
+  private placer: Placer | undefined;
+  /** Whether rounds may start jobs (the scheduler actor is active). */
+  open = false;
+
+  constructor(private readonly policy: DispatchPolicy) {
+    this.queue = new JobQueue<T>(policy.aging);
+  }
+
+  /** The ledger to place on, once the pool is known; until then nothing starts. */
+  attach(placer: Placer): void {
+    this.placer = placer;
+  }
+
+  get attached(): boolean {
+    return this.placer !== undefined;
+  }
+
+  /** Appends a job to the queue (no-op when it is queued already). */
+  enqueue(id: string, level: number, now: number, value: T, boost?: Boost): void {
+    if (this.queue.has(id)) return;
+    this.queue.add(id, level, now, value);
+    if (boost) this.queue.setBoost(id, boost);
+  }
+
+  /** Takes a queued job out (cancelled); false when it was not queued. */
+  dequeue(id: string): boolean {
+    this.denied.delete(id);
+    return this.queue.remove(id);
+  }
+
+  /** Whether every slot is taken. */
+  get full(): boolean {
+    return this.holders.size >= this.policy.maxConcurrentJobs;
+  }
+
+  /**
+   * A job handed its allocation back: the slot and the resources are free again, and every
+   * denied job deserves a new try. False when the allocation was not held (already released).
+   */
+  release(id: string, allocationId: string): boolean {
+    if (this.holders.get(id) === allocationId) this.holders.delete(id);
+    const released = this.placer?.release(allocationId).released ?? false;
+    if (released) this.denied.clear();
+    return released;
+  }
+
+  /** Resources may have grown (a tick, a capacity change, a resume): everyone may try again. */
+  forgetDenials(): void {
+    this.denied.clear();
+  }
+
+  /**
+   * The next start of the current round, with its resources taken from the ledger; undefined
+   * when nothing (more) can start now. Call it until it says so.
+   */
+  next(now: number): Decision<T> | undefined {
+    const placer = this.placer;
+    if (!placer || !this.open || this.full || this.queue.size === 0) return undefined;
+    let passed = 0;
+    for (const entry of this.queue.inOrder(now)) {
+      if (!this.denied.has(entry.id)) {
+        const decision = this.place(placer, entry);
+        if (decision) return decision;
+        this.denied.add(entry.id);
+      }
+      // This job waits. Strict order, or a head waiting past its reservation, stops the round.
+      const head = passed === 0;
+      if (head && this.policy.queuePolicy === 'strict') return undefined;
+      if (head && now - entry.enqueuedAt >= this.policy.reserveAfterMs) return undefined;
+      if (++passed > this.policy.backfillDepth) return undefined;
+    }
+    return undefined;
+  }
+
+  private place(placer: Placer, entry: QueueEntry<T>): Decision<T> | undefined {
+    let result: AllocateResult;
+    try {
+      result = placer.allocate(entry.value.units);
+    } catch (error) {
+      this.dequeue(entry.id);
+      return { kind: 'rejected', id: entry.id, value: entry.value, error };
+    }
+    if (!result.ok) return undefined;
+    this.queue.remove(entry.id);
+    this.holders.set(entry.id, result.allocation.id);
+    return { kind: 'granted', id: entry.id, value: entry.value, allocation: result.allocation };
+  }
+}
