@@ -39,7 +39,7 @@ export type PayloadOf<H> = H extends JobHandler<infer P, unknown> ? P : never;
  * (`createJobLogic`) invokes. A missing handler is an `UnrecoverableError` (no retry).
  */
 export function runHandler(handlers: Handlers): RunHandler {
-  return async (input, signal) => {
+  return async (input, attempt) => {
     const handler = Object.hasOwn(handlers, input.type) ? handlers[input.type] : undefined;
     if (typeof handler !== 'function')
       throw new UnrecoverableError(`no handler is registered for type ${input.type}`);
@@ -48,7 +48,9 @@ export function runHandler(handlers: Handlers): RunHandler {
       payload: input.payload,
       attempt: input.attempt,
       allocation: input.allocation,
-      signal,
+      get signal() {
+        return attempt.signal;
+      },
       progress: input.progress,
     });
   };
@@ -57,5 +59,7 @@ export function runHandler(handlers: Handlers): RunHandler {
 /** The same, as the `runHandler` promise actor that `jobMachine` invokes. */
 export function handlerRunner(handlers: Handlers) {
   const run = runHandler(handlers);
-  return fromPromise<unknown, JobHandlerInput>(({ input, signal }) => Promise.resolve(run(input, signal)));
+  return fromPromise<unknown, JobHandlerInput>(({ input, signal }) =>
+    Promise.resolve(run(input, { signal })),
+  );
 }

@@ -26,8 +26,14 @@ import {
   type JobMachineInput,
 } from './job.machine.js';
 
-/** Runs one attempt's handler; aborted through `signal` when the attempt ends otherwise. */
-export type RunHandler = (input: JobHandlerInput, signal: AbortSignal) => Promise<unknown> | unknown;
+/**
+ * Runs one attempt's handler; `attempt.signal` is aborted when the attempt ends otherwise. The
+ * signal is made on first read: a handler that never looks at it costs no AbortController.
+ */
+export type RunHandler = (input: JobHandlerInput, attempt: AttemptSignal) => Promise<unknown> | unknown;
+
+/** An attempt's abort signal, made when first read. */
+export type AttemptSignal = { readonly signal: AbortSignal };
 
 /** A compiled job actor's snapshot: the machine's state value and context, as XState's. */
 export type JobLogicSnapshot = {
@@ -38,14 +44,37 @@ export type JobLogicSnapshot = {
   error: undefined;
   /** The leaf state's id, e.g. `job.allocated.running`. */
   readonly leaf: string;
-  /** Per actor, not data: the handler attempt in flight. Shared by the actor's snapshots. */
-  readonly run: { attempt: Attempt | undefined };
+  /** Per actor, not data: the handler attempt in flight and the armed delays. Shared by its snapshots. */
+  readonly run: Run;
 };
 
 /** One handler run: aborted when its state is left before it settled. */
-type Attempt = { controller: AbortController; settled: boolean };
+class Attempt implements AttemptSignal {
+  settled = false;
+  private controller: AbortController | undefined;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort();
+  }
+}
+
+/** What one job actor keeps besides its snapshot data. */
+type Run = { attempt: Attempt | undefined; armed: Array<{ id: string; timer: unknown }> };
 
 /** The events a compiled job takes: the machine's, plus its internal ones (done, error, after). */
+/** XState's `Clock` (the timers an actor runs on; not exported from its entry point). */
+type Clock = { setTimeout: (fn: () => void, ms: number) => unknown; clearTimeout: (id: unknown) => void };
+
 /** XState's own `AnyActorSystem` (not exported from its entry point). */
 type AnyActorSystem = ActorSystem<{ actors: Record<string, AnyActorRef> }>;
 
@@ -289,20 +318,28 @@ const compiled = compile(jobMachine.root as unknown as NodeShape);
 
 type Scope = ActorScope<JobLogicSnapshot, JobLogicEvent, AnyActorSystem, JobEmitted>;
 
-/** Executes steps in order on a copy of the context; side effects run after the step is committed. */
+/**
+ * Executes steps in order. The context is copied once, on the first update, and the copy is
+ * then updated in place (one copy per transition); side effects run after the step is committed.
+ */
 function execute(
   steps: readonly Step[],
   context: JobContext,
   event: JobLogicEvent,
-  run: JobLogicSnapshot['run'],
+  run: Run,
   scope: Scope,
   runHandler: RunHandler,
 ): JobContext {
   let next = context;
+  let copied = false;
   for (const step of steps) {
     switch (step.kind) {
       case 'update':
-        next = { ...next, ...step.run(next, event) };
+        if (copied) Object.assign(next, step.run(next, event));
+        else {
+          next = { ...next, ...step.run(next, event) };
+          copied = true;
+        }
         break;
       case 'emit': {
         const emitted = step.run(next);
@@ -312,21 +349,36 @@ function execute(
       case 'arm': {
         const ms = step.delay(next);
         // A delay of MAX_TIMER_DELAY_MS or more means "never": no timer is armed.
+        // Timers run on the actor's own clock (not the system's scheduler, whose cancelAll scans
+        // every scheduled event of the system when an actor stops).
         if (ms < MAX_TIMER_DELAY_MS) {
           const { id, event: delayed } = step;
           const self = scope.self;
-          scope.defer(() => scope.system.scheduler.schedule(self, self, delayed, ms, id));
+          const clock = (self as unknown as { clock: Clock }).clock;
+          const armed = { id, timer: undefined as unknown };
+          run.armed.push(armed);
+          scope.defer(() => {
+            armed.timer = clock.setTimeout(() => {
+              const at = run.armed.indexOf(armed);
+              if (at < 0) return;
+              run.armed.splice(at, 1);
+              self.send(delayed);
+            }, ms);
+          });
         }
         break;
       }
       case 'disarm': {
-        const { id } = step;
-        scope.system.scheduler.cancel(scope.self, id);
+        const at = run.armed.findIndex((a) => a.id === step.id);
+        if (at >= 0) {
+          const [armed] = run.armed.splice(at, 1);
+          const clock = (scope.self as unknown as { clock: Clock }).clock;
+          if (armed?.timer !== undefined) clock.clearTimeout(armed.timer);
+        }
         break;
       }
       case 'invoke': {
-        const controller = new AbortController();
-        const attempt: Attempt = { controller, settled: false };
+        const attempt = new Attempt();
         run.attempt = attempt;
         const input = step.input({ context: next, event, self: scope.self });
         const self = scope.self;
@@ -334,7 +386,7 @@ function execute(
         scope.defer(() => {
           let settled: Promise<unknown>;
           try {
-            settled = Promise.resolve(runHandler(input, controller.signal));
+            settled = Promise.resolve(runHandler(input, attempt));
           } catch (error) {
             settled = Promise.reject(error);
           }
@@ -354,7 +406,7 @@ function execute(
       case 'stop': {
         const attempt = run.attempt;
         run.attempt = undefined;
-        if (attempt && !attempt.settled) attempt.controller.abort();
+        if (attempt && !attempt.settled) attempt.abort();
         break;
       }
     }
@@ -362,7 +414,7 @@ function execute(
   return next;
 }
 
-function snapshotAt(leaf: Leaf, context: JobContext, run: JobLogicSnapshot['run']): JobLogicSnapshot {
+function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot {
   return {
     status: leaf.final ? 'done' : 'active',
     value: leaf.value,
@@ -388,7 +440,7 @@ export function createJobLogic(runHandler: RunHandler): JobLogic {
       const context = (jobMachine.config.context as (args: { input: JobMachineInput }) => JobContext)({
         input,
       });
-      const run: JobLogicSnapshot['run'] = { attempt: undefined };
+      const run: Run = { attempt: undefined, armed: [] };
       const first = execute(compiled.entry, context, { type: 'xstate.init' }, run, scope, runHandler);
       return snapshotAt(compiled.initial, first, run);
     },

@@ -3,7 +3,7 @@
  * actor (a root actor on the shared clock, so a growing backlog never copies a parent's
  * children map).
  */
-import { createActor } from 'xstate';
+import { createActor, fromTransition, type AnyActorRef } from 'xstate';
 import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
@@ -55,16 +55,25 @@ export function checkJob(
   return { job, units };
 }
 
+/**
+ * The actor all job actors hang under. They share its actor system (clock, inspection) instead of
+ * making one each (~1.5 KB and ~1 µs per job); it takes their done events and keeps nothing.
+ * Being its children costs nothing per job: this logic keeps no map of them.
+ */
+export function createJobsRoot(options: ResolvedOptions, inspect: SchedulerOptions['inspect']): AnyActorRef {
+  const logic = fromTransition((state: null) => state, null);
+  return createActor(logic, { clock: options.clock, ...(inspect ? { inspect } : {}) }).start();
+}
+
 /** Creates (does not start) the actor of an accepted job; its retry jitter is seeded from `random`. */
 export function createJobActor(
   logic: JobLogic,
   job: NormalisedJob,
   options: ResolvedOptions,
-  inspect: SchedulerOptions['inspect'],
+  parent: AnyActorRef,
 ): JobActor {
   return createActor(logic, {
-    clock: options.clock,
-    ...(inspect ? { inspect } : {}),
+    parent,
     input: {
       id: job.id,
       type: job.type,

@@ -29,7 +29,7 @@ import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './o
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor, type CheckedJob } from './job-intake.js';
+import { checkJob, createJobActor, createJobsRoot, type CheckedJob } from './job-intake.js';
 import { FINAL, JobRecords, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
@@ -77,6 +77,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
+  /** The parent of every job actor: they share its system. */
+  private readonly jobsRoot: AnyActorRef;
   private readonly inspect: SchedulerOptions['inspect'];
   private readonly handlers: Handlers;
   private pool: KnownPool | undefined;
@@ -93,6 +95,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     this.jobLogic = createJobLogic(runHandler(options.handlers));
+    this.jobsRoot = createJobsRoot(this.options, this.inspect);
     this.dispatcher = new Dispatcher<QueuedJob>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
       queuePolicy: this.options.queuePolicy,
@@ -292,6 +295,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.boosts.dispose();
     this.resources.freeze();
     this.actor.stop();
+    this.jobsRoot.stop();
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
   }
@@ -334,7 +338,7 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private accept({ job, units }: CheckedJob): JobHandle {
     const record = this.records.add(job, { units });
-    const actor = createJobActor(this.jobLogic, job, this.options, this.inspect);
+    const actor = createJobActor(this.jobLogic, job, this.options, this.jobsRoot);
     record.actor = actor;
     actor.on('job.released', ({ allocation }) => {
       record.released = allocation.id;
@@ -344,11 +348,12 @@ export class Scheduler<H extends Handlers = Handlers> {
       error: (error: unknown) => record.settle.reject(error),
     });
     actor.start();
-    this.emitLazy(() => ({
-      type: 'job.submitted',
-      at: this.options.clock.now(),
-      job: this.snapshotOf(record),
-    }));
+    if (this.listening)
+      this.emit({
+        type: 'job.submitted',
+        at: this.options.clock.now(),
+        job: this.snapshotOf(record),
+      });
     this.dependencies.link(record, actor);
     return jobHandle(
       record,
@@ -377,14 +382,14 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     if (state === 'queued' && prev !== 'queued') {
       // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
-      this.emitLazy(() => ({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) }));
+      if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
       const boost = record.boost && record.boost.until > now ? record.boost : undefined;
       this.dispatcher.enqueue(id, record.spec.level, now, record.waiting, boost);
       this.pump();
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
-      this.emitLazy(() => ({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) }));
+      if (this.listening) this.emit({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) });
       if (this.awaiting === id) {
         this.awaiting = undefined;
         this.pump();
@@ -394,15 +399,16 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (fraction !== record.progressSeen || note !== record.noteSeen) {
         record.progressSeen = fraction;
         record.noteSeen = note;
-        this.emitLazy(() => ({ type: 'job.progress', at: now, job: this.snapshotOf(record, snap) }));
+        if (this.listening) this.emit({ type: 'job.progress', at: now, job: this.snapshotOf(record, snap) });
       }
     } else if (state === 'retrying' && prev !== 'retrying') {
-      this.emitLazy(() => ({
-        type: 'job.retrying',
-        at: now,
-        job: this.snapshotOf(record, snap),
-        delayMs: snap.context.retryDelayMs,
-      }));
+      if (this.listening)
+        this.emit({
+          type: 'job.retrying',
+          at: now,
+          job: this.snapshotOf(record, snap),
+          delayMs: snap.context.retryDelayMs,
+        });
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
     else record.subject?.next(this.snapshotOf(record, snap));
@@ -510,9 +516,9 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (!this.events.closed) this.events.next(event);
   }
 
-  /** Builds an event only when someone listens: snapshots cost, and most jobs emit several. */
-  private emitLazy(build: () => SchedulerEvent): void {
-    if (this.events.observed && !this.events.closed) this.events.next(build());
+  /** Whether anyone listens: events with snapshots are built only then (they cost, and most jobs emit several). */
+  private get listening(): boolean {
+    return this.events.observed && !this.events.closed;
   }
 }
 

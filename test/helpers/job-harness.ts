@@ -64,7 +64,10 @@ export function createJobHarness(
   const input = { id: 'job-1', type: 'test', clock, ...overrides };
   const actor: HarnessActor =
     engine === 'compiled'
-      ? createActor(createJobLogic(hold), { clock, input })
+      ? createActor(
+          createJobLogic((i, attempt) => hold(i, attempt.signal)),
+          { clock, input },
+        )
       : createActor(
           jobMachine.provide({
             actors: {
