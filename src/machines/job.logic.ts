@@ -194,7 +194,9 @@ function compileAction(action: ActionShape): Step {
     const emitFn = emits[name];
     if (emitFn) return { kind: 'emit', run: emitFn };
     const fn = updates[name] ?? unsupported(`the action ${name}`);
-    const params = paramsOf(typeof action === 'string' ? undefined : action.params);
+    const declared = typeof action === 'string' ? undefined : action.params;
+    if (declared === undefined) return { kind: 'update', run: (c, e) => fn(c, e, undefined) };
+    const params = paramsOf(declared);
     return { kind: 'update', run: (c, e) => fn(c, e, params({ context: c, event: e })) };
   }
   if (action.type === 'xstate.raise' && action.delay !== undefined && action.event && action.id) {
@@ -430,8 +432,15 @@ function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot
  * The job machine as lean actor logic, running `runHandler` for each attempt. Create jobs with
  * `createActor(createJobLogic(run), { clock, input })`: the same input, events, emitted events,
  * state values and context as an actor of `jobMachine`.
+ *
+ * `onStep`, when given, is told each new snapshot of every actor of this logic — after the
+ * step's emitted events, before the actor's own observers — so that one owner can follow many
+ * actors without a subscription each.
  */
-export function createJobLogic(runHandler: RunHandler): JobLogic {
+export function createJobLogic(
+  runHandler: RunHandler,
+  onStep?: (snapshot: JobLogicSnapshot) => void,
+): JobLogic {
   const leaves = compiled.leaves;
   return {
     id: jobMachine.id,
@@ -452,7 +461,9 @@ export function createJobLogic(runHandler: RunHandler): JobLogic {
       for (const candidate of candidates) {
         if (candidate.guard && !candidate.guard(snapshot.context, event)) continue;
         const context = execute(candidate.steps, snapshot.context, event, snapshot.run, scope, runHandler);
-        return snapshotAt(candidate.target ?? leaf, context, snapshot.run);
+        const next = snapshotAt(candidate.target ?? leaf, context, snapshot.run);
+        if (onStep) scope.defer(() => onStep(next));
+        return next;
       }
       return snapshot;
     },

@@ -134,7 +134,10 @@ export const schedulerMachine = setup({
             'scheduler.boost': { actions: ['boost', 'round'] },
             'scheduler.boostExpired': { actions: ['expireBoosts', 'round'] },
             'scheduler.capacityChanged': { actions: ['forgetDenials', 'round'] },
-            'scheduler.tick': { actions: ['forgetDenials', 'round'] },
+            // A tick does not forget denials: only more free resources (a release, a capacity
+            // change) can turn a denial into a grant, and those forget them. A tick's round tries
+            // the jobs aging or boosts moved ahead, skipping denied ones cheaply.
+            'scheduler.tick': { actions: 'round' },
             'scheduler.pause': { target: 'paused' },
             'scheduler.close': { target: 'closed' },
           },

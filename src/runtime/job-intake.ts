@@ -60,8 +60,17 @@ export function checkJob(
  * making one each (~1.5 KB and ~1 µs per job); it takes their done events and keeps nothing.
  * Being its children costs nothing per job: this logic keeps no map of them.
  */
-export function createJobsRoot(options: ResolvedOptions, inspect: SchedulerOptions['inspect']): AnyActorRef {
-  const logic = fromTransition((state: null) => state, null);
+export function createJobsRoot(
+  options: ResolvedOptions,
+  inspect: SchedulerOptions['inspect'],
+  onError: (jobId: string, error: unknown) => void,
+): AnyActorRef {
+  // A job actor that fails (a bug: its logic threw) tells its parent, here.
+  const logic = fromTransition((state: null, event: { type: string; actorId?: string; error?: unknown }) => {
+    if (event.type.startsWith('xstate.error.actor.') && event.actorId !== undefined)
+      onError(event.actorId, event.error);
+    return state;
+  }, null);
   return createActor(logic, { clock: options.clock, ...(inspect ? { inspect } : {}) }).start();
 }
 
@@ -74,6 +83,7 @@ export function createJobActor(
 ): JobActor {
   return createActor(logic, {
     parent,
+    id: job.id,
     input: {
       id: job.id,
       type: job.type,

@@ -32,12 +32,40 @@ export type JobRecord = {
   noteSeen: string | undefined;
   /** Running with attempts left (counted in `mayRetry`). */
   mayRetry: boolean;
-  /** An allocation the job released in its last step, handed back once its events are out. */
-  released: string | undefined;
-  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void };
-  result: Promise<unknown>;
+  /** How the job ended, once final: its output, or what `result` rejects with (made when asked). */
+  outcome: { ok: true; value: unknown } | { ok: false; error: () => Error } | undefined;
+  /** The `result` promise, made when first asked for (most callers never ask). */
+  result: Promise<unknown> | undefined;
+  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
+  /** The allocation held while scheduled or running. */
+  holding: string | undefined;
   subject: BehaviorSubject<JobSnapshot> | undefined;
 };
+
+/** A job's `result` promise, made on first ask (settled already if the job has ended). */
+export function resultOf(record: JobRecord): Promise<unknown> {
+  if (record.result) return record.result;
+  const outcome = record.outcome;
+  const result = outcome
+    ? outcome.ok
+      ? Promise.resolve(outcome.value)
+      : Promise.reject(outcome.error())
+    : new Promise<unknown>((resolve, reject) => (record.settle = { resolve, reject }));
+  // Callers that never handle a rejection must not see it reported as unhandled.
+  result.catch(() => undefined);
+  record.result = result;
+  return result;
+}
+
+/** Records how a job ended and settles its `result` if someone asked for it. */
+export function settle(record: JobRecord, outcome: NonNullable<JobRecord['outcome']>): void {
+  record.outcome = outcome;
+  const waiting = record.settle;
+  record.settle = undefined;
+  if (!waiting) return;
+  if (outcome.ok) waiting.resolve(outcome.value);
+  else waiting.reject(outcome.error());
+}
 
 /** States of a job that waits for a start: it holds a queue place. */
 export const WAITING: ReadonlySet<JobState> = new Set(['pending', 'queued', 'retrying']);
@@ -80,12 +108,8 @@ export class JobRecords {
     return group === undefined ? this.records.keys() : (this.groups.get(group) ?? new Set<string>()).values();
   }
 
-  /** A new record for an accepted job, `pending`, with its `result` promise. */
+  /** A new record for an accepted job, `pending`. */
   add(job: NormalisedJob, waiting: QueuedJob): JobRecord {
-    let settle!: JobRecord['settle'];
-    const result = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
-    // Callers that never read `result` must not see an unhandled rejection.
-    result.catch(() => undefined);
     const record: JobRecord = {
       spec: job,
       waiting,
@@ -98,9 +122,10 @@ export class JobRecords {
       progressSeen: 0,
       noteSeen: undefined,
       mayRetry: false,
-      released: undefined,
-      settle,
-      result,
+      outcome: undefined,
+      result: undefined,
+      settle: undefined,
+      holding: undefined,
       subject: undefined,
     };
     this.records.set(job.id, record);

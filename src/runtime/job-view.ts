@@ -8,7 +8,7 @@ import type { JobStateSnapshot } from '../machines/job.machine.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { QueuedJob, schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
-import type { JobActor, JobRecord } from './job-records.js';
+import { resultOf, type JobActor, type JobRecord } from './job-records.js';
 import { toJobSnapshot } from './snapshot.js';
 import type { JobHandle, JobSnapshot } from './types.js';
 
@@ -40,7 +40,9 @@ export function jobHandle(record: JobRecord, current: () => JobSnapshot, cancel:
   };
   return {
     id: record.spec.id,
-    result: record.result,
+    get result(): Promise<unknown> {
+      return resultOf(record);
+    },
     get state$(): Observable<JobSnapshot> {
       return stream();
     },

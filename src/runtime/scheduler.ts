@@ -30,7 +30,7 @@ import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
 import { checkJob, createJobActor, createJobsRoot, type CheckedJob } from './job-intake.js';
-import { FINAL, JobRecords, type JobRecord } from './job-records.js';
+import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
 import {
@@ -94,8 +94,18 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
-    this.jobLogic = createJobLogic(runHandler(options.handlers));
-    this.jobsRoot = createJobsRoot(this.options, this.inspect);
+    this.jobLogic = createJobLogic(runHandler(options.handlers), (snap) => {
+      const record = this.records.get(snap.context.id);
+      if (record?.actor) this.onJob(record, snap);
+    });
+    this.jobsRoot = createJobsRoot(this.options, this.inspect, (id, error) => {
+      const record = this.records.get(id);
+      if (record)
+        settle(record, {
+          ok: false,
+          error: () => (error instanceof Error ? error : new Error(String(error))),
+        });
+    });
     this.dispatcher = new Dispatcher<QueuedJob>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
       queuePolicy: this.options.queuePolicy,
@@ -340,13 +350,6 @@ export class Scheduler<H extends Handlers = Handlers> {
     const record = this.records.add(job, { units });
     const actor = createJobActor(this.jobLogic, job, this.options, this.jobsRoot);
     record.actor = actor;
-    actor.on('job.released', ({ allocation }) => {
-      record.released = allocation.id;
-    });
-    actor.subscribe({
-      next: (snap) => this.onJob(record, snap),
-      error: (error: unknown) => record.settle.reject(error),
-    });
     actor.start();
     if (this.listening)
       this.emit({
@@ -373,7 +376,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
-    const released = this.handBack(record);
+    const released = state !== prev && this.handBack(record, snap, state);
     const left = prev === 'queued' && state === 'cancelled' && this.dispatcher.dequeue(id);
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
@@ -417,11 +420,18 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (FINAL.has(state) && state !== prev) this.checkIdle();
   }
 
-  /** Hands an allocation the job released in this step back to the ledger; true if one. */
-  private handBack(record: JobRecord): boolean {
-    const released = record.released;
+  /**
+   * Notes the allocation a job took (it entered `scheduled`), or hands back the one it released
+   * by leaving `scheduled`/`running` in this step; true if one went back.
+   */
+  private handBack(record: JobRecord, snap: JobStateSnapshot, state: JobState): boolean {
+    if (HOLDING.has(state)) {
+      record.holding ??= snap.context.allocation?.id;
+      return false;
+    }
+    const released = record.holding;
     if (released === undefined) return false;
-    record.released = undefined;
+    record.holding = undefined;
     const id = record.spec.id;
     if (this.awaiting === id) this.awaiting = undefined;
     this.dispatcher.release(id, released);
@@ -482,14 +492,14 @@ export class Scheduler<H extends Handlers = Handlers> {
     record.boost = undefined;
     const at = this.options.clock.now();
     if (state === 'completed') {
-      record.settle.resolve(snap.context.output);
+      settle(record, { ok: true, value: snap.context.output });
       this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
       const error = final.error ?? { kind: 'error', message: state };
-      record.settle.reject(
-        new JobFailedError(id, state as 'failed' | 'cancelled', error.kind, error.message),
-      );
+      // The error (a stack trace, ~µs) is made only if someone asks for `result`.
+      const failed = state as 'failed' | 'cancelled';
+      settle(record, { ok: false, error: () => new JobFailedError(id, failed, error.kind, error.message) });
       this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }
     record.subject?.next(final);
