@@ -60,9 +60,9 @@ export class Dispatcher<T extends Waiting> {
     return this.placer !== undefined;
   }
 
-  /** Appends a job to the queue (no-op when it is queued already). */
+  /** Appends a job to the queue (no-op when it is queued already or holds a slot). */
   enqueue(id: string, level: number, now: number, value: T, boost?: Boost): void {
-    if (this.queue.has(id)) return;
+    if (this.queue.has(id) || this.holders.has(id)) return;
     this.queue.add(id, level, now, value);
     if (boost) this.queue.setBoost(id, boost);
   }
@@ -80,10 +80,12 @@ export class Dispatcher<T extends Waiting> {
 
   /**
    * A job handed its allocation back: the slot and the resources are free again, and every
-   * denied job deserves a new try. False when the allocation was not held (already released).
+   * denied job deserves a new try. False, changing nothing, when `id` does not hold that
+   * allocation (already released, or another job's).
    */
   release(id: string, allocationId: string): boolean {
-    if (this.holders.get(id) === allocationId) this.holders.delete(id);
+    if (this.holders.get(id) !== allocationId) return false;
+    this.holders.delete(id);
     const released = this.placer?.release(allocationId).released ?? false;
     if (released) this.denied.clear();
     return released;

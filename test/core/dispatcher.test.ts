@@ -377,6 +377,29 @@ describe('Dispatcher', () => {
     expect(d.next(0)).toBeUndefined();
     expect(d.queue.has('b')).toBe(true);
   });
+
+  it("release naming another job's allocation frees nothing: slot and resources stay together", () => {
+    const { d, ledger } = setup();
+    d.enqueue('a', 2, 0, job('a', { cpu: 2 }));
+    const alloc = granted(d.next(0));
+    expect(d.release('b', alloc.id)).toBe(false);
+    expect(ledger.holds(alloc.id)).toBe(true);
+    expect([...d.holders]).toEqual([['a', alloc.id]]);
+    expect(d.release('a', alloc.id)).toBe(true);
+    expect(ledger.active).toBe(0);
+    expect(d.holders.size).toBe(0);
+  });
+
+  it('enqueue of a job that holds a slot changes nothing: it is never granted twice', () => {
+    const { d, ledger } = setup();
+    d.enqueue('x', 2, 0, job('x', { cpu: 2 }));
+    const alloc = granted(d.next(0));
+    d.enqueue('x', 2, 0, job('x', { cpu: 2 }));
+    expect(d.queue.has('x')).toBe(false);
+    expect(d.next(0)).toBeUndefined();
+    expect(ledger.active).toBe(1);
+    expect([...d.holders]).toEqual([['x', alloc.id]]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
