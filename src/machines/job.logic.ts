@@ -141,11 +141,19 @@ type Step =
   | { kind: 'invoke'; id: string; input: (args: Args & { self: AnyActorRef }) => JobHandlerInput }
   | { kind: 'stop'; id: string };
 type Guard = (context: JobContext, event: JobLogicEvent) => boolean;
-type Candidate = { guard: Guard | undefined; steps: Step[]; target: Leaf | undefined };
+type Candidate = {
+  guard: Guard | undefined;
+  steps: Step[];
+  target: Leaf | undefined;
+  /** Only context updates: it can be taken by a job with no actor (see `passiveStep`). */
+  pure: boolean;
+};
 type Leaf = {
   id: string;
   value: StateValue;
   final: boolean;
+  /** Nothing runs while in it (no handler, no timer): an actor can be made from a snapshot there. */
+  restorable: boolean;
   on: Map<string, Candidate[]>;
 };
 
@@ -267,7 +275,17 @@ function compile(root: NodeShape): { initial: Leaf; entry: Step[]; leaves: Map<s
   collect(root);
   const leaves = new Map<string, Leaf>();
   for (const node of leafNodes) {
-    leaves.set(node.id, { id: node.id, value: valueOf(node), final: node.type === 'final', on: new Map() });
+    const effects = pathOf(node)
+      .slice(1)
+      .flatMap(entrySteps)
+      .some((s) => s.kind === 'invoke' || s.kind === 'arm');
+    leaves.set(node.id, {
+      id: node.id,
+      value: valueOf(node),
+      final: node.type === 'final',
+      restorable: !effects,
+      on: new Map(),
+    });
   }
   for (const node of leafNodes) {
     const leaf = leaves.get(node.id) as Leaf;
@@ -296,7 +314,7 @@ function compileTransition(
   const guard = compileGuard(t.guard);
   const actions = t.actions.map(compileAction);
   const targetNode = t.target?.[0];
-  if (!targetNode) return { guard, steps: actions, target: undefined };
+  if (!targetNode) return { guard, steps: actions, target: undefined, pure: isPure(actions) };
   if ((t.target?.length ?? 0) > 1) unsupported('parallel targets');
   if (t.reenter) unsupported('reentering transitions');
   const targetLeaf = initialLeaf(targetNode);
@@ -313,10 +331,29 @@ function compileTransition(
     .reverse()
     .flatMap(exitSteps);
   const entries = targetPath.slice(domain + 1).flatMap(entrySteps);
-  return { guard, steps: [...exits, ...actions, ...entries], target: leaves.get(targetLeaf.id) as Leaf };
+  const steps = [...exits, ...actions, ...entries];
+  return { guard, steps, target: leaves.get(targetLeaf.id) as Leaf, pure: isPure(steps) };
 }
 
+const isPure = (steps: readonly Step[]) => steps.every((s) => s.kind === 'update');
+
 const compiled = compile(jobMachine.root as unknown as NodeShape);
+
+/** The context a job starts with: the machine's own `context` function of its input. */
+const initialContext = jobMachine.config.context as (args: { input: JobMachineInput }) => JobContext;
+
+/** The run of a snapshot kept as data: it never runs a handler or a timer (see `passiveStep`). */
+const PASSIVE: Run = Object.freeze({ attempt: undefined, armed: Object.freeze([]) as never });
+
+/** A scope for steps that need none; using it is a bug in this module. */
+const NO_SCOPE = new Proxy({} as Scope, {
+  get: (_, key) => {
+    throw new Error(`job.logic: a passive step used the actor scope (${String(key)})`);
+  },
+});
+const NO_HANDLER: RunHandler = () => {
+  throw new Error('job.logic: a passive step ran a handler');
+};
 
 type Scope = ActorScope<JobLogicSnapshot, JobLogicEvent, AnyActorSystem, JobEmitted>;
 
@@ -429,6 +466,38 @@ function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot
 }
 
 /**
+ * A job's first snapshot, as data: `pending`, its entry actions done. A job needs no actor while
+ * it only waits (pending, queued): its steps there are context updates (`passiveStep`). The
+ * runtime makes its actor from this snapshot (`createActor(logic, { snapshot })`) when it is
+ * granted resources — the passivation of actor systems such as Orleans' virtual actors — so a
+ * backlog of 100k jobs holds 100k small records, not 100k actors.
+ */
+export function initialJobSnapshot(input: JobMachineInput): JobLogicSnapshot {
+  const context = initialContext({ input });
+  const first = execute(compiled.entry, context, { type: 'xstate.init' }, PASSIVE, NO_SCOPE, NO_HANDLER);
+  return snapshotAt(compiled.initial, first, PASSIVE);
+}
+
+/**
+ * The step a job with no actor takes on `event`: the next snapshot (the same one when the event
+ * changes nothing), or undefined when the step needs an actor (it starts a handler or a timer,
+ * or emits). Exactly the transition an actor of this logic would take.
+ */
+export function passiveStep(snapshot: JobLogicSnapshot, event: JobLogicEvent): JobLogicSnapshot | undefined {
+  if (snapshot.status !== 'active') return snapshot;
+  const leaf = compiled.leaves.get(snapshot.leaf) as Leaf;
+  const candidates = leaf.on.get(event.type);
+  if (!candidates) return snapshot;
+  for (const candidate of candidates) {
+    if (candidate.guard && !candidate.guard(snapshot.context, event)) continue;
+    if (!candidate.pure) return undefined;
+    const context = execute(candidate.steps, snapshot.context, event, PASSIVE, NO_SCOPE, NO_HANDLER);
+    return snapshotAt(candidate.target ?? leaf, context, PASSIVE);
+  }
+  return snapshot;
+}
+
+/**
  * The job machine as lean actor logic, running `runHandler` for each attempt. Create jobs with
  * `createActor(createJobLogic(run), { clock, input })`: the same input, events, emitted events,
  * state values and context as an actor of `jobMachine`.
@@ -446,9 +515,7 @@ export function createJobLogic(
     id: jobMachine.id,
     config: jobMachine.config,
     getInitialSnapshot(scope, input) {
-      const context = (jobMachine.config.context as (args: { input: JobMachineInput }) => JobContext)({
-        input,
-      });
+      const context = initialContext({ input });
       const run: Run = { attempt: undefined, armed: [] };
       const first = execute(compiled.entry, context, { type: 'xstate.init' }, run, scope, runHandler);
       return snapshotAt(compiled.initial, first, run);
@@ -466,6 +533,15 @@ export function createJobLogic(
         return next;
       }
       return snapshot;
+    },
+    /** A snapshot kept as data (or persisted) gets a run of its own: nothing in flight. */
+    restoreSnapshot(persisted) {
+      const data = persisted as JobLogicSnapshot;
+      if (!leaves.get(data.leaf)?.restorable)
+        throw new Error(
+          `job.logic: a job cannot be restored in ${data.leaf} (its handler or timer would be lost)`,
+        );
+      return { ...data, run: { attempt: undefined, armed: [] } };
     },
     getPersistedSnapshot(snapshot) {
       const { run: _run, ...data } = snapshot;

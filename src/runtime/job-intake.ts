@@ -8,7 +8,7 @@ import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
-import type { JobLogic } from '../machines/job.logic.js';
+import { initialJobSnapshot, type JobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
 import type { JobActor, JobRecords } from './job-records.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
@@ -74,26 +74,28 @@ export function createJobsRoot(
   return createActor(logic, { clock: options.clock, ...(inspect ? { inspect } : {}) }).start();
 }
 
-/** Creates (does not start) the actor of an accepted job; its retry jitter is seeded from `random`. */
+/** An accepted job's first snapshot, as data (see `initialJobSnapshot`); its retry jitter is seeded from `random`. */
+export function firstSnapshot(job: NormalisedJob, options: ResolvedOptions): JobLogicSnapshot {
+  return initialJobSnapshot({
+    id: job.id,
+    type: job.type,
+    ...(job.group === undefined ? {} : { group: job.group }),
+    payload: job.payload,
+    clock: options.clock,
+    maxAttempts: job.maxAttempts,
+    ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
+    backoff: job.backoff,
+    seed: Math.floor(options.random() * 2 ** 32) | 0,
+  });
+}
+
+/** Makes (does not start) a job's actor from its snapshot, under the jobs root. */
 export function createJobActor(
   logic: JobLogic,
-  job: NormalisedJob,
-  options: ResolvedOptions,
+  id: string,
+  snapshot: JobLogicSnapshot,
   parent: AnyActorRef,
 ): JobActor {
-  return createActor(logic, {
-    parent,
-    id: job.id,
-    input: {
-      id: job.id,
-      type: job.type,
-      ...(job.group === undefined ? {} : { group: job.group }),
-      payload: job.payload,
-      clock: options.clock,
-      maxAttempts: job.maxAttempts,
-      ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
-      backoff: job.backoff,
-      seed: Math.floor(options.random() * 2 ** 32) | 0,
-    },
-  });
+  // `input` is not read when a snapshot is given (XState's typing asks for it all the same).
+  return createActor(logic, { parent, id, snapshot, input: snapshot.context as never });
 }

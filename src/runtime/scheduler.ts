@@ -29,7 +29,8 @@ import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './o
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor, createJobsRoot, type CheckedJob } from './job-intake.js';
+import { checkJob, createJobActor, createJobsRoot, firstSnapshot, type CheckedJob } from './job-intake.js';
+import { PassiveJob, type PassiveHost } from './passive-job.js';
 import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
@@ -79,6 +80,16 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly jobLogic: JobLogic;
   /** The parent of every job actor: they share its system. */
   private readonly jobsRoot: AnyActorRef;
+  /** How passive jobs (no actor yet) report their steps and get their actor. */
+  private readonly passiveHost: PassiveHost = {
+    step: (record, snap) => this.onJob(record, snap),
+    activate: (record, snap) => {
+      const actor = createJobActor(this.jobLogic, record.spec.id, snap, this.jobsRoot);
+      record.actor = actor;
+      actor.start();
+      return actor;
+    },
+  };
   private readonly inspect: SchedulerOptions['inspect'];
   private readonly handlers: Handlers;
   private pool: KnownPool | undefined;
@@ -348,9 +359,13 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private accept({ job, units }: CheckedJob): JobHandle {
     const record = this.records.add(job, { units });
-    const actor = createJobActor(this.jobLogic, job, this.options, this.jobsRoot);
+    // No actor yet: the job's snapshot is kept as data until a step needs one (see PassiveJob).
+    // Under inspection every job gets its actor at once, so the inspector sees its whole life.
+    const first = firstSnapshot(job, this.options);
+    const actor = this.inspect
+      ? this.passiveHost.activate(record, first)
+      : new PassiveJob(record, first, this.passiveHost);
     record.actor = actor;
-    actor.start();
     if (this.listening)
       this.emit({
         type: 'job.submitted',
@@ -429,10 +444,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       record.holding ??= snap.context.allocation?.id;
       return false;
     }
-    const released = record.holding;
+    const id = record.spec.id;
+    // A grant the job never took (it was cancelled with the grant still on its way) goes back too.
+    const released = record.holding ?? this.dispatcher.holders.get(id);
     if (released === undefined) return false;
     record.holding = undefined;
-    const id = record.spec.id;
     if (this.awaiting === id) this.awaiting = undefined;
     this.dispatcher.release(id, released);
     this.resources.changed();

@@ -263,6 +263,36 @@ describe('lifecycle controls', () => {
   });
 });
 
+describe('cancel while a start is on its way', () => {
+  // A subscriber that cancels a job the moment it queues does so inside the job's own step,
+  // before the scheduler has started it: the grant chosen in that step must go back, and the
+  // scheduler must go on starting others (no leaked resources, no stuck start).
+  it.each([
+    { name: 'on its first queueing', retry: { attempts: 1 }, type: 'work', queuedTimes: 1 },
+    {
+      name: 'when it queues again after a failed attempt',
+      retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 10, maxDelayMs: 10, jitter: false } },
+      type: 'failNow',
+      queuedTimes: 2,
+    },
+  ] as const)('$name', async ({ retry, type, queuedTimes }) => {
+    const { clock, scheduler, events, started } = make({ retry });
+    let seen = 0;
+    scheduler.events$.subscribe((e) => {
+      if (e.type === 'job.queued' && e.job.id === 'x' && ++seen === queuedTimes) scheduler.cancel('x');
+    });
+    scheduler.submit({ type, id: 'x', resources: { cpu: 2, gpu: 1 } });
+    await clock.advanceBy(100);
+    expect(scheduler.get('x')?.state).toBe('cancelled');
+    expect(scheduler.stats().resources.allocated).toMatchObject({ cpu: 0, gpu: 0, memoryMb: 0 });
+    scheduler.submit(work({ id: 'y', payload: { ms: 10 }, resources: { cpu: 8, gpu: 1 } }));
+    await clock.advanceBy(100);
+    expect(scheduler.get('y')?.state).toBe('completed');
+    expect(started).toContain('y');
+    expect(events.filter((e) => e.type === 'job.started' && e.job.id === 'x')).toHaveLength(queuedTimes - 1);
+  });
+});
+
 describe('shutdown', () => {
   it('drain: cancels what has not started (kind shutdown), lets running jobs finish, then frees everything', async () => {
     const { clock, scheduler, events } = make({ maxConcurrentJobs: 1 });
