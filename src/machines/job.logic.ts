@@ -145,8 +145,6 @@ type Candidate = {
   guard: Guard | undefined;
   steps: Step[];
   target: Leaf | undefined;
-  /** Only context updates: it can be taken by a job with no actor (see `passiveStep`). */
-  pure: boolean;
 };
 type Leaf = {
   id: string;
@@ -314,7 +312,7 @@ function compileTransition(
   const guard = compileGuard(t.guard);
   const actions = t.actions.map(compileAction);
   const targetNode = t.target?.[0];
-  if (!targetNode) return { guard, steps: actions, target: undefined, pure: isPure(actions) };
+  if (!targetNode) return { guard, steps: actions, target: undefined };
   if ((t.target?.length ?? 0) > 1) unsupported('parallel targets');
   if (t.reenter) unsupported('reentering transitions');
   const targetLeaf = initialLeaf(targetNode);
@@ -332,28 +330,13 @@ function compileTransition(
     .flatMap(exitSteps);
   const entries = targetPath.slice(domain + 1).flatMap(entrySteps);
   const steps = [...exits, ...actions, ...entries];
-  return { guard, steps, target: leaves.get(targetLeaf.id) as Leaf, pure: isPure(steps) };
+  return { guard, steps, target: leaves.get(targetLeaf.id) as Leaf };
 }
-
-const isPure = (steps: readonly Step[]) => steps.every((s) => s.kind === 'update');
 
 const compiled = compile(jobMachine.root as unknown as NodeShape);
 
 /** The context a job starts with: the machine's own `context` function of its input. */
 const initialContext = jobMachine.config.context as (args: { input: JobMachineInput }) => JobContext;
-
-/** The run of a snapshot kept as data: it never runs a handler or a timer (see `passiveStep`). */
-const PASSIVE: Run = Object.freeze({ attempt: undefined, armed: Object.freeze([]) as never });
-
-/** A scope for steps that need none; using it is a bug in this module. */
-const NO_SCOPE = new Proxy({} as Scope, {
-  get: (_, key) => {
-    throw new Error(`job.logic: a passive step used the actor scope (${String(key)})`);
-  },
-});
-const NO_HANDLER: RunHandler = () => {
-  throw new Error('job.logic: a passive step ran a handler');
-};
 
 type Scope = ActorScope<JobLogicSnapshot, JobLogicEvent, AnyActorSystem, JobEmitted>;
 
@@ -463,38 +446,6 @@ function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot
     leaf: leaf.id,
     run,
   };
-}
-
-/**
- * A job's first snapshot, as data: `pending`, its entry actions done. A job needs no actor while
- * it only waits (pending, queued): its steps there are context updates (`passiveStep`). The
- * runtime makes its actor from this snapshot (`createActor(logic, { snapshot })`) when it is
- * granted resources — the passivation of actor systems such as Orleans' virtual actors — so a
- * backlog of 100k jobs holds 100k small records, not 100k actors.
- */
-export function initialJobSnapshot(input: JobMachineInput): JobLogicSnapshot {
-  const context = initialContext({ input });
-  const first = execute(compiled.entry, context, { type: 'xstate.init' }, PASSIVE, NO_SCOPE, NO_HANDLER);
-  return snapshotAt(compiled.initial, first, PASSIVE);
-}
-
-/**
- * The step a job with no actor takes on `event`: the next snapshot (the same one when the event
- * changes nothing), or undefined when the step needs an actor (it starts a handler or a timer,
- * or emits). Exactly the transition an actor of this logic would take.
- */
-export function passiveStep(snapshot: JobLogicSnapshot, event: JobLogicEvent): JobLogicSnapshot | undefined {
-  if (snapshot.status !== 'active') return snapshot;
-  const leaf = compiled.leaves.get(snapshot.leaf) as Leaf;
-  const candidates = leaf.on.get(event.type);
-  if (!candidates) return snapshot;
-  for (const candidate of candidates) {
-    if (candidate.guard && !candidate.guard(snapshot.context, event)) continue;
-    if (!candidate.pure) return undefined;
-    const context = execute(candidate.steps, snapshot.context, event, PASSIVE, NO_SCOPE, NO_HANDLER);
-    return snapshotAt(candidate.target ?? leaf, context, PASSIVE);
-  }
-  return snapshot;
 }
 
 /**

@@ -3,12 +3,14 @@
  * actor (a root actor on the shared clock, so a growing backlog never copies a parent's
  * children map).
  */
-import { createActor, fromTransition, type AnyActorRef } from 'xstate';
+import { createActor } from 'xstate';
 import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
-import { initialJobSnapshot, type JobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
+import type { JobLogic } from '../machines/job.logic.js';
+import type { JobMachineInput } from '../machines/job.machine.js';
+import { LeanActor } from './lean-actor.js';
 import type { JobActor, JobRecords } from './job-records.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
@@ -55,28 +57,9 @@ export function checkJob(
   return { job, units };
 }
 
-/**
- * The actor all job actors hang under. They share its actor system (clock, inspection) instead of
- * making one each (~1.5 KB and ~1 µs per job); it takes their done events and keeps nothing.
- * Being its children costs nothing per job: this logic keeps no map of them.
- */
-export function createJobsRoot(
-  options: ResolvedOptions,
-  inspect: SchedulerOptions['inspect'],
-  onError: (jobId: string, error: unknown) => void,
-): AnyActorRef {
-  // A job actor that fails (a bug: its logic threw) tells its parent, here.
-  const logic = fromTransition((state: null, event: { type: string; actorId?: string; error?: unknown }) => {
-    if (event.type.startsWith('xstate.error.actor.') && event.actorId !== undefined)
-      onError(event.actorId, event.error);
-    return state;
-  }, null);
-  return createActor(logic, { clock: options.clock, ...(inspect ? { inspect } : {}) }).start();
-}
-
-/** An accepted job's first snapshot, as data (see `initialJobSnapshot`); its retry jitter is seeded from `random`. */
-export function firstSnapshot(job: NormalisedJob, options: ResolvedOptions): JobLogicSnapshot {
-  return initialJobSnapshot({
+/** What an accepted job's actor starts from; its retry jitter is seeded from `random`. */
+export function jobInput(job: NormalisedJob, options: ResolvedOptions): JobMachineInput {
+  return {
     id: job.id,
     type: job.type,
     ...(job.group === undefined ? {} : { group: job.group }),
@@ -86,16 +69,24 @@ export function firstSnapshot(job: NormalisedJob, options: ResolvedOptions): Job
     ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
     backoff: job.backoff,
     seed: Math.floor(options.random() * 2 ** 32) | 0,
-  });
+  };
 }
 
-/** Makes (does not start) a job's actor from its snapshot, under the jobs root. */
+/**
+ * A job's actor: hosted by the lean host (see lean-actor.ts), or — when the scheduler is
+ * inspected — by XState's `createActor`, so that the inspector sees every job actor. Both run the
+ * same logic; `onError` hears of a logic that threw.
+ */
 export function createJobActor(
   logic: JobLogic,
-  id: string,
-  snapshot: JobLogicSnapshot,
-  parent: AnyActorRef,
+  input: JobMachineInput,
+  options: ResolvedOptions,
+  inspect: SchedulerOptions['inspect'],
+  onError: (error: unknown) => void,
 ): JobActor {
-  // `input` is not read when a snapshot is given (XState's typing asks for it all the same).
-  return createActor(logic, { parent, id, snapshot, input: snapshot.context as never });
+  if (!inspect) return new LeanActor(logic, options.clock, input, onError);
+  const actor = createActor(logic, { clock: options.clock, inspect, input });
+  actor.subscribe({ error: onError });
+  actor.start();
+  return actor;
 }

@@ -11,19 +11,19 @@ import type { JobLogic } from '../machines/job.logic.js';
 import type { QueuedJob } from '../machines/scheduler.machine.js';
 import type { JobSnapshot } from './types.js';
 
-/** A live job's actor (a child of the scheduler's jobs root, sharing its system). */
-export type JobActor = Actor<JobLogic>;
+/** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
+export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
 
-/** What a live job is reached through: its actor, or its snapshot kept as data until it needs one. */
-export type JobPort = Pick<JobActor, 'send' | 'getSnapshot'>;
+/** What a live job is reached through. */
+export type JobPort = JobActor;
 
 /** What the scheduler keeps of one job. */
 export type JobRecord = {
   spec: NormalisedJob;
   /** What the queue holds for it: its request in ledger units. */
   waiting: QueuedJob;
-  /** How to reach the job while it is live: its actor, or a passive job until it needs one. */
-  actor: JobPort | undefined;
+  /** The job's actor while it is live. */
+  actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
   final: JobSnapshot | undefined;
   state: JobState;

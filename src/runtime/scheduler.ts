@@ -29,8 +29,7 @@ import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './o
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor, createJobsRoot, firstSnapshot, type CheckedJob } from './job-intake.js';
-import { PassiveJob, type PassiveHost } from './passive-job.js';
+import { checkJob, createJobActor, jobInput, type CheckedJob } from './job-intake.js';
 import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
@@ -78,18 +77,6 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
-  /** The parent of every job actor: they share its system. */
-  private readonly jobsRoot: AnyActorRef;
-  /** How passive jobs (no actor yet) report their steps and get their actor. */
-  private readonly passiveHost: PassiveHost = {
-    step: (record, snap) => this.onJob(record, snap),
-    activate: (record, snap) => {
-      const actor = createJobActor(this.jobLogic, record.spec.id, snap, this.jobsRoot);
-      record.actor = actor;
-      actor.start();
-      return actor;
-    },
-  };
   private readonly inspect: SchedulerOptions['inspect'];
   private readonly handlers: Handlers;
   private pool: KnownPool | undefined;
@@ -108,14 +95,6 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.jobLogic = createJobLogic(runHandler(options.handlers), (snap) => {
       const record = this.records.get(snap.context.id);
       if (record?.actor) this.onJob(record, snap);
-    });
-    this.jobsRoot = createJobsRoot(this.options, this.inspect, (id, error) => {
-      const record = this.records.get(id);
-      if (record)
-        settle(record, {
-          ok: false,
-          error: () => (error instanceof Error ? error : new Error(String(error))),
-        });
     });
     this.dispatcher = new Dispatcher<QueuedJob>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
@@ -316,7 +295,6 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.boosts.dispose();
     this.resources.freeze();
     this.actor.stop();
-    this.jobsRoot.stop();
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
   }
@@ -359,12 +337,17 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private accept({ job, units }: CheckedJob): JobHandle {
     const record = this.records.add(job, { units });
-    // No actor yet: the job's snapshot is kept as data until a step needs one (see PassiveJob).
-    // Under inspection every job gets its actor at once, so the inspector sees its whole life.
-    const first = firstSnapshot(job, this.options);
-    const actor = this.inspect
-      ? this.passiveHost.activate(record, first)
-      : new PassiveJob(record, first, this.passiveHost);
+    const actor = createJobActor(
+      this.jobLogic,
+      jobInput(job, this.options),
+      this.options,
+      this.inspect,
+      (error) =>
+        settle(record, {
+          ok: false,
+          error: () => (error instanceof Error ? error : new Error(String(error))),
+        }),
+    );
     record.actor = actor;
     if (this.listening)
       this.emit({

@@ -1,0 +1,128 @@
+/**
+ * A lean host for an actor's logic: the job actors of a scheduler run here unless it is
+ * inspected. It runs the very same `ActorLogic` object that `createActor` would (the compiled
+ * job machine), with the actor semantics the logic relies on — a step's deferred effects run
+ * after the step is committed, in order; an event sent while a step is being taken (by the
+ * step's own effects or observers) is taken after it; a final snapshot takes nothing more — and
+ * nothing else: no actor system, no inspection, no observers (the logic reports its steps
+ * through its own hook).
+ *
+ * Why: XState's `createActor` costs ~6 µs per actor here (its constructor, the actor system, the
+ * mailbox) and ~2 µs per event — about a third of the ~30 µs per job that the throughput goal
+ * leaves (docs/performance.md). With `inspect`, the scheduler hosts its jobs with `createActor`
+ * instead, so that the inspector sees every job actor; test/runtime/hosts.test.ts runs the same
+ * workloads both ways and requires the same events.
+ */
+import type { ActorScope, AnyActorRef, EventObject, Snapshot } from 'xstate';
+
+/** The timers the logic runs on (XState's `Clock`). */
+export type LeanClock = {
+  setTimeout: (fn: () => void, ms: number) => unknown;
+  clearTimeout: (id: unknown) => void;
+};
+
+/** Any logic with these snapshot and event types, whatever its input, system and emitted types. */
+type LogicOf<TSnapshot, TEvent> = {
+  getInitialSnapshot: (scope: never, input: never) => TSnapshot;
+  transition: (snapshot: TSnapshot, event: TEvent, scope: never) => TSnapshot;
+};
+
+let sessions = 0;
+
+/**
+ * One actor of `logic`, hosted without an actor system. It is its own actor scope (`self`,
+ * `defer`, `emit`), so hosting costs one object per actor.
+ */
+export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends EventObject> {
+  readonly id: string;
+  readonly sessionId: string;
+  private snapshot: TSnapshot;
+  private busy = false;
+  private inbox: TEvent[] | undefined;
+  private deferred: Array<() => void> | undefined;
+
+  constructor(
+    private readonly logic: LogicOf<TSnapshot, TEvent>,
+    readonly clock: LeanClock,
+    input: unknown,
+    /** Told when the logic throws; the actor then takes nothing more. */
+    private readonly onError: (error: unknown) => void,
+  ) {
+    this.sessionId = `lean:${++sessions}`;
+    this.id = this.sessionId;
+    this.busy = true;
+    try {
+      this.snapshot = logic.getInitialSnapshot(this.scope as never, input as never);
+      this.runDeferred();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  // ——— the actor scope the logic sees ———
+
+  get self(): AnyActorRef {
+    return this as unknown as AnyActorRef;
+  }
+
+  get scope(): ActorScope<TSnapshot, TEvent, never, EventObject> {
+    return this as unknown as ActorScope<TSnapshot, TEvent, never, EventObject>;
+  }
+
+  get system(): never {
+    throw new Error('LeanActor: this logic needs an actor system; host it with createActor');
+  }
+
+  defer(fn: () => void): void {
+    (this.deferred ??= []).push(fn);
+  }
+
+  /** Emitted events have no listeners here (the logic reports through its hook). */
+  emit(): void {}
+
+  logger(...args: unknown[]): void {
+    console.log(...args);
+  }
+
+  // ——— the actor ref the owner and the logic use ———
+
+  getSnapshot(): TSnapshot {
+    return this.snapshot;
+  }
+
+  send(event: TEvent): void {
+    if (this.busy) {
+      (this.inbox ??= []).push(event);
+      return;
+    }
+    this.busy = true;
+    try {
+      this.take(event);
+      for (let next = this.inbox?.shift(); next; next = this.inbox?.shift()) this.take(next);
+    } finally {
+      this.busy = false;
+      this.inbox = undefined;
+    }
+  }
+
+  private take(event: TEvent): void {
+    const current = this.snapshot;
+    if (current.status !== 'active') return;
+    try {
+      this.snapshot = this.logic.transition(current, event, this.scope as never);
+      this.runDeferred();
+    } catch (error) {
+      this.deferred = undefined;
+      this.snapshot = { ...current, status: 'error', error } as TSnapshot;
+      this.onError(error);
+    }
+  }
+
+  /** Runs the step's deferred effects in order (and any they defer), as XState's actor does. */
+  private runDeferred(): void {
+    for (let deferred = this.deferred; deferred; deferred = this.deferred) {
+      this.deferred = undefined;
+      for (const fn of deferred) fn();
+    }
+  }
+}
