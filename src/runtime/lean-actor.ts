@@ -80,8 +80,9 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   /** Emitted events have no listeners here (the logic reports through its hook). */
   emit(): void {}
 
+  /** The job logic logs nothing; a `log` action would print as a warning. */
   logger(...args: unknown[]): void {
-    console.log(...args);
+    console.warn(...args);
   }
 
   // ——— the actor ref the owner and the logic use ———
