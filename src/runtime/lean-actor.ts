@@ -17,8 +17,9 @@ import type { ActorScope, AnyActorRef, EventObject, Snapshot } from 'xstate';
 
 /** The timers the logic runs on (XState's `Clock`). */
 export type LeanClock = {
-  setTimeout: (fn: () => void, ms: number) => unknown;
-  clearTimeout: (id: unknown) => void;
+  setTimeout(fn: () => void, ms: number): unknown;
+  // Method syntax: a clock whose handles are numbers (XState's SimulatedClock) fits too.
+  clearTimeout(id: unknown): void;
 };
 
 /** Any logic with these snapshot and event types, whatever its input, system and emitted types. */
@@ -40,6 +41,7 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   private busy = false;
   private inbox: TEvent[] | undefined;
   private deferred: Array<() => void> | undefined;
+  private listeners: Map<string, Array<(event: EventObject) => void>> | undefined;
 
   constructor(
     private readonly logic: LogicOf<TSnapshot, TEvent>,
@@ -77,8 +79,25 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
     (this.deferred ??= []).push(fn);
   }
 
-  /** Emitted events have no listeners here (the logic reports through its hook). */
-  emit(): void {}
+  /** Tells the listeners of `event.type` (see `on`); usually there are none. */
+  emit(event: EventObject): void {
+    const listeners = this.listeners?.get(event.type);
+    if (listeners) for (const listener of listeners) listener(event);
+  }
+
+  /** Listens to events the logic emits, as `actor.on` does. */
+  on<E extends EventObject>(type: E['type'], listener: (event: E) => void): { unsubscribe: () => void } {
+    const listeners = (this.listeners ??= new Map()).get(type) ?? [];
+    const entry = listener as (event: EventObject) => void;
+    listeners.push(entry);
+    this.listeners.set(type, listeners);
+    return {
+      unsubscribe: () => {
+        const at = listeners.indexOf(entry);
+        if (at >= 0) listeners.splice(at, 1);
+      },
+    };
+  }
 
   /** The job logic logs nothing; a `log` action would print as a warning. */
   logger(...args: unknown[]): void {

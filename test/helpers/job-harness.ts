@@ -1,6 +1,7 @@
 import { SimulatedClock, createActor, fromPromise, type StateValue } from 'xstate';
 import { expect } from 'vitest';
-import { createJobLogic } from '../../src/machines/job.logic.js';
+import { createJobLogic, type JobLogic } from '../../src/machines/job.logic.js';
+import { LeanActor } from '../../src/runtime/lean-actor.js';
 import {
   jobMachine,
   jobStateOf,
@@ -37,8 +38,11 @@ export function makeAllocation(): Allocation {
   return { id: `alloc-${allocationSeq}`, nodeId: 'node-0', cpu: 1, memoryMb: 512, gpus: [], custom: {} };
 }
 
-/** Which executor runs the job: XState's interpreter of `jobMachine`, or the compiled logic. */
-export type JobEngine = 'machine' | 'compiled';
+/**
+ * Which executor runs the job: XState's interpreter of `jobMachine`, the compiled logic in
+ * XState's `createActor`, or the compiled logic on the runtime's lean host.
+ */
+export type JobEngine = 'machine' | 'compiled' | 'lean';
 
 /** What the tests use of a job actor, whichever engine runs it. */
 export type HarnessActor = {
@@ -48,6 +52,14 @@ export type HarnessActor = {
   start: () => unknown;
   stop: () => unknown;
 };
+
+/** The lean host as the harness drives it: created at once, so `start` does nothing; it stops by ending. */
+function leanHarnessActor(logic: JobLogic, clock: SimulatedClock, input: object): HarnessActor {
+  const actor = new LeanActor(logic, clock, input, (error) => {
+    throw error;
+  });
+  return Object.assign(actor, { start: () => actor, stop: () => actor }) as unknown as HarnessActor;
+}
 
 /**
  * A job actor on a simulated clock whose handler attempts stay open until the test resolves or
@@ -62,8 +74,11 @@ export function createJobHarness(
   const hold = (input: JobHandlerInput, signal: AbortSignal) =>
     new Promise((resolve, reject) => attempts.push({ input, signal, resolve, reject, settled: false }));
   const input = { id: 'job-1', type: 'test', clock, ...overrides };
+  const compiledLogic = () => createJobLogic((i, attempt) => hold(i, attempt.signal));
   const actor: HarnessActor =
-    engine === 'compiled'
+    engine === 'lean'
+      ? leanHarnessActor(compiledLogic(), clock, input)
+      : engine === 'compiled'
       ? createActor(
           createJobLogic((i, attempt) => hold(i, attempt.signal)),
           { clock, input },

@@ -195,6 +195,8 @@ describe('job machine — generated from its graph', () => {
         const harness = createJobHarness(variant.input);
         // The runtime's compiled logic walks the same path beside it and must agree on everything.
         const compiled = createJobHarness(variant.input, 'compiled');
+        // …and on the runtime's lean host.
+        const lean = createJobHarness(variant.input, 'lean');
         const steps = [...path.prefix, path.edge];
         for (const [i, event] of steps.entries()) {
           const before = harness.actor.getSnapshot() as JobMachineSnapshot;
@@ -204,12 +206,15 @@ describe('job machine — generated from its graph', () => {
           const step = toStep(event, harness);
           await harness.apply(step);
           await compiled.apply(step);
+          await lean.apply(step);
           const actual = serialize(harness.actor.getSnapshot() as JobMachineSnapshot);
           const where = `step ${i} (${eventLabel(event.type)}) of a path to ${path.to}`;
           expect(actual, where).toBe(expectedVertex);
           expectSameJob(compiled, harness, where);
+          expectSameJob(lean, harness, where);
           checkJobInvariants(harness);
           checkJobInvariants(compiled);
+          checkJobInvariants(lean);
         }
         expect(serialize(harness.actor.getSnapshot() as JobMachineSnapshot)).toBe(path.to);
         harness.actor.stop();

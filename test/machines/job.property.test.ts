@@ -174,20 +174,24 @@ describe('job machine — random event sequences', () => {
 });
 
 describe('compiled job logic — random event sequences beside the machine', () => {
-  it('agrees with XState running jobMachine on state, context, handler runs and releases after every step', async () => {
+  it('agrees with XState running jobMachine on state, context, handler runs and releases after every step (in createActor and on the lean host)', async () => {
     await fc.assert(
       fc.asyncProperty(config, fc.array(step, { maxLength: 80 }), async (cfg, steps) => {
         const { timeoutMs, ...rest } = cfg;
         const input = timeoutMs === undefined ? rest : { ...rest, timeoutMs };
         const machine = createJobHarness(input);
         const compiled = createJobHarness(input, 'compiled');
+        const lean = createJobHarness(input, 'lean');
         try {
           for (const [i, planned] of steps.entries()) {
             const s = concretise(machine, planned);
             await machine.apply(s);
             await compiled.apply(s);
+            await lean.apply(s);
             expectSameJob(compiled, machine, `step ${i} (${s.kind})`);
+            expectSameJob(lean, machine, `step ${i} (${s.kind}, lean host)`);
             checkJobInvariants(compiled);
+            checkJobInvariants(lean);
           }
         } finally {
           machine.actor.stop();
