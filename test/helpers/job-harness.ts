@@ -79,18 +79,18 @@ export function createJobHarness(
     engine === 'lean'
       ? leanHarnessActor(compiledLogic(), clock, input)
       : engine === 'compiled'
-      ? createActor(
-          createJobLogic((i, attempt) => hold(i, attempt.signal)),
-          { clock, input },
-        )
-      : createActor(
-          jobMachine.provide({
-            actors: {
-              runHandler: fromPromise<unknown, JobHandlerInput>(({ input: i, signal }) => hold(i, signal)),
-            },
-          }),
-          { clock, input },
-        );
+        ? createActor(
+            createJobLogic((i, attempt) => hold(i, attempt.signal)),
+            { clock, input },
+          )
+        : createActor(
+            jobMachine.provide({
+              actors: {
+                runHandler: fromPromise<unknown, JobHandlerInput>(({ input: i, signal }) => hold(i, signal)),
+              },
+            }),
+            { clock, input },
+          );
   const releases: JobEmitted[] = [];
   const grants: Allocation[] = [];
   actor.on('job.released', (event) => releases.push(event));
