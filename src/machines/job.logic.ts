@@ -357,11 +357,12 @@ function execute(
   for (const step of steps) {
     switch (step.kind) {
       case 'update':
-        if (copied) Object.assign(next, step.run(next, event));
-        else {
-          next = { ...next, ...step.run(next, event) };
+        // `{ ...next }` alone is V8's fast clone; `{ ...next, ...changes }` is ~10× slower.
+        if (!copied) {
+          next = { ...next };
           copied = true;
         }
+        Object.assign(next, step.run(next, event));
         break;
       case 'emit': {
         const emitted = step.run(next);
