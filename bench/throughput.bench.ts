@@ -2,7 +2,9 @@
  * Throughput against p-queue (issue 6): N no-op jobs with random priorities over the five
  * levels, each needing { cpu: 1 } on a pool of 4 CPUs with maxConcurrentJobs 4, all submitted at
  * once; p-queue 9 with the same priorities and concurrency 4, in the same process run. Reports
- * jobs/s for both and the ratio. Sizes from BENCH_SIZES (default 1000,10000).
+ * jobs/s for both and the ratio, and the scaling: the per-job cost at the largest size divided
+ * by that at the smallest (1/throughput), measured in the same run. Sizes from BENCH_SIZES
+ * (default 1000,10000,100000).
  */
 import PQueue from 'p-queue';
 import { createScheduler, createRealClock, PRIORITY_NAMES } from '../src/index.js';
@@ -41,7 +43,8 @@ async function pQueue(levels: number[]): Promise<void> {
   await queue.onIdle();
 }
 
-const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000').split(',').map(Number);
+const sizes = (process.env['BENCH_SIZES'] ?? '1000,10000,100000').split(',').map(Number);
+const perJob = new Map<number, { value: number; min: number; max: number }>();
 for (const jobs of sizes) {
   const levels = priorities(jobs);
   const runs = jobs >= 100_000 ? { warmup: 1, runs: 5 } : { warmup: 2, runs: 5 };
@@ -55,4 +58,20 @@ for (const jobs of sizes) {
   );
   report(theirs);
   report({ ...mine, pQueue: theirs.value, ratio: mine.value / theirs.value });
+  perJob.set(jobs, { value: 1 / mine.value, min: 1 / mine.max, max: 1 / mine.min });
+}
+const small = Math.min(...sizes);
+const large = Math.max(...sizes);
+const [a, b] = [perJob.get(small), perJob.get(large)];
+if (a && b && large > small) {
+  report({
+    name: 'scaling (per-job cost, large ÷ small backlog)',
+    params: { small, large },
+    value: b.value / a.value,
+    unit: '×',
+    // The spread pairs the extremes of both sizes' runs.
+    min: b.min / a.max,
+    max: b.max / a.min,
+    runs: 5,
+  });
 }

@@ -11,7 +11,7 @@
  * `reserveAfterMs` (then nothing starts past it) and at most `backfillDepth` waiting jobs are
  * passed over. A job denied since resources last grew is not asked about again.
  */
-import type { AllocateResult, ResourceLedger } from './ledger.js';
+import type { ResourceLedger } from './ledger.js';
 import type { UnitRequest } from './pool.js';
 import { JobQueue, type AgingPolicy, type Boost, type QueueEntry } from './queue.js';
 import type { Allocation } from './types.js';
@@ -35,7 +35,7 @@ export type Decision<T> =
   | { kind: 'rejected'; id: string; value: T; error: unknown };
 
 /** The ledger as rounds use it. */
-export type Placer = Pick<ResourceLedger, 'allocate' | 'release'>;
+export type Placer = Pick<ResourceLedger, 'tryAllocate' | 'release'>;
 
 export class Dispatcher<T extends Waiting> {
   readonly queue: JobQueue<T>;
@@ -120,16 +120,16 @@ export class Dispatcher<T extends Waiting> {
   }
 
   private place(placer: Placer, entry: QueueEntry<T>): Decision<T> | undefined {
-    let result: AllocateResult;
+    let allocation: Allocation | undefined;
     try {
-      result = placer.allocate(entry.value.units);
+      allocation = placer.tryAllocate(entry.value.units);
     } catch (error) {
       this.dequeue(entry.id);
       return { kind: 'rejected', id: entry.id, value: entry.value, error };
     }
-    if (!result.ok) return undefined;
+    if (!allocation) return undefined;
     this.queue.remove(entry.id);
-    this.holders.set(entry.id, result.allocation.id);
-    return { kind: 'granted', id: entry.id, value: entry.value, allocation: result.allocation };
+    this.holders.set(entry.id, allocation.id);
+    return { kind: 'granted', id: entry.id, value: entry.value, allocation };
   }
 }

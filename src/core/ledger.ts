@@ -153,6 +153,21 @@ export class ResourceLedger {
     return { ok: true, allocation: this.commit(node, request, plan) };
   }
 
+  /**
+   * Places a validated request, or says only that it does not fit now (undefined): what a
+   * scheduling round needs, without the cost of working out what is short where (`allocate`).
+   */
+  tryAllocate(request: UnitRequest, policy: PlacementPolicy = this.policy): Allocation | undefined {
+    this.pending = request;
+    this.pendingPolicy = policy;
+    this.plan = null;
+    const node = this.place(request, policy);
+    const plan = this.plan as GpuPart[] | null;
+    this.pending = emptyRequest;
+    if (node < 0 || plan === null) return undefined;
+    return this.commit(node, request, plan);
+  }
+
   /** Frees an allocation. Idempotent: a second release changes nothing and says so. */
   release(id: string): ReleaseResult {
     const held = this.held.get(id);

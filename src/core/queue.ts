@@ -121,22 +121,33 @@ export class JobQueue<T> {
   /** The queued jobs in the order they should start: effective level first, then FIFO. */
   *inOrder(now: number): Generator<QueueEntry<T>> {
     const cursors: Array<QueueEntry<T> | undefined> = this.fifos.map((f) => f.head);
-    const boosted = [...this.boosted]
-      .filter((e) => e.boost && e.boost.until > now)
-      .map((e) => ({ e, level: this.level(e, now) }))
-      .sort((a, b) => b.level - a.level || a.e.order - b.e.order);
+    // Each cursor's level is computed when the cursor moves, not at every step: a step costs
+    // one level computation, not five.
+    const levels: number[] = cursors.map(() => -1);
+    const settle = (i: number) => {
+      let c = cursors[i];
+      // Skip boosted entries: those come from the boosted list at their boosted level.
+      while (c && c.boost && c.boost.until > now) c = c.next;
+      cursors[i] = c;
+      levels[i] = c ? this.level(c, now) : -1;
+    };
+    for (let i = 0; i < cursors.length; i++) settle(i);
+    const boosted =
+      this.boosted.size === 0
+        ? []
+        : [...this.boosted]
+            .filter((e) => e.boost && e.boost.until > now)
+            .map((e) => ({ e, level: this.level(e, now) }))
+            .sort((a, b) => b.level - a.level || a.e.order - b.e.order);
     let b = 0;
     for (;;) {
-      // Skip cursors at boosted entries: those come from the boosted list at their boosted level.
       let best: QueueEntry<T> | undefined;
       let bestLevel = -1;
       let bestCursor = -1;
       for (let i = 0; i < cursors.length; i++) {
-        let c = cursors[i];
-        while (c && c.boost && c.boost.until > now) c = c.next;
-        cursors[i] = c;
+        const c = cursors[i];
         if (!c) continue;
-        const level = this.level(c, now);
+        const level = levels[i] as number;
         if (level > bestLevel || (level === bestLevel && best && c.order < best.order)) {
           best = c;
           bestLevel = level;
@@ -154,6 +165,7 @@ export class JobQueue<T> {
       }
       if (!best) return;
       cursors[bestCursor] = best.next;
+      settle(bestCursor);
       yield best;
     }
   }

@@ -1,5 +1,5 @@
 import { assign, emit, fromEventObservable, setup } from 'xstate';
-import { interval, map } from 'rxjs';
+import { filter, interval, map } from 'rxjs';
 import type { Dispatcher, Waiting } from '../core/dispatcher.js';
 import type { Boost } from '../core/queue.js';
 import type { NowSource } from '../core/types.js';
@@ -56,10 +56,13 @@ export const schedulerMachine = setup({
   },
   actors: {
     resourceManager: resourceManagerMachine,
-    ticks: fromEventObservable(({ input }: { input: { clock: SchedulerContext['clock']; ms: number } }) =>
-      interval(input.ms, input.clock.backgroundScheduler).pipe(
-        map(() => ({ type: 'scheduler.tick' as const })),
-      ),
+    /** The safety-net tick; an empty queue has nothing to start, so it is not ticked. */
+    ticks: fromEventObservable(
+      ({ input }: { input: { clock: SchedulerContext['clock']; ms: number; due: () => boolean } }) =>
+        interval(input.ms, input.clock.backgroundScheduler).pipe(
+          filter(input.due),
+          map(() => ({ type: 'scheduler.tick' as const })),
+        ),
     ),
   },
   guards: {
@@ -128,7 +131,11 @@ export const schedulerMachine = setup({
           exit: 'shut',
           invoke: {
             src: 'ticks',
-            input: ({ context }) => ({ clock: context.clock, ms: context.schedulingIntervalMs }),
+            input: ({ context }) => ({
+              clock: context.clock,
+              ms: context.schedulingIntervalMs,
+              due: () => context.dispatcher.queue.size > 0,
+            }),
           },
           on: {
             'scheduler.boost': { actions: ['boost', 'round'] },

@@ -70,9 +70,9 @@ const queuedIds = <T extends Waiting>(d: Dispatcher<T>, now: number) =>
 function countingPlacer(ledger: ResourceLedger, byUnits: Map<UnitRequest, string>) {
   const asked: string[] = [];
   const placer: Placer = {
-    allocate: (units, placement) => {
+    tryAllocate: (units, placement) => {
       asked.push(byUnits.get(units) ?? '?');
-      return ledger.allocate(units, placement);
+      return ledger.tryAllocate(units, placement);
     },
     release: (id) => ledger.release(id),
   };
@@ -337,9 +337,9 @@ describe('Dispatcher', () => {
     const bad = job('bad', { cpu: 1 });
     const failure = new Error('pool changed');
     const placer: Placer = {
-      allocate: (units, placement) => {
+      tryAllocate: (units, placement) => {
         if (units === bad.units) throw failure;
-        return ledger.allocate(units, placement);
+        return ledger.tryAllocate(units, placement);
       },
       release: (id) => ledger.release(id),
     };
@@ -589,13 +589,13 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
   const denied = new Set<string>();
   let violation: string | undefined;
   const placer: Placer = {
-    allocate: (units, placement) => {
+    tryAllocate: (units, placement) => {
       const id = owner.get(units) ?? '?';
       if (denied.has(id)) violation ??= `${id} asked about again, denied since resources last grew`;
       if (poisoned.has(units)) throw new Error('pool changed under a checked job');
-      const result = ledger.allocate(units, placement);
-      if (!result.ok) denied.add(id);
-      return result;
+      const allocation = ledger.tryAllocate(units, placement);
+      if (!allocation) denied.add(id);
+      return allocation;
     },
     release: (id) => ledger.release(id),
   };

@@ -161,3 +161,38 @@ describe('scale', () => {
     expect(ledger.totals().free.gpu).toBe(0);
   });
 });
+
+describe('tryAllocate', () => {
+  it('places exactly as allocate does, and says only "no" where allocate would explain a denial', () => {
+    const pool = {
+      nodes: [0, 1, 2].map((i) => ({ id: `n${i}`, cpu: 8, memoryMb: 32_768, gpus: gpus(2 + i) })),
+    };
+    const explained = new ResourceLedger(pool);
+    const terse = new ResourceLedger(pool);
+    const requests: ResourceRequest[] = [
+      { gpu: 2, cpu: 2 },
+      { gpu: 0.5, vramMb: 8_000 },
+      { gpu: 4, cpu: 4 },
+      { gpu: 1, cpu: 1, memoryMb: 4_096 },
+      { gpu: 4 },
+      { cpu: 8 },
+      { gpu: 0.5, vramMb: 12_000 },
+      { gpu: 2 },
+      { gpu: 1, memoryMb: 30_000 },
+      { cpu: 4, memoryMb: 20_000 },
+    ];
+    let denials = 0;
+    for (const request of requests) {
+      const a = explained.allocate(explained.validate(request));
+      const b = terse.tryAllocate(terse.validate(request));
+      if (a.ok) expect(b).toEqual(a.allocation);
+      else {
+        denials++;
+        expect(a.denial.short.length).toBeGreaterThan(0);
+        expect(b).toBeUndefined();
+      }
+      expect(terse.totals()).toEqual(explained.totals());
+    }
+    expect(denials).toBeGreaterThan(0);
+  });
+});

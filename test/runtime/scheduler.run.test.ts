@@ -36,7 +36,7 @@ function seeded(seed: number): () => number {
   };
 }
 
-const { allocate, release } = ResourceLedger.prototype;
+const { tryAllocate, release } = ResourceLedger.prototype;
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -72,10 +72,13 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
   // Every grant and every release request, counted on the ledger itself (restored after each test).
   const granted: string[] = [];
   const released: string[] = [];
-  vi.spyOn(ResourceLedger.prototype, 'allocate').mockImplementation(function (this: ResourceLedger, ...args) {
-    const result = allocate.apply(this, args);
-    if (result.ok) granted.push(result.allocation.id);
-    return result;
+  vi.spyOn(ResourceLedger.prototype, 'tryAllocate').mockImplementation(function (
+    this: ResourceLedger,
+    ...args
+  ) {
+    const allocation = tryAllocate.apply(this, args);
+    if (allocation) granted.push(allocation.id);
+    return allocation;
   });
   vi.spyOn(ResourceLedger.prototype, 'release').mockImplementation(function (this: ResourceLedger, id) {
     released.push(id);
