@@ -351,9 +351,10 @@ function execute(
   run: Run,
   scope: Scope,
   runHandler: RunHandler,
+  inPlace = false,
 ): JobContext {
   let next = context;
-  let copied = false;
+  let copied = inPlace;
   for (const step of steps) {
     switch (step.kind) {
       case 'update':
@@ -461,7 +462,16 @@ function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot
 export function createJobLogic(
   runHandler: RunHandler,
   onStep?: (snapshot: JobLogicSnapshot) => void,
+  options: {
+    /**
+     * Update each actor's context in place instead of copying it per step: an earlier snapshot
+     * then shares the later context. Only for a host that keeps no earlier snapshot (the lean
+     * host; never XState's, whose inspection keeps them). Saves ~1 KB of garbage per job.
+     */
+    inPlace?: boolean;
+  } = {},
 ): JobLogic {
+  const inPlace = options.inPlace ?? false;
   const leaves = compiled.leaves;
   return {
     id: jobMachine.id,
@@ -479,7 +489,15 @@ export function createJobLogic(
       if (!candidates) return snapshot;
       for (const candidate of candidates) {
         if (candidate.guard && !candidate.guard(snapshot.context, event)) continue;
-        const context = execute(candidate.steps, snapshot.context, event, snapshot.run, scope, runHandler);
+        const context = execute(
+          candidate.steps,
+          snapshot.context,
+          event,
+          snapshot.run,
+          scope,
+          runHandler,
+          inPlace,
+        );
         const next = snapshotAt(candidate.target ?? leaf, context, snapshot.run);
         if (onStep) scope.defer(() => onStep(next));
         return next;

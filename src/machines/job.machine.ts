@@ -330,20 +330,24 @@ export const jobMachine = setup({
           invoke: {
             id: 'handler',
             src: 'runHandler',
-            input: ({ context, self }) => ({
-              jobId: context.id,
-              type: context.type,
-              payload: context.payload,
-              attempt: context.attempt,
-              // Always present in `running`; see JobContext.allocation.
-              allocation: context.allocation as Allocation,
-              progress: (fraction: number, note?: string) =>
-                self.send(
-                  note === undefined
-                    ? { type: 'job.progress', fraction, attempt: context.attempt }
-                    : { type: 'job.progress', fraction, note, attempt: context.attempt },
-                ),
-            }),
+            input: ({ context, self }) => {
+              // Read now: the reports of this attempt must carry this attempt's number.
+              const attempt = context.attempt;
+              return {
+                jobId: context.id,
+                type: context.type,
+                payload: context.payload,
+                attempt,
+                // Always present in `running`; see JobContext.allocation.
+                allocation: context.allocation as Allocation,
+                progress: (fraction: number, note?: string) =>
+                  self.send(
+                    note === undefined
+                      ? { type: 'job.progress', fraction, attempt }
+                      : { type: 'job.progress', fraction, note, attempt },
+                  ),
+              };
+            },
             onDone: {
               target: '#job.completed',
               actions: { type: 'recordOutput', params: ({ event }) => ({ output: event.output }) },

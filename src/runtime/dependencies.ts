@@ -6,6 +6,9 @@ import type { JobState } from '../core/types.js';
 import { FINAL, type JobPort, type JobRecord, type JobRecords } from './job-records.js';
 import type { ShutdownReport } from './types.js';
 
+/** The message that a job may queue (one object: events are never mutated). */
+const READY = { type: 'job.ready' } as const;
+
 /** Links dependents to their dependencies and tells them when those end. */
 export class Dependencies {
   private readonly notifications: Array<() => void> = [];
@@ -38,7 +41,7 @@ export class Dependencies {
       }
     }
     if (failedDep) this.failed(record, failedDep.id, failedDep.state);
-    else if (record.waitingOn === 0) actor.send({ type: 'job.ready' });
+    else if (record.waitingOn === 0) actor.send(READY);
   }
 
   /** Tells the dependents of a job that just ended in `state`, and forgets them. */
@@ -82,6 +85,6 @@ export class Dependencies {
       this.failed(record, depId, state);
       return;
     }
-    if (--record.waitingOn === 0) record.actor.send({ type: 'job.ready' });
+    if (--record.waitingOn === 0) record.actor.send(READY);
   }
 }

@@ -28,26 +28,45 @@ export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSn
   return out;
 }
 
+/** What a job handle asks of its scheduler. */
+export type HandleOwner = {
+  snapshotOf(record: JobRecord): JobSnapshot;
+  cancel(id: string): boolean;
+};
+
 /**
- * A job's handle. `current` reads the job's snapshot now; `state$` makes its subject only once
- * someone asks, so a large backlog costs none.
+ * A job's handle: one small object per job (its members live on the prototype). `result` and
+ * `state$` make their promise and subject only once someone asks, so a large backlog costs none.
  */
-export function jobHandle(record: JobRecord, current: () => JobSnapshot, cancel: () => boolean): JobHandle {
-  const stream = (): Observable<JobSnapshot> => {
+class Handle implements JobHandle {
+  constructor(
+    private readonly record: JobRecord,
+    private readonly owner: HandleOwner,
+  ) {}
+
+  get id(): string {
+    return this.record.spec.id;
+  }
+
+  get result(): Promise<unknown> {
+    return resultOf(this.record);
+  }
+
+  get state$(): Observable<JobSnapshot> {
+    const record = this.record;
     if (record.final) return of(record.final);
-    record.subject ??= new BehaviorSubject(current());
+    record.subject ??= new BehaviorSubject(this.owner.snapshotOf(record));
     return record.subject.asObservable();
-  };
-  return {
-    id: record.spec.id,
-    get result(): Promise<unknown> {
-      return resultOf(record);
-    },
-    get state$(): Observable<JobSnapshot> {
-      return stream();
-    },
-    cancel,
-  };
+  }
+
+  cancel(): boolean {
+    return this.owner.cancel(this.record.spec.id);
+  }
+}
+
+/** A job's handle (see `Handle`). */
+export function jobHandle(record: JobRecord, owner: HandleOwner): JobHandle {
+  return new Handle(record, owner);
 }
 
 /**

@@ -54,6 +54,9 @@ import type {
   ShutdownReport,
 } from './types.js';
 
+/** The start message (one object: events are never mutated). */
+const START = { type: 'job.start' } as const;
+
 /** A running scheduler; see DESIGN.md for the contract. */
 export class Scheduler<H extends Handlers = Handlers> {
   /** Every event of the scheduler, as a typed union. */
@@ -78,6 +81,11 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
   private readonly inspect: SchedulerOptions['inspect'];
+  /** What job handles call back (one object for all of them). */
+  private readonly handleOwner = {
+    snapshotOf: (record: JobRecord) => this.snapshotOf(record),
+    cancel: (id: string) => this.cancel(id),
+  };
   private readonly handlers: Handlers;
   private pool: KnownPool | undefined;
   private closed = false;
@@ -92,10 +100,15 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
-    this.jobLogic = createJobLogic(runHandler(options.handlers), (snap) => {
-      const record = this.records.get(snap.context.id);
-      if (record?.actor) this.onJob(record, snap);
-    });
+    this.jobLogic = createJobLogic(
+      runHandler(options.handlers),
+      (snap) => {
+        const record = this.records.get(snap.context.id);
+        if (record?.actor) this.onJob(record, snap);
+      },
+      // The lean host keeps no earlier snapshot; XState's (under inspection) does.
+      { inPlace: !this.inspect },
+    );
     this.dispatcher = new Dispatcher<QueuedJob>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
       queuePolicy: this.options.queuePolicy,
@@ -356,11 +369,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         job: this.snapshotOf(record),
       });
     this.dependencies.link(record, actor);
-    return jobHandle(
-      record,
-      () => this.snapshotOf(record),
-      () => this.cancel(job.id),
-    );
+    return jobHandle(record, this.handleOwner);
   }
 
   private onJob(record: JobRecord, snap: JobStateSnapshot): void {
@@ -471,7 +480,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           }
           this.resources.changed();
           actor.send({ type: 'job.allocated', allocation: d.allocation });
-          actor.send({ type: 'job.start' });
+          actor.send(START);
           if (record && record.state === 'queued') {
             this.awaiting = d.id;
             return;

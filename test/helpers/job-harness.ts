@@ -74,10 +74,11 @@ export function createJobHarness(
   const hold = (input: JobHandlerInput, signal: AbortSignal) =>
     new Promise((resolve, reject) => attempts.push({ input, signal, resolve, reject, settled: false }));
   const input = { id: 'job-1', type: 'test', clock, ...overrides };
-  const compiledLogic = () => createJobLogic((i, attempt) => hold(i, attempt.signal));
+  const compiledLogic = (inPlace = false) =>
+    createJobLogic((i, attempt) => hold(i, attempt.signal), undefined, { inPlace });
   const actor: HarnessActor =
     engine === 'lean'
-      ? leanHarnessActor(compiledLogic(), clock, input)
+      ? leanHarnessActor(compiledLogic(true), clock, input)
       : engine === 'compiled'
         ? createActor(
             createJobLogic((i, attempt) => hold(i, attempt.signal)),
