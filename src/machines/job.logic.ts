@@ -43,7 +43,7 @@ export type JobLogicSnapshot = {
   output: undefined;
   error: undefined;
   /** The leaf state's id, e.g. `job.allocated.running`. */
-  readonly leaf: string;
+  leaf: string;
   /** Per actor, not data: the handler attempt in flight and the armed delays. Shared by its snapshots. */
   readonly run: Run;
 };
@@ -464,9 +464,9 @@ export function createJobLogic(
   onStep?: (snapshot: JobLogicSnapshot) => void,
   options: {
     /**
-     * Update each actor's context in place instead of copying it per step: an earlier snapshot
-     * then shares the later context. Only for a host that keeps no earlier snapshot (the lean
-     * host; never XState's, whose inspection keeps them). Saves ~1 KB of garbage per job.
+     * Update each actor's snapshot and context in place instead of making new ones per step: an
+     * earlier snapshot then is the later one. Only for a host that keeps no earlier snapshot
+     * (the lean host; never XState's, whose inspection keeps them). Saves ~1 KB of garbage per job.
      */
     inPlace?: boolean;
   } = {},
@@ -498,7 +498,15 @@ export function createJobLogic(
           runHandler,
           inPlace,
         );
-        const next = snapshotAt(candidate.target ?? leaf, context, snapshot.run);
+        const target = candidate.target ?? leaf;
+        let next: JobLogicSnapshot;
+        if (inPlace) {
+          next = snapshot;
+          next.status = target.final ? 'done' : 'active';
+          next.value = target.value;
+          next.leaf = target.id;
+          next.context = context;
+        } else next = snapshotAt(target, context, snapshot.run);
         if (onStep) scope.defer(() => onStep(next));
         return next;
       }

@@ -8,7 +8,7 @@ import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
-import type { JobLogic } from '../machines/job.logic.js';
+import type { JobLogic, JobLogicSnapshot } from '../machines/job.logic.js';
 import type { JobMachineInput } from '../machines/job.machine.js';
 import { LeanActor } from './lean-actor.js';
 import type { JobActor, JobRecords } from './job-records.js';
@@ -83,8 +83,10 @@ export function createJobActor(
   options: ResolvedOptions,
   inspect: SchedulerOptions['inspect'],
   onError: (error: unknown) => void,
+  /** The lean host's observer of every step (XState's host reports through the logic's hook). */
+  onStep: (snapshot: JobLogicSnapshot) => void,
 ): JobActor {
-  if (!inspect) return new LeanActor(logic, options.clock, input, onError);
+  if (!inspect) return new LeanActor(logic, options.clock, input, onError, onStep);
   const actor = createActor(logic, { clock: options.clock, inspect, input });
   actor.subscribe({ error: onError });
   actor.start();

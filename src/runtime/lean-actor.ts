@@ -49,6 +49,8 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
     input: unknown,
     /** Told when the logic throws; the actor then takes nothing more. */
     private readonly onError: (error: unknown) => void,
+    /** Told the snapshot after every event taken, its effects run: an observer, as XState's. */
+    private readonly onSnapshot?: (snapshot: TSnapshot) => void,
   ) {
     this.sessionId = `lean:${++sessions}`;
     this.id = this.sessionId;
@@ -129,8 +131,10 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
     const current = this.snapshot;
     if (current.status !== 'active') return;
     try {
-      this.snapshot = this.logic.transition(current, event, this.scope as never);
+      const next = this.logic.transition(current, event, this.scope as never);
+      this.snapshot = next;
       this.runDeferred();
+      this.onSnapshot?.(next);
     } catch (error) {
       this.deferred = undefined;
       this.snapshot = { ...current, status: 'error', error } as TSnapshot;

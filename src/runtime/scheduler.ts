@@ -81,6 +81,11 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
   private readonly inspect: SchedulerOptions['inspect'];
+  /** A job actor took a step: its record follows. */
+  private readonly onStep = (snap: JobStateSnapshot): void => {
+    const record = this.records.get(snap.context.id);
+    if (record?.actor) this.onJob(record, snap);
+  };
   /** What job handles call back (one object for all of them). */
   private readonly handleOwner = {
     snapshotOf: (record: JobRecord) => this.snapshotOf(record),
@@ -100,15 +105,11 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
-    this.jobLogic = createJobLogic(
-      runHandler(options.handlers),
-      (snap) => {
-        const record = this.records.get(snap.context.id);
-        if (record?.actor) this.onJob(record, snap);
-      },
-      // The lean host keeps no earlier snapshot; XState's (under inspection) does.
-      { inPlace: !this.inspect },
-    );
+    // XState's host (under inspection) tells the step through the logic's hook and keeps every
+    // snapshot; the lean host tells it as an observer and keeps none, so steps update in place.
+    this.jobLogic = createJobLogic(runHandler(options.handlers), this.inspect ? this.onStep : undefined, {
+      inPlace: !this.inspect,
+    });
     this.dispatcher = new Dispatcher<QueuedJob>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
       queuePolicy: this.options.queuePolicy,
@@ -360,6 +361,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           ok: false,
           error: () => (error instanceof Error ? error : new Error(String(error))),
         }),
+      this.onStep,
     );
     record.actor = actor;
     if (this.listening)
