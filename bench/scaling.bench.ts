@@ -1,0 +1,74 @@
+/**
+ * Scaling (issue 6): the per-job cost of scheduling at a steady backlog of B queued jobs, for
+ * B = 1k and 100k, and the ratio. A closed loop keeps the backlog at B: no-op jobs needing
+ * `{ cpu: 1 }` on 4 CPUs with maxConcurrentJobs 4 and random priorities; each completion submits
+ * one more job. After 5,000 completions of warm-up, the time of the next 20,000 completions
+ * (submit, queue, start, run, release, record) divided by 20,000 is the per-job cost at B.
+ */
+import { performance } from 'node:perf_hooks';
+import { createScheduler, createRealClock, PRIORITY_NAMES } from '../src/index.js';
+import { nextRandom } from '../src/core/random.js';
+import { report } from './harness.js';
+
+const WARMUP = 5_000;
+const MEASURED = 20_000;
+
+async function perJobAt(backlog: number): Promise<number> {
+  let seed = 11;
+  const level = () => {
+    const [r, next] = nextRandom(seed);
+    seed = next;
+    return PRIORITY_NAMES[Math.floor(r * 5)] ?? 'normal';
+  };
+  let completed = 0;
+  let startedAt = 0;
+  let finish: (perJobUs: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  const scheduler = createScheduler({
+    clock: createRealClock(),
+    resources: { cpu: 4, memoryMb: 16_000 },
+    maxConcurrentJobs: 4,
+    maxQueueSize: backlog + 10,
+    monitor: false,
+    retainFinished: 1_000,
+    handlers: {
+      noop: async () => {
+        completed++;
+        if (completed === WARMUP) startedAt = performance.now();
+        if (completed === WARMUP + MEASURED) finish(((performance.now() - startedAt) * 1_000) / MEASURED);
+        // Keep the backlog where it is: one in for each one out.
+        if (completed < WARMUP + MEASURED)
+          scheduler.submit({ type: 'noop', priority: level(), resources: { cpu: 1 } });
+      },
+    },
+  });
+  for (let i = 0; i < backlog; i++)
+    scheduler.submit({ type: 'noop', priority: level(), resources: { cpu: 1 } });
+  const perJob = await done;
+  await scheduler.shutdown({ mode: 'cancel' });
+  return perJob;
+}
+
+const backlogs = (process.env['BENCH_SCALING'] ?? '1000,100000').split(',').map(Number);
+const medians = new Map<number, { value: number; min: number; max: number }>();
+for (const backlog of backlogs) {
+  const runs: number[] = [];
+  for (let i = 0; i < 5; i++) runs.push(await perJobAt(backlog));
+  runs.sort((a, b) => a - b);
+  const result = { value: runs[2] ?? 0, min: runs[0] ?? 0, max: runs[4] ?? 0 };
+  medians.set(backlog, result);
+  report({ name: 'per-job cost at a steady backlog', params: { backlog }, unit: 'µs', runs: 5, ...result });
+}
+const small = medians.get(Math.min(...backlogs));
+const large = medians.get(Math.max(...backlogs));
+if (small && large && backlogs.length > 1) {
+  report({
+    name: 'scaling (per-job cost, 100k ÷ 1k backlog)',
+    params: { small: Math.min(...backlogs), large: Math.max(...backlogs) },
+    value: large.value / small.value,
+    unit: '×',
+    min: large.min / small.max,
+    max: large.max / small.min,
+    runs: 5,
+  });
+}
