@@ -35,7 +35,10 @@ export type Decision<T> =
   | { kind: 'rejected'; id: string; value: T; error: unknown };
 
 /** The ledger as rounds use it. */
-export type Placer = Pick<ResourceLedger, 'tryAllocate' | 'release'>;
+export type Placer = Pick<ResourceLedger, 'tryAllocate' | 'release'> & {
+  /** Goes up when free resources may have grown (see `ResourceLedger.grown`). */
+  readonly grown?: number;
+};
 
 export class Dispatcher<T extends Waiting> {
   readonly queue: JobQueue<T>;
@@ -44,6 +47,8 @@ export class Dispatcher<T extends Waiting> {
   /** Queued jobs denied since resources last grew: asking again now would be denied again. */
   private readonly denied = new Set<string>();
   private placer: Placer | undefined;
+  /** The placer's `grown` when denials were last forgotten. */
+  private grownSeen: number | undefined;
   /** Whether rounds may start jobs (the scheduler actor is active). */
   open = false;
 
@@ -103,6 +108,12 @@ export class Dispatcher<T extends Waiting> {
   next(now: number): Decision<T> | undefined {
     const placer = this.placer;
     if (!placer || !this.open || this.full || this.queue.size === 0) return undefined;
+    // Resources grew by a path this class did not see (a limit raised, a release sent to the
+    // resource manager): a denial may now be a grant.
+    if (placer.grown !== this.grownSeen) {
+      this.grownSeen = placer.grown;
+      this.denied.clear();
+    }
     let passed = 0;
     for (const entry of this.queue.inOrder(now)) {
       if (!this.denied.has(entry.id)) {

@@ -60,6 +60,11 @@ export type LedgerOptions = {
 };
 
 export class ResourceLedger {
+  /**
+   * Goes up whenever free resources may have grown (a release, an admission limit changed):
+   * whoever remembers denials forgets them when it moves, by whatever path the ledger changed.
+   */
+  grown = 0;
   readonly nodes: readonly NormalisedNode[];
   readonly maxima: PoolMaxima;
   readonly policy: PlacementPolicy;
@@ -191,6 +196,7 @@ export class ResourceLedger {
     }
     this.account(held, -1);
     this.refresh(held.node);
+    this.grown++;
     return { released: true, allocation: held.allocation };
   }
 
@@ -207,6 +213,7 @@ export class ResourceLedger {
       gpu.vramLimitMb = Math.min(gpu.vramMb, Math.max(0, Math.floor(v ?? gpu.vramMb)));
     }
     this.refresh(node.position);
+    this.grown++;
   }
 
   /** Whether an allocation id is currently held. */

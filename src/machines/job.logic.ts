@@ -44,6 +44,8 @@ export type JobLogicSnapshot = {
   error: undefined;
   /** The leaf state's id, e.g. `job.allocated.running`. */
   leaf: string;
+  /** Transitions taken so far: an event that took none leaves it as it was. */
+  steps: number;
   /** Per actor, not data: the handler attempt in flight and the armed delays. Shared by its snapshots. */
   readonly run: Run;
 };
@@ -438,8 +440,9 @@ function execute(
   return next;
 }
 
-function snapshotAt(leaf: Leaf, context: JobContext, run: Run): JobLogicSnapshot {
+function snapshotAt(leaf: Leaf, context: JobContext, run: Run, steps: number): JobLogicSnapshot {
   return {
+    steps,
     status: leaf.final ? 'done' : 'active',
     value: leaf.value,
     context,
@@ -480,7 +483,7 @@ export function createJobLogic(
       const context = initialContext({ input });
       const run: Run = { attempt: undefined, armed: [] };
       const first = execute(compiled.entry, context, { type: 'xstate.init' }, run, scope, runHandler);
-      return snapshotAt(compiled.initial, first, run);
+      return snapshotAt(compiled.initial, first, run, 0);
     },
     transition(snapshot, event, scope) {
       if (snapshot.status !== 'active') return snapshot;
@@ -506,7 +509,8 @@ export function createJobLogic(
           next.value = target.value;
           next.leaf = target.id;
           next.context = context;
-        } else next = snapshotAt(target, context, snapshot.run);
+          next.steps++;
+        } else next = snapshotAt(target, context, snapshot.run, snapshot.steps + 1);
         if (onStep) scope.defer(() => onStep(next));
         return next;
       }

@@ -43,6 +43,8 @@ export type JobRecord = {
   settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
   /** The allocation held while scheduled or running. */
   holding: string | undefined;
+  /** The job actor's transitions seen (see `JobLogicSnapshot.steps`). */
+  steps: number;
   subject: BehaviorSubject<JobSnapshot> | undefined;
 };
 
@@ -130,6 +132,7 @@ export class JobRecords {
       result: undefined,
       settle: undefined,
       holding: undefined,
+      steps: 0,
       subject: undefined,
     };
     this.records.set(job.id, record);

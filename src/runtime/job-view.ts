@@ -35,17 +35,21 @@ export type HandleOwner = {
 };
 
 /**
- * A job's handle: one small object per job (its members live on the prototype). `result` and
- * `state$` make their promise and subject only once someone asks, so a large backlog costs none.
+ * A job's handle. `id` and `cancel` are its own (so `const { id, cancel } = handle` works);
+ * `result` and `state$` make their promise and subject only once someone asks, so a large
+ * backlog costs none.
  */
 class Handle implements JobHandle {
+  readonly id: string;
+  readonly cancel: () => boolean;
+
   constructor(
     private readonly record: JobRecord,
     private readonly owner: HandleOwner,
-  ) {}
-
-  get id(): string {
-    return this.record.spec.id;
+  ) {
+    const id = record.spec.id;
+    this.id = id;
+    this.cancel = () => owner.cancel(id);
   }
 
   get result(): Promise<unknown> {
@@ -57,10 +61,6 @@ class Handle implements JobHandle {
     if (record.final) return of(record.final);
     record.subject ??= new BehaviorSubject(this.owner.snapshotOf(record));
     return record.subject.asObservable();
-  }
-
-  cancel(): boolean {
-    return this.owner.cancel(this.record.spec.id);
   }
 }
 

@@ -23,7 +23,7 @@ import type { ResourceLedger } from '../core/ledger.js';
 import type { JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
-import { createJobLogic, type JobLogic } from '../machines/job.logic.js';
+import { createJobLogic, type JobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
 import { schedulerMachine, type QueuedJob } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
@@ -81,10 +81,15 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly resources: ResourceLink;
   private readonly jobLogic: JobLogic;
   private readonly inspect: SchedulerOptions['inspect'];
-  /** A job actor took a step: its record follows. */
-  private readonly onStep = (snap: JobStateSnapshot): void => {
+  /**
+   * A job actor took an event: its record follows when it took a transition (the lean host
+   * tells every event, as XState's observers are told; the logic's hook only transitions).
+   */
+  private readonly onStep = (snap: JobLogicSnapshot): void => {
     const record = this.records.get(snap.context.id);
-    if (record?.actor) this.onJob(record, snap);
+    if (!record?.actor || snap.steps === record.steps) return;
+    record.steps = snap.steps;
+    this.onJob(record, snap);
   };
   /** What job handles call back (one object for all of them). */
   private readonly handleOwner = {
@@ -244,6 +249,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   /** Stops new starts; running jobs go on. */
   pause(): void {
     if (this.closed) return;
+    // Shut at once: a round under way (started by the scheduler actor's own step, with this
+    // message waiting behind it) must not start anything more.
+    this.dispatcher.open = false;
     this.actor.send({ type: 'scheduler.pause' });
     this.emit({ type: 'scheduler.paused', at: this.options.clock.now() });
   }
@@ -286,6 +294,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.closed = true;
     const report = emptyShutdownReport(mode);
     this.shutdownReport = report;
+    this.dispatcher.open = false;
     this.actor.send({ type: 'scheduler.close' });
     this.shutdownPromise = runShutdown(
       {

@@ -390,6 +390,16 @@ describe('Dispatcher', () => {
     expect(d.holders.size).toBe(0);
   });
 
+  it('forgets denials when the ledger says resources grew by a path it did not see (ledger.grown)', () => {
+    const { d, ledger } = setup();
+    ledger.setAdmissionLimit(ledger.nodes[0]?.id as string, { memoryMb: 0 });
+    d.enqueue('m', 2, 0, job('m', { memoryMb: 1_024 }));
+    expect(d.next(0)).toBeUndefined();
+    expect(d.next(0)).toBeUndefined(); // denied: not asked again
+    ledger.setAdmissionLimit(ledger.nodes[0]?.id as string, undefined);
+    expect(granted(d.next(0)).memoryMb).toBe(1_024);
+  });
+
   it('enqueue of a job that holds a slot changes nothing: it is never granted twice', () => {
     const { d, ledger } = setup();
     d.enqueue('x', 2, 0, job('x', { cpu: 2 }));

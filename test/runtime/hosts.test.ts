@@ -49,6 +49,16 @@ async function workload(inspect: boolean): Promise<{ log: string[]; actors: numb
       },
       hang: ({ signal }: HandlerContext<unknown>) =>
         new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      // Attempt 1 ignores its abort and reports progress into attempt 2's time: dropped.
+      stale: ({ attempt, progress }: HandlerContext<unknown>) =>
+        new Promise<string>((resolve) => {
+          if (attempt > 1) clock.setTimeout(() => resolve('fresh'), 40);
+          else
+            clock.setTimeout(() => {
+              progress(0.5, 'stale');
+              resolve('stale');
+            }, 70);
+        }),
     },
   });
   const log: string[] = [];
@@ -70,6 +80,10 @@ async function workload(inspect: boolean): Promise<{ log: string[]; actors: numb
   work('f', { ms: 40 }, { dependsOn: ['c'], dependencyPolicy: 'afterany', priority: 'low' });
   scheduler.submit({ type: 'hang', id: 'g', timeoutMs: 120, retry: { attempts: 2 } });
   work('h', { ms: 500 }, { group: 'slow', priority: 'background' });
+  const stale = scheduler.submit({ type: 'stale', id: 's', timeoutMs: 50, retry: { attempts: 2 } });
+  stale.state$.subscribe((snap) =>
+    log.push(`${clock.now()} state$ s ${snap.state} a${snap.attempt} ${snap.progress.fraction}`),
+  );
   work('i', { ms: 30 }, { group: 'slow', priority: 'background' });
   await clock.advanceBy(70);
   scheduler.boost({ group: 'slow' }, { to: 'critical', forMs: 1_000 });
@@ -87,6 +101,10 @@ describe('job actor hosts', () => {
     const xstate = await workload(true);
     expect(xstate.actors).toBeGreaterThanOrEqual(10); // every job was an XState actor there
     expect(lean.log).toEqual(xstate.log);
+    // The stale report changed nothing, so state$ said nothing for it: no snapshot twice in a row.
+    const states = lean.log.filter((l) => l.includes(' state$ s ')).map((l) => l.replace(/^\d+ /, ''));
+    expect(states.length).toBeGreaterThan(4);
+    states.forEach((line, i) => expect(line, `state$ #${i}`).not.toBe(states[i - 1]));
     const text = lean.log.join('\n');
     for (const fragment of [
       'job.retrying b',
@@ -98,6 +116,7 @@ describe('job actor hosts', () => {
       'job.cancelled h cancelled',
       'job.failed j failed a3',
       'job.progress a running a1 0.5',
+      'job.completed s completed a2',
     ]) {
       expect(text).toContain(fragment);
     }

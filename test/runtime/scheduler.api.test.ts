@@ -263,6 +263,57 @@ describe('lifecycle controls', () => {
   });
 });
 
+describe('found in review of the hot path', () => {
+  it('pause() from a job.started listener during a resume round stops the rest of that round', async () => {
+    const { clock, scheduler, started } = make();
+    scheduler.pause();
+    for (const id of ['a', 'b', 'c'])
+      scheduler.submit(work({ id, resources: { cpu: 1 }, payload: { ms: 10 } }));
+    let paused = false;
+    scheduler.events$.subscribe((e) => {
+      if (e.type === 'job.started' && !paused) {
+        paused = true;
+        scheduler.pause();
+      }
+    });
+    scheduler.resume();
+    await clock.advanceBy(100);
+    expect(started).toEqual(['a']);
+    expect(scheduler.list({ state: 'queued' }).map((j) => j.id)).toEqual(['b', 'c']);
+    scheduler.resume();
+    await clock.advanceBy(100);
+    expect(started).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a job denied under a lowered limit starts at the next tick once the limit is raised by message', async () => {
+    const { clock, scheduler } = make({ schedulingIntervalMs: 1_000 });
+    const rm = scheduler['actor'].system.get('resourceManager') as {
+      send: (e: {
+        type: 'resources.setLimit';
+        nodeId: string;
+        limit: { memoryMb: number } | undefined;
+      }) => void;
+    };
+    rm.send({ type: 'resources.setLimit', nodeId: 'n1', limit: { memoryMb: 0 } });
+    scheduler.submit(work({ id: 'm', resources: { memoryMb: 1_024 }, payload: { ms: 10 } }));
+    await clock.advanceBy(1_500);
+    expect(scheduler.get('m')?.state).toBe('queued');
+    rm.send({ type: 'resources.setLimit', nodeId: 'n1', limit: undefined });
+    await clock.advanceBy(1_500);
+    expect(scheduler.get('m')?.state).toBe('completed');
+  });
+
+  it("a handle's id and cancel work detached from it", async () => {
+    const { clock, scheduler } = make();
+    scheduler.submit(work({ id: 'busy', resources: { gpu: 1 }, payload: { ms: 1_000 } }));
+    const { id, cancel } = scheduler.submit(work({ id: 'later', resources: { gpu: 1 } }));
+    expect(id).toBe('later');
+    expect(cancel()).toBe(true);
+    await clock.advanceBy(0);
+    expect(scheduler.get('later')?.state).toBe('cancelled');
+  });
+});
+
 describe('cancel while a start is on its way', () => {
   // A subscriber that cancels a job the moment it queues does so inside the job's own step,
   // before the scheduler has started it: the grant chosen in that step must go back, and the

@@ -5,9 +5,8 @@
  * its `state$` ends once, every grant is released exactly once, nothing starts after shutdown
  * began, and at the end every resource is free and no timer is left.
  */
-import { describe, it } from 'vitest';
+import { beforeEach, describe, it } from 'vitest';
 import fc from 'fast-check';
-import type { InspectionEvent } from 'xstate';
 import {
   createScheduler,
   createVirtualClock,
@@ -62,11 +61,6 @@ class Rig {
     readonly s: fc.Scheduler,
     options: { gpus: number; maxConcurrentJobs: number; attempts: number },
   ) {
-    const inspect = (e: InspectionEvent) => {
-      if (e.type !== '@xstate.event') return;
-      if (e.event.type === 'resources.granted') this.grants++;
-      if (e.event.type === 'resources.release') this.releases++;
-    };
     this.scheduler = createScheduler({
       clock: this.clock,
       handlers: { work: (ctx) => this.run(ctx) },
@@ -79,12 +73,26 @@ class Rig {
       retry: { attempts: options.attempts, backoff: { type: 'fixed', delayMs: 0, jitter: false } },
       schedulingIntervalMs: 1_000,
       monitor: false,
-      inspect,
+      // The lean host by default; XState's createActor hosts the jobs when inspected.
+      ...(HOST === 'xstate' ? { inspect: () => undefined } : {}),
     });
     const rm = this.scheduler['actor'].system.get('resourceManager');
     ensure(rm !== undefined, 'the resource manager runs');
-    this.ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
-    rm.on('resources.releaseIgnored', () => this.releaseIgnored++);
+    const ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
+    this.ledger = ledger;
+    // Count grants and releases on the ledger itself (the scheduler places on it directly).
+    const { tryAllocate, release } = ledger;
+    ledger.tryAllocate = (...args) => {
+      const allocation = tryAllocate.apply(ledger, args);
+      if (allocation) this.grants++;
+      return allocation;
+    };
+    ledger.release = (id) => {
+      const result = release.call(ledger, id);
+      if (result.released) this.releases++;
+      else this.releaseIgnored++;
+      return result;
+    };
     this.scheduler.events$.subscribe((e) => {
       if (e.type === 'job.started') {
         this.log.push(`started ${e.job.id}`);
@@ -262,6 +270,11 @@ class Rig {
       this.grants === this.releases,
       () => `${this.grants} grants, ${this.releases} releases (${where()})`,
     );
+    const starts = [...this.startedAt.values()].reduce((n, times) => n + times.length, 0);
+    ensure(
+      this.grants >= starts,
+      () => `${starts} starts but only ${this.grants} grants counted on the ledger (${where()})`,
+    );
     ensure(this.ledger.allocations().length === 0, 'every resource is free');
     const stats = this.scheduler.stats();
     for (const k of ['cpu', 'memoryMb', 'gpu', 'vramMb'] as const)
@@ -284,182 +297,195 @@ const requestArb = fc.constantFrom<ResourceRequest>(
 const RUNS = numRuns(200);
 const TIMEOUT = Math.max(120_000, RUNS * 60);
 
-describe('scheduler runtime — races (fast-check scheduler)', () => {
-  it(
-    'cancel vs completion: a job ends once, cancelled or done, never both',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.scheduler(),
-          fc.array(
-            fc.record({
-              request: requestArb,
-              outcomes: fc.array(outcomeArb, { minLength: 1, maxLength: 2 }),
-            }),
-            {
-              minLength: 1,
-              maxLength: 4,
+/** Which host runs the job actors in the races below (both are raced, one describe each). */
+let HOST: 'lean' | 'xstate' = 'lean';
+
+describe.each(['lean', 'xstate'] as const)(
+  'scheduler runtime — races (fast-check scheduler), %s host',
+  (host) => {
+    beforeEach(() => {
+      HOST = host;
+    });
+
+    it(
+      'cancel vs completion: a job ends once, cancelled or done, never both',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.scheduler(),
+            fc.array(
+              fc.record({
+                request: requestArb,
+                outcomes: fc.array(outcomeArb, { minLength: 1, maxLength: 2 }),
+              }),
+              {
+                minLength: 1,
+                maxLength: 4,
+              },
+            ),
+            fc.array(fc.nat(), { maxLength: 4 }),
+            fc.integer({ min: 1, max: 3 }),
+            async (s, jobs, cancels, attempts) => {
+              const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 2, attempts });
+              const ids = jobs.map((j) => rig.submit(j.request, j.outcomes) as string);
+              for (const pick of cancels) {
+                const id = ids[pick % ids.length] as string;
+                rig.at(`cancel ${id}`, () => {
+                  const before = rig.scheduler.get(id)?.state;
+                  const ok = rig.scheduler.cancel(id);
+                  const after = rig.scheduler.get(id);
+                  rig.log.push(`cancel ${id} from ${before}: ${ok}`);
+                  ensure(
+                    ok === !FINAL.has(before as string),
+                    `cancel(${id}) said ${ok} for a job in ${before}`,
+                  );
+                  if (ok)
+                    ensure(
+                      after?.state === 'cancelled' && after.error?.kind === 'cancelled',
+                      `${id} not cancelled`,
+                    );
+                });
+              }
+              await rig.drive();
+              await rig.finish();
             },
           ),
-          fc.array(fc.nat(), { maxLength: 4 }),
-          fc.integer({ min: 1, max: 3 }),
-          async (s, jobs, cancels, attempts) => {
-            const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 2, attempts });
-            const ids = jobs.map((j) => rig.submit(j.request, j.outcomes) as string);
-            for (const pick of cancels) {
-              const id = ids[pick % ids.length] as string;
-              rig.at(`cancel ${id}`, () => {
-                const before = rig.scheduler.get(id)?.state;
-                const ok = rig.scheduler.cancel(id);
-                const after = rig.scheduler.get(id);
-                rig.log.push(`cancel ${id} from ${before}: ${ok}`);
-                ensure(
-                  ok === !FINAL.has(before as string),
-                  `cancel(${id}) said ${ok} for a job in ${before}`,
-                );
-                if (ok)
-                  ensure(
-                    after?.state === 'cancelled' && after.error?.kind === 'cancelled',
-                    `${id} not cancelled`,
-                  );
-              });
-            }
-            await rig.drive();
-            await rig.finish();
-          },
-        ),
-        { numRuns: RUNS },
-      );
-    },
-    TIMEOUT,
-  );
+          { numRuns: RUNS },
+        );
+      },
+      TIMEOUT,
+    );
 
-  it(
-    'timeout vs completion: whichever comes first decides the attempt; a late result is ignored',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.scheduler(),
-          fc.array(fc.array(outcomeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }),
-          fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 1, maxLength: 4 }),
-          fc.integer({ min: 1, max: 3 }),
-          async (s, plans, advances, attempts) => {
-            const rig = new Rig(s, { gpus: 2, maxConcurrentJobs: 3, attempts });
-            for (const outcomes of plans) rig.submit({ gpu: 1 }, outcomes, 100);
-            for (const ms of advances) rig.at(`advance ${ms}`, () => rig.clock.advanceBy(ms));
-            await rig.drive();
-            // A job whose attempt timed out failed with kind timeout only when it had no attempt left.
-            for (const [id] of rig.handles) {
-              const snap = rig.scheduler.get(id) as JobSnapshot;
-              if (snap.state === 'failed' && snap.error?.kind === 'timeout')
-                ensure(snap.attempt === snap.maxAttempts, `${id} failed on a timeout with attempts left`);
-              if (snap.state === 'running' && snap.startedAt !== undefined) {
-                const started = (rig.startedAt.get(id) ?? []).at(-1) as number;
-                ensure(rig.clock.now() - started < 100, () => `${id} runs past its 100 ms timeout`);
-              }
-            }
-            await rig.finish();
-          },
-        ),
-        { numRuns: RUNS },
-      );
-    },
-    TIMEOUT,
-  );
-
-  it(
-    'shutdown vs start: nothing starts once shutdown began; everything ends once and is released',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.scheduler(),
-          fc.array(
-            fc.record({
-              request: requestArb,
-              outcomes: fc.array(outcomeArb, { minLength: 1, maxLength: 2 }),
-              after: fc.option(fc.constantFrom('afterok', 'afterany' as const), { nil: undefined }),
-            }),
-            { minLength: 1, maxLength: 5 },
-          ),
-          fc.constantFrom('drain', 'cancel' as const),
-          fc.integer({ min: 0, max: 500 }),
-          fc.integer({ min: 0, max: 3 }),
-          async (s, jobs, mode, timeoutMs, lateSubmits) => {
-            const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 1, attempts: 2 });
-            let prev: string | undefined;
-            for (const j of jobs) {
-              const after =
-                prev !== undefined && j.after !== undefined ? { id: prev, policy: j.after } : undefined;
-              prev = rig.submit(j.request, j.outcomes, undefined, after);
-            }
-            rig.at(`shutdown ${mode}`, () => rig.shutdown(mode, timeoutMs));
-            rig.at('advance', () => rig.clock.advanceBy(timeoutMs + 1));
-            for (let i = 0; i < lateSubmits; i++) rig.at('submit', () => rig.submit({}, ['succeed']));
-            await rig.drive();
-            await rig.finish();
-            const report = rig.report as ShutdownReport;
-            for (const id of [...report.cancelled, ...report.aborted]) {
-              const snap = rig.scheduler.get(id);
-              ensure(snap?.state === 'cancelled', () => `report names ${id} cancelled; it is ${snap?.state}`);
-            }
-            // Every job that had not started when shutdown began is cancelled for shutdown, and says so.
-            for (const id of rig.waitingAtClose) {
-              ensure(
-                report.cancelled.includes(id),
-                () => `${id} was waiting at shutdown; the report omits it (${rig.log.join('; ')})`,
-              );
-              const error = rig.scheduler.get(id)?.error;
-              ensure(
-                error?.kind === 'shutdown',
-                () => `${id} was waiting at shutdown and ended with ${JSON.stringify(error)}`,
-              );
-            }
-            for (const id of report.cancelled)
-              ensure(
-                rig.scheduler.get(id)?.error?.kind === 'shutdown',
-                () =>
-                  `${id} is reported cancelled by shutdown; its error is ${JSON.stringify(rig.scheduler.get(id)?.error)}`,
-              );
-          },
-        ),
-        { numRuns: RUNS },
-      );
-    },
-    TIMEOUT,
-  );
-
-  it(
-    'release vs grant: completions, cancels and new jobs contend for one GPU without a leak',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.scheduler(),
-          fc.array(
-            fc.oneof(
-              fc.record({ kind: fc.constant('submit' as const), request: requestArb, outcome: outcomeArb }),
-              fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
-            ),
-            { minLength: 1, maxLength: 8 },
-          ),
-          async (s, actions) => {
-            const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 3, attempts: 1 });
-            rig.submit({ gpu: 1 }, ['succeed']);
-            for (const a of actions) {
-              rig.at(a.kind, () => {
-                if (a.kind === 'submit') rig.submit(a.request, [a.outcome]);
-                else {
-                  const ids = [...rig.handles.keys()];
-                  rig.scheduler.cancel(ids[a.pick % ids.length] as string);
+    it(
+      'timeout vs completion: whichever comes first decides the attempt; a late result is ignored',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.scheduler(),
+            fc.array(fc.array(outcomeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }),
+            fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 1, maxLength: 4 }),
+            fc.integer({ min: 1, max: 3 }),
+            async (s, plans, advances, attempts) => {
+              const rig = new Rig(s, { gpus: 2, maxConcurrentJobs: 3, attempts });
+              for (const outcomes of plans) rig.submit({ gpu: 1 }, outcomes, 100);
+              for (const ms of advances) rig.at(`advance ${ms}`, () => rig.clock.advanceBy(ms));
+              await rig.drive();
+              // A job whose attempt timed out failed with kind timeout only when it had no attempt left.
+              for (const [id] of rig.handles) {
+                const snap = rig.scheduler.get(id) as JobSnapshot;
+                if (snap.state === 'failed' && snap.error?.kind === 'timeout')
+                  ensure(snap.attempt === snap.maxAttempts, `${id} failed on a timeout with attempts left`);
+                if (snap.state === 'running' && snap.startedAt !== undefined) {
+                  const started = (rig.startedAt.get(id) ?? []).at(-1) as number;
+                  ensure(rig.clock.now() - started < 100, () => `${id} runs past its 100 ms timeout`);
                 }
-              });
-            }
-            await rig.drive();
-            await rig.finish();
-          },
-        ),
-        { numRuns: RUNS },
-      );
-    },
-    TIMEOUT,
-  );
-});
+              }
+              await rig.finish();
+            },
+          ),
+          { numRuns: RUNS },
+        );
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'shutdown vs start: nothing starts once shutdown began; everything ends once and is released',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.scheduler(),
+            fc.array(
+              fc.record({
+                request: requestArb,
+                outcomes: fc.array(outcomeArb, { minLength: 1, maxLength: 2 }),
+                after: fc.option(fc.constantFrom('afterok', 'afterany' as const), { nil: undefined }),
+              }),
+              { minLength: 1, maxLength: 5 },
+            ),
+            fc.constantFrom('drain', 'cancel' as const),
+            fc.integer({ min: 0, max: 500 }),
+            fc.integer({ min: 0, max: 3 }),
+            async (s, jobs, mode, timeoutMs, lateSubmits) => {
+              const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 1, attempts: 2 });
+              let prev: string | undefined;
+              for (const j of jobs) {
+                const after =
+                  prev !== undefined && j.after !== undefined ? { id: prev, policy: j.after } : undefined;
+                prev = rig.submit(j.request, j.outcomes, undefined, after);
+              }
+              rig.at(`shutdown ${mode}`, () => rig.shutdown(mode, timeoutMs));
+              rig.at('advance', () => rig.clock.advanceBy(timeoutMs + 1));
+              for (let i = 0; i < lateSubmits; i++) rig.at('submit', () => rig.submit({}, ['succeed']));
+              await rig.drive();
+              await rig.finish();
+              const report = rig.report as ShutdownReport;
+              for (const id of [...report.cancelled, ...report.aborted]) {
+                const snap = rig.scheduler.get(id);
+                ensure(
+                  snap?.state === 'cancelled',
+                  () => `report names ${id} cancelled; it is ${snap?.state}`,
+                );
+              }
+              // Every job that had not started when shutdown began is cancelled for shutdown, and says so.
+              for (const id of rig.waitingAtClose) {
+                ensure(
+                  report.cancelled.includes(id),
+                  () => `${id} was waiting at shutdown; the report omits it (${rig.log.join('; ')})`,
+                );
+                const error = rig.scheduler.get(id)?.error;
+                ensure(
+                  error?.kind === 'shutdown',
+                  () => `${id} was waiting at shutdown and ended with ${JSON.stringify(error)}`,
+                );
+              }
+              for (const id of report.cancelled)
+                ensure(
+                  rig.scheduler.get(id)?.error?.kind === 'shutdown',
+                  () =>
+                    `${id} is reported cancelled by shutdown; its error is ${JSON.stringify(rig.scheduler.get(id)?.error)}`,
+                );
+            },
+          ),
+          { numRuns: RUNS },
+        );
+      },
+      TIMEOUT,
+    );
+
+    it(
+      'release vs grant: completions, cancels and new jobs contend for one GPU without a leak',
+      async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.scheduler(),
+            fc.array(
+              fc.oneof(
+                fc.record({ kind: fc.constant('submit' as const), request: requestArb, outcome: outcomeArb }),
+                fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }),
+              ),
+              { minLength: 1, maxLength: 8 },
+            ),
+            async (s, actions) => {
+              const rig = new Rig(s, { gpus: 1, maxConcurrentJobs: 3, attempts: 1 });
+              rig.submit({ gpu: 1 }, ['succeed']);
+              for (const a of actions) {
+                rig.at(a.kind, () => {
+                  if (a.kind === 'submit') rig.submit(a.request, [a.outcome]);
+                  else {
+                    const ids = [...rig.handles.keys()];
+                    rig.scheduler.cancel(ids[a.pick % ids.length] as string);
+                  }
+                });
+              }
+              await rig.drive();
+              await rig.finish();
+            },
+          ),
+          { numRuns: RUNS },
+        );
+      },
+      TIMEOUT,
+    );
+  },
+);
