@@ -47,10 +47,23 @@ export class Dispatcher<T extends Waiting> {
   /** Queued jobs denied since resources last grew: asking again now would be denied again. */
   private readonly denied = new Set<string>();
   private placer: Placer | undefined;
+  /**
+   * The last round ended with nothing more to start, and nothing that could change that (a
+   * release, forgotten denials, a job leaving the queue, opening) has happened since.
+   */
+  private quiet = false;
+  private isOpen = false;
   /** The placer's `grown` when denials were last forgotten. */
   private grownSeen: number | undefined;
   /** Whether rounds may start jobs (the scheduler actor is active). */
-  open = false;
+  get open(): boolean {
+    return this.isOpen;
+  }
+
+  set open(value: boolean) {
+    this.isOpen = value;
+    this.quiet = false;
+  }
 
   constructor(private readonly policy: DispatchPolicy) {
     this.queue = new JobQueue<T>(policy.aging);
@@ -59,23 +72,39 @@ export class Dispatcher<T extends Waiting> {
   /** The ledger to place on, once the pool is known; until then nothing starts. */
   attach(placer: Placer): void {
     this.placer = placer;
+    this.quiet = false;
   }
 
   get attached(): boolean {
     return this.placer !== undefined;
   }
 
-  /** Appends a job to the queue (no-op when it is queued already or holds a slot). */
-  enqueue(id: string, level: number, now: number, value: T, boost?: Boost): void {
-    if (this.queue.has(id) || this.holders.has(id)) return;
-    this.queue.add(id, level, now, value);
+  /**
+   * Appends a job to the queue (no-op when it is queued already or holds a slot). Says whether a
+   * round could start it now: false when the last round found nothing to start, nothing has
+   * changed since, no boost is set, and at least a whole window of jobs is ahead of it (jobs
+   * of its level or higher by their base level alone are ahead of it whatever aging does) —
+   * then a round would walk the window only to stop before it. (Time-driven changes among the
+   * others — aging, boosts running out — are the tick's to notice, as they always were.)
+   */
+  enqueue(id: string, level: number, now: number, value: T, boost?: Boost): boolean {
+    if (this.queue.has(id) || this.holders.has(id)) return false;
+    const entry = this.queue.add(id, level, now, value);
     if (boost) this.queue.setBoost(id, boost);
+    // Every slot is taken: nothing starts before a release, which runs a round of its own.
+    if (this.full) return false;
+    if (!this.quiet || this.placer?.grown !== this.grownSeen || this.queue.boostedCount > 0) return true;
+    const ahead = this.queue.countFrom(entry.base) - 1;
+    const window = this.policy.queuePolicy === 'strict' ? 1 : this.policy.backfillDepth + 1;
+    return ahead < window;
   }
 
   /** Takes a queued job out (cancelled); false when it was not queued. */
   dequeue(id: string): boolean {
     this.denied.delete(id);
-    return this.queue.remove(id);
+    const removed = this.queue.remove(id);
+    if (removed) this.quiet = false;
+    return removed;
   }
 
   /** Whether every slot is taken. */
@@ -91,6 +120,7 @@ export class Dispatcher<T extends Waiting> {
   release(id: string, allocationId: string): boolean {
     if (this.holders.get(id) !== allocationId) return false;
     this.holders.delete(id);
+    this.quiet = false;
     const released = this.placer?.release(allocationId).released ?? false;
     if (released) this.denied.clear();
     return released;
@@ -99,6 +129,7 @@ export class Dispatcher<T extends Waiting> {
   /** Resources may have grown (a tick, a capacity change, a resume): everyone may try again. */
   forgetDenials(): void {
     this.denied.clear();
+    this.quiet = false;
   }
 
   /**
@@ -106,8 +137,14 @@ export class Dispatcher<T extends Waiting> {
    * when nothing (more) can start now. Call it until it says so.
    */
   next(now: number): Decision<T> | undefined {
+    const decision = this.round(now);
+    this.quiet = decision === undefined && this.placer !== undefined && this.isOpen;
+    return decision;
+  }
+
+  private round(now: number): Decision<T> | undefined {
     const placer = this.placer;
-    if (!placer || !this.open || this.full || this.queue.size === 0) return undefined;
+    if (!placer || !this.isOpen || this.full || this.queue.size === 0) return undefined;
     // Resources grew by a path this class did not see (a limit raised, a release sent to the
     // resource manager): a denial may now be a grant.
     if (placer.grown !== this.grownSeen) {

@@ -35,12 +35,29 @@ export class JobQueue<T> {
   private readonly fifos: Array<Fifo<T>> = PRIORITY_NAMES.map(() => ({ head: undefined, tail: undefined }));
   private readonly byId = new Map<string, QueueEntry<T>>();
   private readonly boosted = new Set<QueueEntry<T>>();
+  /** Entries per base level. */
+  private readonly counts: number[] = PRIORITY_NAMES.map(() => 0);
   private order = 0;
 
   constructor(private readonly aging: AgingPolicy) {}
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Queued jobs with a boost set (usually none). */
+  get boostedCount(): number {
+    return this.boosted.size;
+  }
+
+  /**
+   * Queued jobs whose base level is `level` or higher: with no boost set (a boost may lower a
+   * level), all of them are ahead of a new unboosted job of `level`.
+   */
+  countFrom(level: number): number {
+    let n = 0;
+    for (let i = Math.max(0, level); i < this.counts.length; i++) n += this.counts[i] as number;
+    return n;
   }
 
   has(id: string): boolean {
@@ -69,6 +86,7 @@ export class JobQueue<T> {
     else fifo.head = entry;
     fifo.tail = entry;
     this.byId.set(id, entry);
+    this.counts[base] = (this.counts[base] as number) + 1;
     return entry;
   }
 
@@ -85,6 +103,7 @@ export class JobQueue<T> {
     entry.next = undefined;
     this.byId.delete(id);
     this.boosted.delete(entry);
+    this.counts[entry.base] = (this.counts[entry.base] as number) - 1;
     return true;
   }
 

@@ -405,8 +405,8 @@ export class Scheduler<H extends Handlers = Handlers> {
       // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
       if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
       const boost = record.boost && record.boost.until > now ? record.boost : undefined;
-      this.dispatcher.enqueue(id, record.spec.level, now, record.waiting, boost);
-      this.pump();
+      // A round runs unless the dispatcher can tell that it would start nothing.
+      if (this.dispatcher.enqueue(id, record.spec.level, now, record.waiting, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;

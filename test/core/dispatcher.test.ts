@@ -689,11 +689,16 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
     const value: PJob = { units: toUnits(request), poison };
     if (poison) poisoned.add(value.units);
     owner.set(value.units, id);
-    d.enqueue(id, level, now, value, boost);
+    const mayStart = d.enqueue(id, level, now, value, boost);
     queued.add(id);
     const entry = d.queue.get(id);
     ensure(entry?.value === value && entry.base === level && entry.enqueuedAt === now, `enqueue ${id}`);
     ensure(entry.boost === boost, `enqueue ${id}: its boost`);
+    if (!mayStart) {
+      // The dispatcher said no round could start it: a round now (judged by the oracle) must not.
+      const decision = step(`round after enqueue ${id} said it cannot start`);
+      ensure(decision?.id !== id, `enqueue ${id} said it could not start, but a round started it`);
+    }
   };
 
   check('start');
