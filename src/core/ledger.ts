@@ -148,14 +148,8 @@ export class ResourceLedger {
 
   /** Places a validated request, or says what is short and where. */
   allocate(request: UnitRequest, policy: PlacementPolicy = this.policy): AllocateResult {
-    this.pending = request;
-    this.pendingPolicy = policy;
-    this.plan = null;
-    const node = this.place(request, policy);
-    const plan = this.plan as GpuPart[] | null;
-    this.pending = emptyRequest;
-    if (node < 0 || plan === null) return { ok: false, denial: this.deny(request) };
-    return { ok: true, allocation: this.commit(node, request, plan) };
+    const allocation = this.tryAllocate(request, policy);
+    return allocation ? { ok: true, allocation } : { ok: false, denial: this.deny(request) };
   }
 
   /**

@@ -3,7 +3,7 @@
  * starts once the last one lets it, and (afterok) is failed by one that did not complete.
  */
 import type { JobState } from '../core/types.js';
-import { FINAL, type JobPort, type JobRecord, type JobRecords } from './job-records.js';
+import { FINAL, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
 import type { ShutdownReport } from './types.js';
 
 /** The message that a job may queue (one object: events are never mutated). */
@@ -28,7 +28,7 @@ export class Dependencies {
    * waits for those not yet ended; a failed one (afterok) cancels it; with none left it is ready.
    * `actor` is the one just started (the record may have dropped it already, if the job ended).
    */
-  link(record: JobRecord, actor: JobPort): void {
+  link(record: JobRecord, actor: JobActor): void {
     const job = record.spec;
     let failedDep: { id: string; state: JobState } | undefined;
     for (const dep of job.dependsOn) {

@@ -14,9 +14,6 @@ import type { JobSnapshot } from './types.js';
 /** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
 export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
 
-/** What a live job is reached through. */
-export type JobPort = JobActor;
-
 /** What the scheduler keeps of one job. */
 export type JobRecord = {
   spec: NormalisedJob;

@@ -8,7 +8,7 @@ import type { JobStateSnapshot } from '../machines/job.machine.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { QueuedJob, schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
-import { resultOf, type JobPort, type JobRecord } from './job-records.js';
+import { resultOf, type JobActor, type JobRecord } from './job-records.js';
 import { toJobSnapshot } from './snapshot.js';
 import type { JobHandle, JobSnapshot } from './types.js';
 
@@ -22,7 +22,7 @@ export type QueueView = {
 /** A job's snapshot: the final one once final, else built from `snap` (or its actor's own). */
 export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSnapshot): JobSnapshot {
   if (record.final) return record.final;
-  const current = snap ?? (record.actor as JobPort).getSnapshot();
+  const current = snap ?? (record.actor as JobActor).getSnapshot();
   const out = toJobSnapshot(record.spec, current, effectiveLevel(record, view));
   if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
   return out;

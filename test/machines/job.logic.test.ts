@@ -1,0 +1,51 @@
+/**
+ * The compiled job logic as XState actor logic, beyond what the model and property tests replay:
+ * a persisted snapshot restores where nothing runs, and is refused where a handler or a timer
+ * would be lost.
+ */
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock, createActor } from 'xstate';
+import { createJobLogic } from '../../src/machines/job.logic.js';
+import { makeAllocation } from '../helpers/job-harness.js';
+
+describe('compiled job logic', () => {
+  const clock = new SimulatedClock();
+  const input = { id: 'p', type: 'test', clock, maxAttempts: 2, timeoutMs: 1_000 };
+
+  it('a job persisted while queued restores into a working actor that runs to completion', async () => {
+    const runs: number[] = [];
+    const logic = createJobLogic(async (i) => {
+      runs.push(i.attempt);
+      return 'ok';
+    });
+    const first = createActor(logic, { clock, input }).start();
+    first.send({ type: 'job.ready' });
+    const persisted = first.getPersistedSnapshot();
+    expect(persisted).not.toHaveProperty('run');
+    first.stop();
+    const restored = createActor(logic, { clock, input, snapshot: persisted }).start();
+    expect(restored.getSnapshot().value).toBe('queued');
+    restored.send({ type: 'job.allocated', allocation: makeAllocation() });
+    restored.send({ type: 'job.start' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(restored.getSnapshot()).toMatchObject({ status: 'done', value: 'completed' });
+    expect(runs).toEqual([1]);
+  });
+
+  it('a job persisted while running is refused: its handler and its timeout would be lost', () => {
+    const logic = createJobLogic(() => new Promise<never>(() => undefined));
+    const actor = createActor(logic, { clock, input }).start();
+    for (const event of [
+      { type: 'job.ready' },
+      { type: 'job.allocated', allocation: makeAllocation() },
+      { type: 'job.start' },
+    ] as const)
+      actor.send(event);
+    expect(actor.getSnapshot().value).toEqual({ allocated: 'running' });
+    const persisted = actor.getPersistedSnapshot();
+    actor.stop();
+    const restored = createActor(logic, { clock, input, snapshot: persisted });
+    expect(restored.getSnapshot().status).toBe('error');
+    expect(String((restored.getSnapshot() as { error?: unknown }).error)).toMatch(/cannot be restored/);
+  });
+});
