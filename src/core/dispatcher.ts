@@ -53,6 +53,8 @@ export class Dispatcher<T extends Waiting> {
    */
   private quiet = false;
   private isOpen = false;
+  /** When the last round ran. */
+  private lastRoundAt = Number.NEGATIVE_INFINITY;
   /** The placer's `grown` when denials were last forgotten. */
   private grownSeen: number | undefined;
   /** Whether rounds may start jobs (the scheduler actor is active). */
@@ -93,10 +95,18 @@ export class Dispatcher<T extends Waiting> {
     if (boost) this.queue.setBoost(id, boost);
     // Every slot is taken: nothing starts before a release, which runs a round of its own.
     if (this.full) return false;
-    if (!this.quiet || this.placer?.grown !== this.grownSeen || this.queue.boostedCount > 0) return true;
     const ahead = this.queue.countFrom(entry.base) - 1;
     const window = this.policy.queuePolicy === 'strict' ? 1 : this.policy.backfillDepth + 1;
-    return ahead < window;
+    if (
+      this.quiet &&
+      this.placer?.grown === this.grownSeen &&
+      this.queue.boostedCount === 0 &&
+      ahead >= window
+    )
+      return false;
+    // A new candidate: the last round's verdict no longer stands.
+    this.quiet = false;
+    return true;
   }
 
   /** Takes a queued job out (cancelled); false when it was not queued. */
@@ -139,7 +149,20 @@ export class Dispatcher<T extends Waiting> {
   next(now: number): Decision<T> | undefined {
     const decision = this.round(now);
     this.quiet = decision === undefined && this.placer !== undefined && this.isOpen;
+    this.lastRoundAt = now;
     return decision;
+  }
+
+  /**
+   * Whether a round now might start something the last round did not: false only when the last
+   * round found nothing, nothing has changed since (no release, no grown resources, no job
+   * gone, no boost set) and aging has moved no queued job since it ran. The periodic tick asks
+   * this first, so a long quiet backlog costs no rounds.
+   */
+  mayStart(now: number): boolean {
+    if (this.queue.size === 0 || this.full) return false;
+    if (!this.quiet || this.queue.boostedCount > 0 || this.placer?.grown !== this.grownSeen) return true;
+    return this.queue.agingSettlesAt() > this.lastRoundAt || now < this.lastRoundAt;
   }
 
   private round(now: number): Decision<T> | undefined {

@@ -45,6 +45,18 @@ export class JobQueue<T> {
     return this.byId.size;
   }
 
+  /**
+   * The last instant at which a queued job's aging level changes (its newest job's saturation),
+   * or -Infinity with aging off or nothing queued: after it, aging moves nobody.
+   */
+  agingSettlesAt(): number {
+    if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return Number.NEGATIVE_INFINITY;
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const fifo of this.fifos)
+      if (fifo.tail && fifo.tail.enqueuedAt > newest) newest = fifo.tail.enqueuedAt;
+    return newest + this.aging.maxLevels * this.aging.intervalMs;
+  }
+
   /** Queued jobs with a boost set (usually none). */
   get boostedCount(): number {
     return this.boosted.size;

@@ -56,7 +56,7 @@ export const schedulerMachine = setup({
   },
   actors: {
     resourceManager: resourceManagerMachine,
-    /** The safety-net tick; an empty queue has nothing to start, so it is not ticked. */
+    /** The safety-net tick; it is skipped when the dispatcher can tell that a round would start nothing. */
     ticks: fromEventObservable(
       ({ input }: { input: { clock: SchedulerContext['clock']; ms: number; due: () => boolean } }) =>
         interval(input.ms, input.clock.backgroundScheduler).pipe(
@@ -134,7 +134,7 @@ export const schedulerMachine = setup({
             input: ({ context }) => ({
               clock: context.clock,
               ms: context.schedulingIntervalMs,
-              due: () => context.dispatcher.queue.size > 0,
+              due: () => context.dispatcher.mayStart(context.clock.now()),
             }),
           },
           on: {

@@ -647,9 +647,13 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
 
   /** One `next`, judged against expectedPick. */
   const step = (label: string): Decision<PJob> | undefined => {
+    const claimsNothing = !d.mayStart(now);
     const order = [...d.queue.inOrder(now)];
     const fits = order.map((e) => fitsNow(ledger, e.value.units));
     const want = expectedPick(p, d.open, d.holders.size, now, order, fits);
+    // The tick skips a round when mayStart says no: the policy must agree that nothing starts.
+    if (claimsNothing)
+      ensure(want < 0, `${label}: mayStart(${now}) said no, but ${order[want]?.id} should start`);
     const before = ledger.totals();
     const decision = d.next(now);
     ensure(violation === undefined, `${label}: ${violation}`);
