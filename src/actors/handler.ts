@@ -35,6 +35,12 @@ export type Handlers = Record<string, JobHandler<never, unknown>>;
 export type PayloadOf<H> = H extends JobHandler<infer P, unknown> ? P : never;
 
 /**
+ * Where the engine's own handlers (simulate's) find the attempt, to hear of its abort without
+ * an AbortController. Not part of the public handler context.
+ */
+export const ATTEMPT: unique symbol = Symbol('ai-batch-scheduler.attempt');
+
+/**
  * Runs one attempt with the handler registered for the job's type: what the compiled job logic
  * (`createJobLogic`) invokes. A missing handler is an `UnrecoverableError` (no retry).
  */
@@ -54,7 +60,8 @@ export function runHandler(handlers: Handlers): RunHandler {
         return attempt.signal;
       },
       progress: input.progress,
-    });
+      [ATTEMPT]: attempt,
+    } as HandlerContext<unknown>);
   };
 }
 

@@ -32,8 +32,11 @@ import {
  */
 export type RunHandler = (input: JobHandlerInput, attempt: AttemptSignal) => Promise<unknown> | unknown;
 
-/** An attempt's abort signal, made when first read. */
-export type AttemptSignal = { readonly signal: AbortSignal };
+/**
+ * An attempt's abort signal, made when first read; `onAbort`, where present, is a cheaper way
+ * for the engine's own handlers to hear of the abort (no AbortController).
+ */
+export type AttemptSignal = { readonly signal: AbortSignal; onAbort?: (listener: () => void) => void };
 
 /** A compiled job actor's snapshot: the machine's state value and context, as XState's. */
 export type JobLogicSnapshot = {
@@ -55,6 +58,12 @@ class Attempt implements AttemptSignal {
   settled = false;
   private controller: AbortController | undefined;
   private aborted = false;
+  private listeners: Array<() => void> | undefined;
+
+  onAbort(listener: () => void): void {
+    if (this.aborted) listener();
+    else (this.listeners ??= []).push(listener);
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -67,6 +76,9 @@ class Attempt implements AttemptSignal {
   abort(): void {
     this.aborted = true;
     this.controller?.abort();
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
   }
 }
 
