@@ -19,6 +19,12 @@ export type BenchResult = {
   ratio?: number;
 };
 
+/** The median of several runs' values, and the smallest and largest (the spread). */
+export function summarise(values: readonly number[]): { value: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { value: sorted[Math.floor(sorted.length / 2)] ?? 0, min: sorted[0] ?? 0, max: sorted.at(-1) ?? 0 };
+}
+
 /**
  * Runs `fn` (which performs `ops` operations) `warmup + runs` times and reports operations per
  * second, median and spread. `fn` may be async.
@@ -38,16 +44,7 @@ export async function opsPerSecond(
     const seconds = (performance.now() - start) / 1_000;
     rates.push(ops / seconds);
   }
-  rates.sort((a, b) => a - b);
-  return {
-    name,
-    params,
-    value: rates[Math.floor(rates.length / 2)] ?? 0,
-    unit: 'ops/s',
-    min: rates[0] ?? 0,
-    max: rates.at(-1) ?? 0,
-    runs,
-  };
+  return { name, params, unit: 'ops/s', runs, ...summarise(rates) };
 }
 
 /** Prints a result as the one-line JSON that bench/run.ts collects. */

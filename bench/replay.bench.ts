@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { simulate } from '../src/runtime/simulate.js';
 import { phillyPool, readPhilly } from '../src/traces/philly.js';
 import type { SimulationJob } from '../src/runtime/simulation-types.js';
-import { report } from './harness.js';
+import { report, summarise } from './harness.js';
 
 const TRACE = resolve(process.cwd(), '../shared/traces/philly.csv');
 
@@ -54,7 +54,6 @@ if (!existsSync(TRACE)) {
       last = await simulate({ resources: pool, jobs });
       seconds.push((performance.now() - start) / 1_000);
     }
-    seconds.sort((a, b) => a - b);
     const params = {
       trace: name,
       jobs: jobs.length,
@@ -65,11 +64,9 @@ if (!existsSync(TRACE)) {
     report({
       name: 'philly replay wall',
       params,
-      value: seconds[Math.floor(seconds.length / 2)] ?? 0,
       unit: 's',
-      min: seconds[0] ?? 0,
-      max: seconds.at(-1) ?? 0,
       runs,
+      ...summarise(seconds),
     });
     if (last) {
       const schedule = (metric: string, value: number, unit: string) =>

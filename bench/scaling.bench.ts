@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { createScheduler, createRealClock, PRIORITY_NAMES } from '../src/index.js';
 import { nextRandom } from '../src/core/random.js';
-import { report } from './harness.js';
+import { report, summarise } from './harness.js';
 
 const WARMUP = 5_000;
 const MEASURED = 20_000;
@@ -54,8 +54,7 @@ const medians = new Map<number, { value: number; min: number; max: number }>();
 for (const backlog of backlogs) {
   const runs: number[] = [];
   for (let i = 0; i < 5; i++) runs.push(await perJobAt(backlog));
-  runs.sort((a, b) => a - b);
-  const result = { value: runs[2] ?? 0, min: runs[0] ?? 0, max: runs[4] ?? 0 };
+  const result = summarise(runs);
   medians.set(backlog, result);
   report({ name: 'per-job cost at a steady backlog', params: { backlog }, unit: 'µs', runs: 5, ...result });
 }

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createScheduler, createRealClock } from '../src/index.js';
-import { report } from './harness.js';
+import { report, summarise } from './harness.js';
 
 function makeScheduler() {
   return createScheduler({
@@ -54,24 +54,8 @@ for (const backlog of (process.env['BENCH_BACKLOGS'] ?? '0,1000,100000').split('
     max = Math.max(max, samples.at(-1) ?? 0);
     await scheduler.shutdown({ mode: 'cancel' });
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const spread = (xs: number[]) => ({ min: Math.min(...xs), max: Math.max(...xs) });
-  report({
-    name: 'submit latency p50',
-    params: { backlog },
-    value: median(p50s),
-    unit: 'µs',
-    ...spread(p50s),
-    runs: RUNS,
-  });
-  report({
-    name: 'submit latency p99',
-    params: { backlog },
-    value: median(p99s),
-    unit: 'µs',
-    ...spread(p99s),
-    runs: RUNS,
-  });
+  report({ name: 'submit latency p50', params: { backlog }, unit: 'µs', runs: RUNS, ...summarise(p50s) });
+  report({ name: 'submit latency p99', params: { backlog }, unit: 'µs', runs: RUNS, ...summarise(p99s) });
   report({
     name: 'submit latency max',
     params: { backlog },

@@ -16,10 +16,10 @@ import {
 } from '../../src/core/dispatcher.js';
 import type { Boost, QueueEntry } from '../../src/core/queue.js';
 import { ResourceLedger } from '../../src/core/ledger.js';
-import { SHARE_UNITS, toUnits, type UnitRequest } from '../../src/core/pool.js';
+import { toUnits, type UnitRequest } from '../../src/core/pool.js';
 import type { ResourcePool, ResourceRequest, ResourceTotals } from '../../src/core/resources.js';
 import type { Allocation } from '../../src/core/types.js';
-import { checkLedgerInvariants } from '../helpers/ledger-invariants.js';
+import { checkLedgerInvariants, someNodeFits } from '../helpers/ledger-invariants.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 type Job = { readonly units: UnitRequest; readonly name: string };
@@ -421,28 +421,6 @@ function ensure(condition: boolean, what: string): asserts condition {
   if (!condition) throw new Error(what);
 }
 
-/** A brute-force answer, independent of the ledger's index: could any node take this now? */
-function fitsNow(ledger: ResourceLedger, r: UnitRequest): boolean {
-  return ledger.nodes.some((_, i) => {
-    const n = ledger.node(i);
-    if (r.cpu > n.cpu - n.usedCpu || r.memoryMb > n.memoryLimitMb - n.usedMemoryMb) return false;
-    if (r.custom.some(([k, u]) => u > (n.custom.get(k)?.cap ?? 0) - (n.custom.get(k)?.used ?? 0)))
-      return false;
-    const free = (g: (typeof n.gpus)[number]) => Math.max(0, g.vramLimitMb - g.usedVramMb);
-    if (r.gpus > 0)
-      return n.gpus.filter((g) => !g.whole && g.sharers === 0 && free(g) >= (r.vramMb ?? 0)).length >= r.gpus;
-    if (r.share > 0) {
-      return n.gpus.some(
-        (g) =>
-          !g.whole &&
-          SHARE_UNITS - g.usedShare >= r.share &&
-          free(g) >= (r.vramMb ?? Math.floor((r.share * g.vramMb) / SHARE_UNITS)),
-      );
-    }
-    return true;
-  });
-}
-
 /** A queued job of the property test; `poison`: the placer throws on its request. */
 type PJob = { readonly units: UnitRequest; readonly poison: boolean };
 
@@ -649,7 +627,7 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
   const step = (label: string): Decision<PJob> | undefined => {
     const claimsNothing = !d.mayStart(now);
     const order = [...d.queue.inOrder(now)];
-    const fits = order.map((e) => fitsNow(ledger, e.value.units));
+    const fits = order.map((e) => someNodeFits(ledger, e.value.units));
     const want = expectedPick(p, d.open, d.holders.size, now, order, fits);
     // The tick skips a round when mayStart says no: the policy must agree that nothing starts.
     if (claimsNothing)

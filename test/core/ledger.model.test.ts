@@ -9,10 +9,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ResourceLedger } from '../../src/core/ledger.js';
 import type { NodeSpec, PlacementPolicy, ResourceRequest } from '../../src/core/resources.js';
-import { SHARE_UNITS, type UnitRequest } from '../../src/core/pool.js';
+import type { UnitRequest } from '../../src/core/pool.js';
 import type { Allocation } from '../../src/core/types.js';
 import { numRuns } from '../helpers/num-runs.js';
-import { checkLedgerInvariants } from '../helpers/ledger-invariants.js';
+import { checkLedgerInvariants, someNodeFits } from '../helpers/ledger-invariants.js';
 
 type Model = { held: Allocation[]; everIssued: Set<string>; released: Set<string> };
 type Real = { ledger: ResourceLedger };
@@ -38,28 +38,6 @@ const requestArb: fc.Arbitrary<ResourceRequest> = fc.record(
   },
   { requiredKeys: [] },
 );
-
-/** An independent brute-force answer: could any node take this request right now? */
-function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
-  return ledger.nodes.some((_, i) => {
-    const n = ledger.node(i);
-    if (r.cpu > n.cpu - n.usedCpu || r.memoryMb > n.memoryLimitMb - n.usedMemoryMb) return false;
-    if (r.custom.some(([k, u]) => u > (n.custom.get(k)?.cap ?? 0) - (n.custom.get(k)?.used ?? 0)))
-      return false;
-    const free = (g: (typeof n.gpus)[number]) => Math.max(0, g.vramLimitMb - g.usedVramMb);
-    if (r.gpus > 0)
-      return n.gpus.filter((g) => !g.whole && g.sharers === 0 && free(g) >= (r.vramMb ?? 0)).length >= r.gpus;
-    if (r.share > 0) {
-      return n.gpus.some(
-        (g) =>
-          !g.whole &&
-          SHARE_UNITS - g.usedShare >= r.share &&
-          free(g) >= (r.vramMb ?? Math.floor((r.share * g.vramMb) / SHARE_UNITS)),
-      );
-    }
-    return true;
-  });
-}
 
 class AllocateCommand implements fc.Command<Model, Real> {
   constructor(

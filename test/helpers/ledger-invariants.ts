@@ -1,6 +1,7 @@
 import type { ResourceLedger } from '../../src/core/ledger.js';
 import { SHARE_UNITS } from '../../src/core/pool.js';
 import type { Allocation } from '../../src/core/types.js';
+import type { UnitRequest } from '../../src/core/pool.js';
 
 /** A cheap assertion for the hot loop (vitest's expect costs microseconds per call). */
 function ensure(condition: boolean, what: string): void {
@@ -70,4 +71,29 @@ export function checkLedgerInvariants(ledger: ResourceLedger, held: readonly All
       `0 ≤ free ${k} ≤ capacity`,
     );
   }
+}
+
+/**
+ * An independent brute-force answer, not using the ledger's capacity index: could any node
+ * take this request right now?
+ */
+export function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
+  return ledger.nodes.some((_, i) => {
+    const n = ledger.node(i);
+    if (r.cpu > n.cpu - n.usedCpu || r.memoryMb > n.memoryLimitMb - n.usedMemoryMb) return false;
+    if (r.custom.some(([k, u]) => u > (n.custom.get(k)?.cap ?? 0) - (n.custom.get(k)?.used ?? 0)))
+      return false;
+    const free = (g: (typeof n.gpus)[number]) => Math.max(0, g.vramLimitMb - g.usedVramMb);
+    if (r.gpus > 0)
+      return n.gpus.filter((g) => !g.whole && g.sharers === 0 && free(g) >= (r.vramMb ?? 0)).length >= r.gpus;
+    if (r.share > 0) {
+      return n.gpus.some(
+        (g) =>
+          !g.whole &&
+          SHARE_UNITS - g.usedShare >= r.share &&
+          free(g) >= (r.vramMb ?? Math.floor((r.share * g.vramMb) / SHARE_UNITS)),
+      );
+    }
+    return true;
+  });
 }
