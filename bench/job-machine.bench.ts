@@ -41,9 +41,16 @@ async function lifecycles(count: number, executor: Executor): Promise<void> {
   for (let i = 0; i < count; i++) {
     const input = { id: `job-${i}`, type: 'noop', clock };
     if (executor === 'lean') {
-      const actor = new LeanActor(logic, clock, input, (error) => {
-        throw error;
-      });
+      const actor = new LeanActor(
+        {
+          logic,
+          clock,
+          onError: (error) => {
+            throw error;
+          },
+        },
+        input,
+      );
       actor.on('job.released', () => void released++);
       for (const event of steps) actor.send(event);
       continue;

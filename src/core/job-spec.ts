@@ -44,9 +44,13 @@ export type NormalisedJob<TPayload = unknown> = {
   maxAttempts: number;
   backoff: BackoffPolicy;
   group: string | undefined;
-  dependsOn: string[];
+  dependsOn: readonly string[];
   dependencyPolicy: 'afterok' | 'afterany';
 };
+
+/** Shared by every job that names none (most): one object, not one per job. */
+const NO_DEPENDENCIES: readonly string[] = Object.freeze([]);
+const NO_RESOURCES: ResourceRequest = Object.freeze({});
 
 /** What checking needs to know about the scheduler. */
 export type JobSpecContext = {
@@ -166,12 +170,12 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
     payload: spec.payload,
     priority,
     level,
-    resources: spec.resources ?? {},
+    resources: spec.resources ?? NO_RESOURCES,
     timeoutMs,
     maxAttempts,
     backoff,
     group: spec.group,
-    dependsOn: [...new Set(deps)],
+    dependsOn: deps.length === 0 ? NO_DEPENDENCIES : [...new Set(deps)],
     dependencyPolicy: policy,
   };
 }

@@ -20,8 +20,11 @@ export type UnitRequest = {
   share: number;
   /** VRAM per GPU in MB; for a share, undefined means "in proportion to the share". */
   vramMb: number | undefined;
-  custom: Array<[name: string, units: number]>;
+  custom: ReadonlyArray<readonly [name: string, units: number]>;
 };
+
+/** Shared by every request that names no custom resource (most). */
+const NO_CUSTOM: UnitRequest['custom'] = Object.freeze([]);
 
 /** The most any single node or GPU of a pool offers, for rejecting what can never fit. */
 export type PoolMaxima = {
@@ -152,7 +155,7 @@ export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitReq
     gpus: share > 0 ? 0 : gpu,
     share,
     vramMb: vram === undefined ? (share > 0 ? undefined : 0) : Math.ceil(vram),
-    custom,
+    custom: custom.length === 0 ? NO_CUSTOM : custom,
   };
 }
 

@@ -1,6 +1,9 @@
 /** Progress of a running attempt: a fraction in [0, 1] and an optional note. */
 export type Progress = { fraction: number; note?: string };
 
+/** No progress yet: one frozen object shared by every job that has not reported any. */
+export const NO_PROGRESS: Progress = Object.freeze({ fraction: 0 });
+
 /**
  * Folds a progress report into the previous one: the fraction is clamped to [0, 1], and a
  * report that is not a finite number keeps the previous fraction (a handler's bad arithmetic

@@ -83,7 +83,8 @@ class Attempt implements AttemptSignal {
 }
 
 /** What one job actor keeps besides its snapshot data. */
-type Run = { attempt: Attempt | undefined; armed: Array<{ id: string; timer: unknown }> };
+/** `armed` is made at the first armed delay (a queued job has none). */
+type Run = { attempt: Attempt | undefined; armed: Array<{ id: string; timer: unknown }> | undefined };
 
 /** The events a compiled job takes: the machine's, plus its internal ones (done, error, after). */
 /** XState's `Clock` (the timers an actor runs on; not exported from its entry point). */
@@ -394,12 +395,13 @@ function execute(
           const self = scope.self;
           const clock = (self as unknown as { clock: Clock }).clock;
           const armed = { id, timer: undefined as unknown };
-          run.armed.push(armed);
+          const list = (run.armed ??= []);
+          list.push(armed);
           scope.defer(() => {
             armed.timer = clock.setTimeout(() => {
-              const at = run.armed.indexOf(armed);
+              const at = list.indexOf(armed);
               if (at < 0) return;
-              run.armed.splice(at, 1);
+              list.splice(at, 1);
               self.send(delayed);
             }, ms);
           });
@@ -407,9 +409,10 @@ function execute(
         break;
       }
       case 'disarm': {
-        const at = run.armed.findIndex((a) => a.id === step.id);
-        if (at >= 0) {
-          const [armed] = run.armed.splice(at, 1);
+        const list = run.armed;
+        const at = list ? list.findIndex((a) => a.id === step.id) : -1;
+        if (list && at >= 0) {
+          const [armed] = list.splice(at, 1);
           const clock = (scope.self as unknown as { clock: Clock }).clock;
           if (armed?.timer !== undefined) clock.clearTimeout(armed.timer);
         }
@@ -493,7 +496,7 @@ export function createJobLogic(
     config: jobMachine.config,
     getInitialSnapshot(scope, input) {
       const context = initialContext({ input });
-      const run: Run = { attempt: undefined, armed: [] };
+      const run: Run = { attempt: undefined, armed: undefined };
       const first = execute(compiled.entry, context, { type: 'xstate.init' }, run, scope, runHandler);
       return snapshotAt(compiled.initial, first, run, 0);
     },
@@ -535,7 +538,7 @@ export function createJobLogic(
         throw new Error(
           `job.logic: a job cannot be restored in ${data.leaf} (its handler or timer would be lost)`,
         );
-      return { ...data, run: { attempt: undefined, armed: [] } };
+      return { ...data, run: { attempt: undefined, armed: undefined } };
     },
     getPersistedSnapshot(snapshot) {
       const { run: _run, ...data } = snapshot;

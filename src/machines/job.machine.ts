@@ -2,7 +2,7 @@ import { and, assign, emit, fromPromise, setup } from 'xstate';
 import type { SnapshotFrom, StateValue } from 'xstate';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../core/backoff.js';
 import { describeError, isUnrecoverable } from '../core/errors.js';
-import { nextProgress, type Progress } from '../core/progress.js';
+import { NO_PROGRESS, nextProgress, type Progress } from '../core/progress.js';
 import { nextRandom, seedFromString } from '../core/random.js';
 import type {
   Allocation,
@@ -138,7 +138,7 @@ export const jobUpdates = {
   beginAttempt: (context: JobContext): Partial<JobContext> => ({
     attempt: context.attempt + 1,
     startedAt: context.startedAt ?? context.clock.now(),
-    progress: { fraction: 0 },
+    progress: NO_PROGRESS,
   }),
   recordProgress: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
     const e = event as JobEvent;
@@ -282,7 +282,7 @@ export const jobMachine = setup({
     backoff: input.backoff ?? DEFAULT_BACKOFF,
     rngState: input.seed ?? seedFromString(input.id),
     allocation: undefined,
-    progress: { fraction: 0 },
+    progress: NO_PROGRESS,
     error: undefined,
     waitReason: 'dependencies',
     retryDelayMs: 0,

@@ -35,7 +35,7 @@ export class Dependencies {
       const depRecord = this.records.get(dep) as JobRecord;
       if (!FINAL.has(depRecord.state)) {
         record.waitingOn++;
-        depRecord.dependents.push(job.id);
+        (depRecord.dependents ??= []).push(job.id);
       } else if (depRecord.state !== 'completed' && job.dependencyPolicy === 'afterok') {
         failedDep ??= { id: dep, state: depRecord.state };
       }
@@ -47,8 +47,9 @@ export class Dependencies {
   /** Tells the dependents of a job that just ended in `state`, and forgets them. */
   ended(record: JobRecord, state: JobState): void {
     const id = record.spec.id;
-    for (const dependent of record.dependents) this.notify(() => this.dependencyEnded(dependent, id, state));
-    record.dependents = [];
+    const dependents = record.dependents;
+    record.dependents = undefined;
+    for (const dependent of dependents ?? []) this.notify(() => this.dependencyEnded(dependent, id, state));
   }
 
   private failed(record: JobRecord, depId: string, state: JobState): void {

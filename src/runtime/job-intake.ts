@@ -8,10 +8,11 @@ import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
 import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
-import type { JobLogic, JobLogicSnapshot } from '../machines/job.logic.js';
+import type { JobLogic, JobLogicEvent, JobLogicSnapshot } from '../machines/job.logic.js';
 import type { JobMachineInput } from '../machines/job.machine.js';
-import { LeanActor } from './lean-actor.js';
+import { LeanActor, type LeanHost } from './lean-actor.js';
 import type { JobActor, JobRecords } from './job-records.js';
+import type { SchedulerClock } from './clock.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
 
@@ -72,22 +73,26 @@ export function jobInput(job: NormalisedJob, options: ResolvedOptions): JobMachi
   };
 }
 
+/** What the job actors of one scheduler share (see `LeanHost`). */
+export type JobHost = LeanHost<JobLogicSnapshot, JobLogicEvent> & {
+  readonly logic: JobLogic;
+  readonly clock: SchedulerClock;
+};
+
 /**
  * A job's actor: hosted by the lean host (see lean-actor.ts), or — when the scheduler is
  * inspected — by XState's `createActor`, so that the inspector sees every job actor. Both run the
- * same logic; `onError` hears of a logic that threw.
+ * same logic (`host.logic`).
  */
 export function createJobActor(
-  logic: JobLogic,
+  host: JobHost,
   input: JobMachineInput,
-  options: ResolvedOptions,
   inspect: SchedulerOptions['inspect'],
+  /** Where it is inspected: hears of a logic that threw (the lean host tells `host.onError`). */
   onError: (error: unknown) => void,
-  /** The lean host's observer of every step (XState's host reports through the logic's hook). */
-  onStep: (snapshot: JobLogicSnapshot) => void,
 ): JobActor {
-  if (!inspect) return new LeanActor(logic, options.clock, input, onError, onStep);
-  const actor = createActor(logic, { clock: options.clock, inspect, input });
+  if (!inspect) return new LeanActor(host, input);
+  const actor = createActor(host.logic, { clock: host.clock, inspect, input });
   actor.subscribe({ error: onError });
   actor.start();
   return actor;

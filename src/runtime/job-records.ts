@@ -5,10 +5,10 @@
 import type { BehaviorSubject } from 'rxjs';
 import type { Actor } from 'xstate';
 import type { NormalisedJob } from '../core/job-spec.js';
+import type { UnitRequest } from '../core/pool.js';
 import type { Boost } from '../core/queue.js';
 import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
 import type { JobLogic } from '../machines/job.logic.js';
-import type { QueuedJob } from '../machines/scheduler.machine.js';
 import type { JobSnapshot } from './types.js';
 
 /** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
@@ -17,8 +17,8 @@ export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
 /** What the scheduler keeps of one job. */
 export type JobRecord = {
   spec: NormalisedJob;
-  /** What the queue holds for it: its request in ledger units. */
-  waiting: QueuedJob;
+  /** Its request in ledger units (the record itself is what the queue holds). */
+  readonly units: UnitRequest;
   /** The job's actor while it is live. */
   actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
@@ -26,7 +26,8 @@ export type JobRecord = {
   state: JobState;
   /** Dependencies not yet ended in a way that lets this job run. */
   waitingOn: number;
-  dependents: string[];
+  /** Jobs waiting on this one (made at the first). */
+  dependents: string[] | undefined;
   /** A boost given while the job was not queued; applied when it queues. */
   boost: Boost | undefined;
   progressSeen: number;
@@ -83,10 +84,13 @@ export class JobRecords {
   readonly counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   private readonly records = new Map<string, JobRecord>();
   private readonly groups = new Map<string, Set<string>>();
-  private readonly finishedOrder: string[] = [];
+  private readonly finishedOrder: Array<JobRecord | undefined> = [];
   private finishedHead = 0;
   private batching = false;
   private idSeq = 0;
+  private lastNewId: string | undefined;
+  /** A job chose an id of the form `newId` makes (see `newId`). */
+  private chosenLikeOurs = false;
   /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
   private retryable = 0;
 
@@ -112,15 +116,15 @@ export class JobRecords {
   }
 
   /** A new record for an accepted job, `pending`. */
-  add(job: NormalisedJob, waiting: QueuedJob): JobRecord {
+  add(job: NormalisedJob, units: UnitRequest): JobRecord {
     const record: JobRecord = {
       spec: job,
-      waiting,
+      units,
       actor: undefined,
       final: undefined,
       state: 'pending',
       waitingOn: 0,
-      dependents: [],
+      dependents: undefined,
       boost: undefined,
       progressSeen: 0,
       noteSeen: undefined,
@@ -132,6 +136,7 @@ export class JobRecords {
       steps: 0,
       subject: undefined,
     };
+    if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
     this.records.set(job.id, record);
     this.counts.pending++;
     if (job.group !== undefined) {
@@ -171,14 +176,17 @@ export class JobRecords {
   /** A fresh `job-N` id, taken neither by a record nor by `batch`. */
   newId(batch: ReadonlySet<string>): string {
     let id: string;
+    // Only a job that chose a `job-…` id of its own can hold one not yet made here: until one
+    // does, a fresh id needs no lookup in a table of every job.
     do id = `job-${++this.idSeq}`;
-    while (this.records.has(id) || batch.has(id));
+    while ((this.chosenLikeOurs && this.records.has(id)) || batch.has(id));
+    this.lastNewId = id;
     return id;
   }
 
   /** Notes that a job finished; the oldest finished records may go. */
-  finished(id: string): void {
-    this.finishedOrder.push(id);
+  finished(record: JobRecord): void {
+    this.finishedOrder.push(record);
     this.retain();
   }
 
@@ -200,9 +208,11 @@ export class JobRecords {
   private retain(): void {
     if (this.batching) return;
     while (this.finishedOrder.length - this.finishedHead > this.retainFinished) {
-      const oldest = this.finishedOrder[this.finishedHead++] as string;
-      const record = this.records.get(oldest);
-      if (record?.final) {
+      const record = this.finishedOrder[this.finishedHead] as JobRecord;
+      // Let the dropped record go now, not when the list is next compacted.
+      this.finishedOrder[this.finishedHead++] = undefined;
+      const oldest = record.spec.id;
+      if (record.final && this.records.get(oldest) === record) {
         this.records.delete(oldest);
         if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
       }

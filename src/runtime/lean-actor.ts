@@ -28,39 +28,60 @@ type LogicOf<TSnapshot, TEvent> = {
   transition: (snapshot: TSnapshot, event: TEvent, scope: never) => TSnapshot;
 };
 
+/**
+ * What every actor of one logic shares: the logic, its clock and who hears of its steps and
+ * errors. One object for all the actors, so that an actor costs only its own state.
+ */
+export type LeanHost<TSnapshot extends Snapshot<unknown>, TEvent extends EventObject> = {
+  readonly logic: LogicOf<TSnapshot, TEvent>;
+  readonly clock: LeanClock;
+  /** Told when the logic throws; the actor then takes nothing more. */
+  onError(error: unknown, actor: LeanActor<TSnapshot, TEvent>): void;
+  /** Told the snapshot after every event taken, its effects run: an observer, as XState's. */
+  onSnapshot?(snapshot: TSnapshot, actor: LeanActor<TSnapshot, TEvent>): void;
+};
+
 let sessions = 0;
 
 /**
- * One actor of `logic`, hosted without an actor system. It is its own actor scope (`self`,
+ * One actor of `host.logic`, hosted without an actor system. It is its own actor scope (`self`,
  * `defer`, `emit`), so hosting costs one object per actor.
  */
 export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends EventObject> {
-  readonly id: string;
-  readonly sessionId: string;
   private snapshot: TSnapshot;
   private busy = false;
   private inbox: TEvent[] | undefined;
   private deferred: Array<() => void> | undefined;
   private listeners: Map<string, Array<(event: EventObject) => void>> | undefined;
+  private readonly session = ++sessions;
+  /** The owner's own data about this actor (the scheduler's job record): no lookup per step. */
+  tag: unknown = undefined;
 
   constructor(
-    private readonly logic: LogicOf<TSnapshot, TEvent>,
-    readonly clock: LeanClock,
+    private readonly host: LeanHost<TSnapshot, TEvent>,
     input: unknown,
-    /** Told when the logic throws; the actor then takes nothing more. */
-    private readonly onError: (error: unknown) => void,
-    /** Told the snapshot after every event taken, its effects run: an observer, as XState's. */
-    private readonly onSnapshot?: (snapshot: TSnapshot) => void,
   ) {
-    this.sessionId = `lean:${++sessions}`;
-    this.id = this.sessionId;
     this.busy = true;
     try {
-      this.snapshot = logic.getInitialSnapshot(this.scope as never, input as never);
+      this.snapshot = host.logic.getInitialSnapshot(this.scope as never, input as never);
       this.runDeferred();
     } finally {
       this.busy = false;
     }
+  }
+
+  /** As XState's `sessionId` (made when asked: most actors are never asked). */
+  get sessionId(): string {
+    return `lean:${this.session}`;
+  }
+
+  get id(): string {
+    return this.sessionId;
+  }
+
+  /** The clock the logic arms its delays on. */
+  get clock(): LeanClock {
+    return this.host.clock;
   }
 
   // ——— the actor scope the logic sees ———
@@ -131,14 +152,14 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
     const current = this.snapshot;
     if (current.status !== 'active') return;
     try {
-      const next = this.logic.transition(current, event, this.scope as never);
+      const next = this.host.logic.transition(current, event, this.scope as never);
       this.snapshot = next;
       this.runDeferred();
-      this.onSnapshot?.(next);
+      this.host.onSnapshot?.(next, this);
     } catch (error) {
       this.deferred = undefined;
       this.snapshot = { ...current, status: 'error', error } as TSnapshot;
-      this.onError(error);
+      this.host.onError(error, this);
     }
   }
 

@@ -23,13 +23,14 @@ import type { ResourceLedger } from '../core/ledger.js';
 import type { JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
-import { createJobLogic, type JobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
-import { schedulerMachine, type QueuedJob } from '../machines/scheduler.machine.js';
+import { createJobLogic, type JobLogicEvent, type JobLogicSnapshot } from '../machines/job.logic.js';
+import { LeanActor } from './lean-actor.js';
+import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor, jobInput, type CheckedJob } from './job-intake.js';
+import { checkJob, createJobActor, jobInput, type CheckedJob, type JobHost } from './job-intake.js';
 import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
@@ -54,6 +55,8 @@ import type {
   ShutdownReport,
 } from './types.js';
 
+const noop = (): void => undefined;
+
 /** The start message (one object: events are never mutated). */
 const START = { type: 'job.start' } as const;
 
@@ -71,7 +74,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly boosts: Boosts;
   private readonly actor: Actor<typeof schedulerMachine>;
   /** The queue, the slots and the rounds; the scheduler actor opens and shuts it. */
-  private readonly dispatcher: Dispatcher<QueuedJob>;
+  private readonly dispatcher: Dispatcher<JobRecord>;
   private ledger: ResourceLedger | undefined;
   /** A granted job whose actor was busy: no other job starts before it runs (start order). */
   private awaiting: string | undefined;
@@ -79,14 +82,19 @@ export class Scheduler<H extends Handlers = Handlers> {
   private pumpAgain = false;
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
-  private readonly jobLogic: JobLogic;
+  /** The job logic and what every job actor shares (one object for all of them). */
+  private readonly jobHost: JobHost;
   private readonly inspect: SchedulerOptions['inspect'];
   /**
    * A job actor took an event: its record follows when it took a transition (the lean host
    * tells every event, as XState's observers are told; the logic's hook only transitions).
    */
-  private readonly onStep = (snap: JobLogicSnapshot): void => {
-    const record = this.records.get(snap.context.id);
+  private readonly onStep = (
+    snap: JobLogicSnapshot,
+    actor?: LeanActor<JobLogicSnapshot, JobLogicEvent>,
+  ): void => {
+    // The lean host carries the record on the actor; XState's host (inspected) is looked up.
+    const record = (actor?.tag as JobRecord | undefined) ?? this.records.get(snap.context.id);
     if (!record?.actor || snap.steps === record.steps) return;
     record.steps = snap.steps;
     this.onJob(record, snap);
@@ -112,10 +120,18 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     // XState's host (under inspection) tells the step through the logic's hook and keeps every
     // snapshot; the lean host tells it as an observer and keeps none, so steps update in place.
-    this.jobLogic = createJobLogic(runHandler(options.handlers), this.inspect ? this.onStep : undefined, {
-      inPlace: !this.inspect,
-    });
-    this.dispatcher = new Dispatcher<QueuedJob>({
+    this.jobHost = {
+      logic: createJobLogic(runHandler(options.handlers), this.inspect ? this.onStep : undefined, {
+        inPlace: !this.inspect,
+      }),
+      clock: this.options.clock,
+      onError: (error, actor) => {
+        const record = this.records.get(actor.getSnapshot().context.id);
+        if (record) this.failed(record, error);
+      },
+      onSnapshot: this.onStep,
+    };
+    this.dispatcher = new Dispatcher<JobRecord>({
       maxConcurrentJobs: this.options.maxConcurrentJobs,
       queuePolicy: this.options.queuePolicy,
       reserveAfterMs: this.options.reserveAfterMs,
@@ -359,20 +375,11 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private accept({ job, units }: CheckedJob): JobHandle {
-    const record = this.records.add(job, { units });
-    const actor = createJobActor(
-      this.jobLogic,
-      jobInput(job, this.options),
-      this.options,
-      this.inspect,
-      (error) =>
-        settle(record, {
-          ok: false,
-          error: () => (error instanceof Error ? error : new Error(String(error))),
-        }),
-      this.onStep,
-    );
+    const record = this.records.add(job, units);
+    const onError = this.inspect ? (error: unknown) => this.failed(record, error) : noop;
+    const actor = createJobActor(this.jobHost, jobInput(job, this.options), this.inspect, onError);
     record.actor = actor;
+    if (actor instanceof LeanActor) actor.tag = record;
     if (this.listening)
       this.emit({
         type: 'job.submitted',
@@ -381,6 +388,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       });
     this.dependencies.link(record, actor);
     return jobHandle(record, this.handleOwner);
+  }
+
+  /** A job's logic threw: its `result` rejects with what it threw. */
+  private failed(record: JobRecord, error: unknown): void {
+    settle(record, { ok: false, error: () => (error instanceof Error ? error : new Error(String(error))) });
   }
 
   private onJob(record: JobRecord, snap: JobStateSnapshot): void {
@@ -406,7 +418,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
       const boost = record.boost && record.boost.until > now ? record.boost : undefined;
       // A round runs unless the dispatcher can tell that it would start nothing.
-      if (this.dispatcher.enqueue(id, record.spec.level, now, record.waiting, boost)) this.pump();
+      if (this.dispatcher.enqueue(id, record.spec.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
@@ -525,7 +537,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     record.subject?.complete();
     record.subject = undefined;
     this.dependencies.ended(record, state);
-    this.records.finished(id);
+    this.records.finished(record);
   }
 
   /** Wakes `onIdle()` waiters and says so, once nothing is live. */

@@ -55,9 +55,16 @@ export type HarnessActor = {
 
 /** The lean host as the harness drives it: created at once, so `start` does nothing; it stops by ending. */
 function leanHarnessActor(logic: JobLogic, clock: SimulatedClock, input: object): HarnessActor {
-  const actor = new LeanActor(logic, clock, input, (error) => {
-    throw error;
-  });
+  const actor = new LeanActor(
+    {
+      logic,
+      clock,
+      onError: (error) => {
+        throw error;
+      },
+    },
+    input,
+  );
   return Object.assign(actor, { start: () => actor, stop: () => actor }) as unknown as HarnessActor;
 }
 
