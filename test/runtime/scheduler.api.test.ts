@@ -312,6 +312,43 @@ describe('found in review of the hot path', () => {
     await clock.advanceBy(0);
     expect(scheduler.get('later')?.state).toBe('cancelled');
   });
+
+  it('generated ids skip a job-N id a job chose, alone or in a batch', () => {
+    const { scheduler } = make();
+    expect(scheduler.submit(work()).id).toBe('job-1');
+    // Chosen after generated ids were made: the generator must now look before it gives one.
+    expect(scheduler.submit(work({ id: 'job-3' })).id).toBe('job-3');
+    expect(scheduler.submit(work()).id).toBe('job-2');
+    expect(scheduler.submit(work()).id).toBe('job-4');
+    const batch = scheduler.submitAll([work({ id: 'job-6' }), work(), work()]);
+    expect(batch.map((h) => h.id)).toEqual(['job-6', 'job-5', 'job-7']);
+    expect(new Set(scheduler.list().map((j) => j.id)).size).toBe(7);
+  });
+
+  it('the handler context gives id, attempt, payload, allocation, signal and progress', async () => {
+    const { clock, scheduler } = make();
+    const seen: Array<{ aborted: boolean; attempt: number; id: string }> = [];
+    scheduler.submit({ type: 'work', id: 'x' }); // keeps make()'s handlers in use
+    const probe = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      handlers: {
+        look: ({ id, attempt, payload, allocation, signal, progress }: HandlerContext<{ n: number }>) => {
+          seen.push({ aborted: signal.aborted, attempt, id });
+          expect(payload.n).toBe(7);
+          expect(allocation.nodeId).toBe('n1');
+          progress(0.5);
+          return 'ok';
+        },
+      },
+    });
+    const handle = probe.submit({ type: 'look', id: 'p', payload: { n: 7 } });
+    await clock.advanceBy(0);
+    await expect(handle.result).resolves.toBe('ok');
+    expect(seen).toEqual([{ aborted: false, attempt: 1, id: 'p' }]);
+    await scheduler.shutdown({ mode: 'cancel' });
+  });
 });
 
 describe('cancel while a start is on its way', () => {
