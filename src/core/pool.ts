@@ -10,17 +10,17 @@ export const CPU_UNITS = 1_000;
 export const CUSTOM_UNITS = 1_000;
 export const SHARE_UNITS = 1_000_000;
 
-/** A request in integer units, ready for the ledger. */
+/** A request in integer units, ready for the ledger; shared by jobs that ask the same (never changed). */
 export type UnitRequest = {
-  cpu: number;
-  memoryMb: number;
+  readonly cpu: number;
+  readonly memoryMb: number;
   /** Whole GPUs (0 when the request is a share or needs none). */
-  gpus: number;
+  readonly gpus: number;
   /** A share of one GPU in SHARE_UNITS (0 when none). */
-  share: number;
+  readonly share: number;
   /** VRAM per GPU in MB; for a share, undefined means "in proportion to the share". */
-  vramMb: number | undefined;
-  custom: ReadonlyArray<readonly [name: string, units: number]>;
+  readonly vramMb: number | undefined;
+  readonly custom: ReadonlyArray<readonly [name: string, units: number]>;
 };
 
 /** Shared by every request that names no custom resource (most). */
@@ -107,10 +107,41 @@ export function poolMaxima(nodes: readonly NormalisedNode[]): PoolMaxima {
   return maxima;
 }
 
-function requestNumber(field: string, value: unknown): number {
+/** `prefix.key` as a number ≥ 0 (0 when absent); the field's name is made only for an error. */
+function requestNumber(prefix: string, key: string, value: unknown): number {
   if (value === undefined) return 0;
-  if (!isFiniteNonNegative(value)) throw new InvalidJobError(field, value, 'a finite number ≥ 0');
+  if (!isFiniteNonNegative(value))
+    throw new InvalidJobError(`${prefix}.${key}`, value, 'a finite number ≥ 0');
   return value;
+}
+
+/**
+ * The last requests made, for reuse: a backlog of jobs that ask the same holds one object, not
+ * one per job (most workloads ask for a handful of shapes). Only requests with no custom amounts.
+ */
+const recent: UnitRequest[] = [];
+const RECENT = 8;
+
+function unitsOf(
+  cpu: number,
+  memoryMb: number,
+  gpus: number,
+  share: number,
+  vramMb: number | undefined,
+): UnitRequest {
+  for (const r of recent)
+    if (
+      r.cpu === cpu &&
+      r.memoryMb === memoryMb &&
+      r.gpus === gpus &&
+      r.share === share &&
+      r.vramMb === vramMb
+    )
+      return r;
+  const units: UnitRequest = { cpu, memoryMb, gpus, share, vramMb, custom: NO_CUSTOM };
+  if (recent.length >= RECENT) recent.pop();
+  recent.unshift(units);
+  return units;
 }
 
 /**
@@ -121,13 +152,13 @@ export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitReq
   if (typeof request !== 'object' || request === null) {
     throw new InvalidJobError(prefix, request, 'an object such as { cpu: 1, memoryMb: 512 }');
   }
-  const cpu = requestNumber(`${prefix}.cpu`, request.cpu);
-  const memoryMb = requestNumber(`${prefix}.memoryMb`, request.memoryMb);
-  const gpu = requestNumber(`${prefix}.gpu`, request.gpu);
+  const cpu = requestNumber(prefix, 'cpu', request.cpu);
+  const memoryMb = requestNumber(prefix, 'memoryMb', request.memoryMb);
+  const gpu = requestNumber(prefix, 'gpu', request.gpu);
   if (gpu > 1 && !Number.isInteger(gpu)) {
     throw new InvalidJobError(`${prefix}.gpu`, gpu, '0, a share in (0, 1), or a whole number of GPUs');
   }
-  const vram = request.vramMb === undefined ? undefined : requestNumber(`${prefix}.vramMb`, request.vramMb);
+  const vram = request.vramMb === undefined ? undefined : requestNumber(prefix, 'vramMb', request.vramMb);
   if (vram !== undefined && vram > 0 && gpu === 0) {
     throw new InvalidJobError(
       `${prefix}.vramMb`,
@@ -145,18 +176,15 @@ export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitReq
       throw new InvalidJobError(`${prefix}.custom`, request.custom, 'an object of name → amount');
     }
     for (const [name, amount] of Object.entries(request.custom)) {
-      const units = toCeilUnits(requestNumber(`${prefix}.custom.${name}`, amount), CUSTOM_UNITS);
+      const units = toCeilUnits(requestNumber(`${prefix}.custom`, name, amount), CUSTOM_UNITS);
       if (units > 0) custom.push([name, units]);
     }
   }
-  return {
-    cpu: toCeilUnits(cpu, CPU_UNITS),
-    memoryMb: Math.ceil(memoryMb),
-    gpus: share > 0 ? 0 : gpu,
-    share,
-    vramMb: vram === undefined ? (share > 0 ? undefined : 0) : Math.ceil(vram),
-    custom: custom.length === 0 ? NO_CUSTOM : custom,
-  };
+  const cpuUnits = toCeilUnits(cpu, CPU_UNITS);
+  const gpus = share > 0 ? 0 : gpu;
+  const vramMb = vram === undefined ? (share > 0 ? undefined : 0) : Math.ceil(vram);
+  if (custom.length === 0) return unitsOf(cpuUnits, Math.ceil(memoryMb), gpus, share, vramMb);
+  return { cpu: cpuUnits, memoryMb: Math.ceil(memoryMb), gpus, share, vramMb, custom };
 }
 
 /** Whole units, rounding up but forgiving float noise (0.3 × 1000 = 300.00000000000006). */

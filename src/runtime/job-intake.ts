@@ -47,7 +47,9 @@ export function checkJob(
     backoff: options.backoff,
     newId: () => records.newId(batch),
   });
-  if (records.has(job.id) || batch.has(job.id)) throw new DuplicateJobError(job.id);
+  // A generated id is new by construction (see `JobRecords.newId`); a chosen one is looked up.
+  if (spec.id !== undefined && (records.has(job.id) || batch.has(job.id)))
+    throw new DuplicateJobError(job.id);
   for (const dep of job.dependsOn) {
     if (!records.has(dep) && !batchIds.has(dep)) {
       throw new UnknownDependencyError(job.id, dep);

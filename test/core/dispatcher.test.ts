@@ -334,7 +334,8 @@ describe('Dispatcher', () => {
 
   it('rejects a job whose request the ledger throws on, and takes it out of the queue', () => {
     const ledger = new ResourceLedger(POOL);
-    const bad = job('bad', { cpu: 1 });
+    // Its own units object (toUnits shares one among equal requests), to be told apart.
+    const bad: Job = { name: 'bad', units: { ...toUnits({ cpu: 1 }) } };
     const failure = new Error('pool changed');
     const placer: Placer = {
       tryAllocate: (units, placement) => {
@@ -668,7 +669,8 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
   };
 
   const enqueue = (id: string, level: number, request: ResourceRequest, poison: boolean, boost?: Boost) => {
-    const value: PJob = { units: toUnits(request), poison };
+    // toUnits shares one object among equal requests: a poisoned job gets its own, to be told apart.
+    const value: PJob = { units: poison ? { ...toUnits(request) } : toUnits(request), poison };
     if (poison) poisoned.add(value.units);
     owner.set(value.units, id);
     const mayStart = d.enqueue(id, level, now, value, boost);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidJobError, InvalidPoolError, UnschedulableError } from '../../src/core/errors.js';
 import { ResourceLedger } from '../../src/core/ledger.js';
+import { toUnits } from '../../src/core/pool.js';
 import type { ResourceRequest } from '../../src/core/resources.js';
 
 const pool = {
@@ -83,6 +84,29 @@ describe('validation at the door', () => {
     });
     expect(ledger.validate({})).toMatchObject({ cpu: 0, memoryMb: 0, gpus: 0, share: 0 });
     expect(ledger.validate({ gpu: 8, vramMb: 80_000 })).toMatchObject({ gpus: 8 });
+  });
+
+  it('equal requests share one units object; different ones, and custom amounts, do not', () => {
+    const a = toUnits({ cpu: 1 });
+    expect(toUnits({ cpu: 1, memoryMb: 0 })).toBe(a);
+    expect(toUnits({ cpu: 2 })).not.toBe(a);
+    expect(toUnits({ cpu: 2 })).toEqual({
+      cpu: 2_000,
+      memoryMb: 0,
+      gpus: 0,
+      share: 0,
+      vramMb: 0,
+      custom: [],
+    });
+    // A share with no VRAM named (in proportion) and one with VRAM 0 differ.
+    expect(toUnits({ gpu: 0.5 })).not.toBe(toUnits({ gpu: 0.5, vramMb: 0 }));
+    expect(toUnits({ gpu: 0.5 }).vramMb).toBeUndefined();
+    const licensed = toUnits({ cpu: 1, custom: { licence: 1 } });
+    expect(licensed).not.toBe(toUnits({ cpu: 1, custom: { licence: 1 } }));
+    expect(licensed.custom).toEqual([['licence', 1_000]]);
+    // More shapes than are remembered: still correct, each equal to what it asks.
+    for (let cpu = 1; cpu <= 20; cpu++) expect(toUnits({ cpu }).cpu).toBe(cpu * 1_000);
+    expect(toUnits({ cpu: 1 })).toEqual(a);
   });
 });
 
