@@ -175,7 +175,8 @@ export class Dispatcher<T extends Waiting> {
       this.denied.clear();
     }
     let passed = 0;
-    for (const entry of this.queue.inOrder(now)) {
+    const walk = this.queue.walk(now);
+    for (let entry = walk.next(); entry; entry = walk.next()) {
       if (!this.denied.has(entry.id)) {
         const decision = this.place(placer, entry);
         if (decision) return decision;

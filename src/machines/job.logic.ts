@@ -153,7 +153,14 @@ type Step =
   | { kind: 'emit'; run: (context: JobContext) => JobEmitted }
   | { kind: 'arm'; id: string; event: EventObject; delay: (context: JobContext) => number }
   | { kind: 'disarm'; id: string }
-  | { kind: 'invoke'; id: string; input: (args: Args & { self: AnyActorRef }) => JobHandlerInput }
+  | {
+      kind: 'invoke';
+      id: string;
+      /** The done and error event types, made once (not per attempt). */
+      done: string;
+      error: string;
+      input: (args: Args & { self: AnyActorRef }) => JobHandlerInput;
+    }
   | { kind: 'stop'; id: string };
 type Guard = (context: JobContext, event: JobLogicEvent) => boolean;
 type Candidate = {
@@ -244,6 +251,8 @@ function entrySteps(node: NodeShape): Step[] {
     steps.push({
       kind: 'invoke',
       id: invoke.id,
+      done: `xstate.done.actor.${invoke.id}`,
+      error: `xstate.error.actor.${invoke.id}`,
       input: invoke.input as (args: Args & { self: AnyActorRef }) => JobHandlerInput,
     });
   }
@@ -423,7 +432,7 @@ function execute(
         run.attempt = attempt;
         const input = step.input({ context: next, event, self: scope.self });
         const self = scope.self;
-        const id = step.id;
+        const { done, error: failed } = step;
         scope.defer(() => {
           let settled: Promise<unknown>;
           try {
@@ -434,11 +443,11 @@ function execute(
           settled.then(
             (output) => {
               attempt.settled = true;
-              if (run.attempt === attempt) self.send({ type: `xstate.done.actor.${id}`, output });
+              if (run.attempt === attempt) self.send({ type: done, output });
             },
             (error: unknown) => {
               attempt.settled = true;
-              if (run.attempt === attempt) self.send({ type: `xstate.error.actor.${id}`, error });
+              if (run.attempt === attempt) self.send({ type: failed, error });
             },
           );
         });

@@ -5,7 +5,7 @@
  */
 import { createActor } from 'xstate';
 import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
-import { normaliseJobSpec, type JobSpec, type NormalisedJob } from '../core/job-spec.js';
+import { normaliseJobSpec, type JobSpec, type JobSpecContext, type NormalisedJob } from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
 import type { JobLogic, JobLogicEvent, JobLogicSnapshot } from '../machines/job.logic.js';
@@ -19,60 +19,88 @@ import type { KnownPool } from './resources.js';
 /** An accepted job and its request in ledger units. */
 export type CheckedJob = { job: NormalisedJob; units: UnitRequest };
 
-/** What a spec is checked against. */
-export type IntakeContext = {
-  options: ResolvedOptions;
-  handlers: Handlers;
-  records: JobRecords;
-  /** The pool, once known: until then jobs are checked only for their shape. */
-  pool: KnownPool | undefined;
-};
+/** Ids taken by no one. */
+export const NO_IDS: ReadonlySet<string> = new Set();
 
 /**
- * Checks one job. `batch` holds the ids already taken in this submission; `batchIds` the ids
- * a batch declares, which its jobs may depend on in any order.
+ * Checks jobs against what the scheduler knows. One object per scheduler, which is also the
+ * context the spec check calls back (a submit makes no closures).
  */
-export function checkJob(
-  spec: JobSpec,
-  context: IntakeContext,
-  batch: ReadonlySet<string>,
-  batchIds: ReadonlySet<string> = batch,
-): CheckedJob {
-  const { options, handlers, records, pool } = context;
-  const job = normaliseJobSpec(spec, {
-    isHandlerType: (type) => Object.hasOwn(handlers, type),
-    handlerTypes: () => Object.keys(handlers),
-    defaultTimeoutMs: options.defaultTimeoutMs,
-    retryAttempts: options.retryAttempts,
-    backoff: options.backoff,
-    newId: () => records.newId(batch),
-  });
-  // A generated id is new by construction (see `JobRecords.newId`); a chosen one is looked up.
-  if (spec.id !== undefined && (records.has(job.id) || batch.has(job.id)))
-    throw new DuplicateJobError(job.id);
-  for (const dep of job.dependsOn) {
-    if (!records.has(dep) && !batchIds.has(dep)) {
-      throw new UnknownDependencyError(job.id, dep);
-    }
+export class Intake implements JobSpecContext {
+  /** The pool, once known: until then jobs are checked only for their shape. */
+  pool: KnownPool | undefined = undefined;
+  readonly defaultTimeoutMs: number | undefined;
+  readonly retryAttempts: number;
+  readonly backoff: ResolvedOptions['backoff'];
+  /** The ids already taken by the submission under check. */
+  private batch: ReadonlySet<string> = NO_IDS;
+
+  constructor(
+    options: ResolvedOptions,
+    private readonly handlers: Handlers,
+    private readonly records: JobRecords,
+  ) {
+    this.defaultTimeoutMs = options.defaultTimeoutMs;
+    this.retryAttempts = options.retryAttempts;
+    this.backoff = options.backoff;
   }
-  const units = toUnits(job.resources);
-  if (pool) assertCanEverFit(units, pool.nodes, pool.maxima);
-  return { job, units };
+
+  isHandlerType(type: string): boolean {
+    return Object.hasOwn(this.handlers, type);
+  }
+
+  handlerTypes(): string[] {
+    return Object.keys(this.handlers);
+  }
+
+  newId(): string {
+    return this.records.newId(this.batch);
+  }
+
+  /**
+   * Checks one job. `batch` holds the ids already taken in this submission; `batchIds` the ids
+   * a batch declares, which its jobs may depend on in any order.
+   */
+  check(spec: JobSpec, batch: ReadonlySet<string>, batchIds: ReadonlySet<string> = batch): CheckedJob {
+    const { records, pool } = this;
+    this.batch = batch;
+    let job: NormalisedJob;
+    try {
+      job = normaliseJobSpec(spec, this);
+    } finally {
+      this.batch = NO_IDS;
+    }
+    // A generated id is new by construction (see `JobRecords.newId`); a chosen one is looked up.
+    if (spec.id !== undefined && (records.has(job.id) || batch.has(job.id)))
+      throw new DuplicateJobError(job.id);
+    for (const dep of job.dependsOn) {
+      if (!records.has(dep) && !batchIds.has(dep)) {
+        throw new UnknownDependencyError(job.id, dep);
+      }
+    }
+    const units = toUnits(job.resources);
+    if (pool && !pool.fits.has(units)) {
+      assertCanEverFit(units, pool.nodes, pool.maxima);
+      pool.fits.add(units);
+    }
+    return { job, units };
+  }
 }
 
 /** What an accepted job's actor starts from; its retry jitter is seeded from `random`. */
 export function jobInput(job: NormalisedJob, options: ResolvedOptions): JobMachineInput {
-  return {
+  const input: JobMachineInput = {
     id: job.id,
     type: job.type,
-    ...(job.group === undefined ? {} : { group: job.group }),
     payload: job.payload,
     clock: options.clock,
     maxAttempts: job.maxAttempts,
-    ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
     backoff: job.backoff,
     seed: Math.floor(options.random() * 2 ** 32) | 0,
   };
+  if (job.group !== undefined) input.group = job.group;
+  if (job.timeoutMs !== undefined) input.timeoutMs = job.timeoutMs;
+  return input;
 }
 
 /** What the job actors of one scheduler share (see `LeanHost`). */

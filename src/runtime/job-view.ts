@@ -35,21 +35,24 @@ export type HandleOwner = {
 };
 
 /**
- * A job's handle. `id` and `cancel` are its own (so `const { id, cancel } = handle` works);
+ * A job's handle. `id` and `cancel` work detached from it (`const { id, cancel } = handle`);
  * `result` and `state$` make their promise and subject only once someone asks, so a large
  * backlog costs none.
  */
 class Handle implements JobHandle {
   readonly id: string;
-  readonly cancel: () => boolean;
 
   constructor(
     private readonly record: JobRecord,
     private readonly owner: HandleOwner,
   ) {
-    const id = record.spec.id;
-    this.id = id;
-    this.cancel = () => owner.cancel(id);
+    this.id = record.spec.id;
+  }
+
+  /** Works detached (`const { cancel } = handle`); made when read, as most handles never cancel. */
+  get cancel(): () => boolean {
+    const { owner, id } = this;
+    return () => owner.cancel(id);
   }
 
   get result(): Promise<unknown> {

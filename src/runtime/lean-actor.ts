@@ -42,6 +42,8 @@ export type LeanHost<TSnapshot extends Snapshot<unknown>, TEvent extends EventOb
 };
 
 let sessions = 0;
+/** Emptied lists of deferred effects, for the next step of any actor (a step with effects made one each). */
+const spareLists: Array<Array<() => void>> = [];
 
 /**
  * One actor of `host.logic`, hosted without an actor system. It is its own actor scope (`self`,
@@ -99,7 +101,7 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   }
 
   defer(fn: () => void): void {
-    (this.deferred ??= []).push(fn);
+    (this.deferred ??= spareLists.pop() ?? []).push(fn);
   }
 
   /** Tells the listeners of `event.type` (see `on`); usually there are none. */
@@ -168,6 +170,8 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
     for (let deferred = this.deferred; deferred; deferred = this.deferred) {
       this.deferred = undefined;
       for (const fn of deferred) fn();
+      deferred.length = 0;
+      if (spareLists.length < 16) spareLists.push(deferred);
     }
   }
 }

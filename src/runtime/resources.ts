@@ -5,7 +5,14 @@
  */
 import type { AnyActorRef } from 'xstate';
 import { ResourceLedger } from '../core/ledger.js';
-import { assertCanEverFit, normalisePool, poolMaxima, toUnits, type PoolMaxima } from '../core/pool.js';
+import {
+  assertCanEverFit,
+  normalisePool,
+  poolMaxima,
+  toUnits,
+  type PoolMaxima,
+  type UnitRequest,
+} from '../core/pool.js';
 import type { NormalisedNode, ResourcePool } from '../core/resources.js';
 import { readMeasured } from '../actors/measure.js';
 import type { ResourceManagerInput } from '../machines/resourceManager.machine.js';
@@ -15,7 +22,12 @@ import type { ResolvedOptions } from './options.js';
 import type { SchedulerEvent, SchedulerStats } from './types.js';
 
 /** A pool as the fit checks need it. */
-export type KnownPool = { nodes: NormalisedNode[]; maxima: PoolMaxima };
+export type KnownPool = {
+  nodes: NormalisedNode[];
+  maxima: PoolMaxima;
+  /** Requests (units objects, shared among equal requests) already found to fit: not checked again. */
+  fits: WeakSet<UnitRequest>;
+};
 
 /** The pool the options declare; undefined when it is to be detected. */
 export function declaredPool(option: ResolvedOptions['resources']): ResourcePool | undefined {
@@ -29,7 +41,7 @@ export function resourceInput(
   options: ResolvedOptions,
 ): { input: ResourceManagerInput; known: KnownPool; ledger: ResourceLedger } {
   const nodes = normalisePool(pool);
-  const known = { nodes, maxima: poolMaxima(nodes) };
+  const known: KnownPool = { nodes, maxima: poolMaxima(nodes), fits: new WeakSet() };
   const ledger = new ResourceLedger(pool, { policy: options.placement });
   const input: ResourceManagerInput = { pool, placement: options.placement, ledger };
   if (options.monitor) {

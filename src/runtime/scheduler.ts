@@ -30,10 +30,10 @@ import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './o
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { checkJob, createJobActor, jobInput, type CheckedJob, type JobHost } from './job-intake.js';
+import { createJobActor, Intake, jobInput, NO_IDS, type CheckedJob, type JobHost } from './job-intake.js';
 import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
-import { cancelMisfits, declaredPool, resourceInput, ResourceLink, type KnownPool } from './resources.js';
+import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
 import {
   abortRunning,
   checkShutdownOptions,
@@ -104,8 +104,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     snapshotOf: (record: JobRecord) => this.snapshotOf(record),
     cancel: (id: string) => this.cancel(id),
   };
-  private readonly handlers: Handlers;
-  private pool: KnownPool | undefined;
+  /** Checks what is submitted (and knows the pool, once it is known). */
+  private readonly intake: Intake;
   private closed = false;
   private shutdownReport: ShutdownReport | undefined;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
@@ -114,9 +114,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
     this.inspect = options.inspect;
-    this.handlers = options.handlers;
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished);
+    this.intake = new Intake(this.options, options.handlers, this.records);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     // XState's host (under inspection) tells the step through the logic's hook and keeps every
     // snapshot; the lean host tells it as an observer and keeps none, so steps update in place.
@@ -140,7 +140,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     });
     const declared = declaredPool(this.options.resources);
     const declaredInput = declared ? resourceInput(declared, this.options) : undefined;
-    this.pool = declaredInput?.known;
+    this.intake.pool = declaredInput?.known;
     if (declaredInput) this.attach(declaredInput.ledger);
     this.actor = createActor(schedulerMachine, {
       clock: this.options.clock,
@@ -185,7 +185,7 @@ export class Scheduler<H extends Handlers = Handlers> {
    * `SchedulerClosedError` — and then nothing was enqueued.
    */
   submit<TResult = unknown>(spec: JobSubmission<H>): JobHandle<TResult> {
-    const checked = this.check(spec as JobSpec, new Set());
+    const checked = this.check(spec as JobSpec, NO_IDS);
     this.assertRoom(1);
     return this.accept(checked) as JobHandle<TResult>;
   }
@@ -342,7 +342,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const { pool, warnings } = await resolvePool(this.options.resources, this.options.detect);
     if (this.shutdownPromise) return;
     const { input, known, ledger } = resourceInput(pool, this.options);
-    this.pool = known;
+    this.intake.pool = known;
     this.attach(ledger);
     cancelMisfits(this.records, known);
     this.actor.send({ type: 'scheduler.poolReady', resources: input });
@@ -350,16 +350,10 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.emit({ type: 'scheduler.ready', at: this.options.clock.now(), warnings });
   }
 
-  /** Checks one job (see `checkJob`); nothing is accepted once the scheduler is closed. */
+  /** Checks one job (see `Intake.check`); nothing is accepted once the scheduler is closed. */
   private check(spec: JobSpec, batch: ReadonlySet<string>, batchIds?: ReadonlySet<string>): CheckedJob {
     if (this.closed) throw new SchedulerClosedError();
-    const context = {
-      options: this.options,
-      handlers: this.handlers,
-      records: this.records,
-      pool: this.pool,
-    };
-    return checkJob(spec, context, batch, batchIds);
+    return this.intake.check(spec, batch, batchIds);
   }
 
   private assertRoom(n: number): void {
@@ -524,14 +518,15 @@ export class Scheduler<H extends Handlers = Handlers> {
     const at = this.options.clock.now();
     if (state === 'completed') {
       settle(record, { ok: true, value: snap.context.output });
-      this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
+      if (this.listening) this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
       const error = final.error ?? { kind: 'error', message: state };
       // The error (a stack trace, ~µs) is made only if someone asks for `result`.
       const failed = state as 'failed' | 'cancelled';
       settle(record, { ok: false, error: () => new JobFailedError(id, failed, error.kind, error.message) });
-      this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
+      if (this.listening)
+        this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }
     record.subject?.next(final);
     record.subject?.complete();

@@ -669,8 +669,8 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
   };
 
   const enqueue = (id: string, level: number, request: ResourceRequest, poison: boolean, boost?: Boost) => {
-    // toUnits shares one object among equal requests: a poisoned job gets its own, to be told apart.
-    const value: PJob = { units: poison ? { ...toUnits(request) } : toUnits(request), poison };
+    // toUnits shares one object among equal requests: each job gets its own, to be told apart.
+    const value: PJob = { units: { ...toUnits(request) }, poison };
     if (poison) poisoned.add(value.units);
     owner.set(value.units, id);
     const mayStart = d.enqueue(id, level, now, value, boost);

@@ -103,6 +103,13 @@ describe('job queue', () => {
           expect(new Set(walked.map((e) => e.id)).size).toBe(q.size);
           const expected = [...walked].sort((a, b) => q.level(b, at) - q.level(a, at) || a.order - b.order);
           expect(walked.map((e) => e.id)).toEqual(expected.map((e) => e.id));
+          // The reused walker gives the same order, also after a walk left half-way.
+          const half = q.walk(at);
+          for (let k = 0; k < walked.length / 2; k++) half.next();
+          const again = q.walk(at);
+          const reused = [];
+          for (let e = again.next(); e; e = again.next()) reused.push(e);
+          expect(reused).toEqual(walked);
         },
       ),
       { numRuns: numRuns(1_000) },
