@@ -13,7 +13,7 @@
  */
 import type { ResourceLedger } from './ledger.js';
 import type { UnitRequest } from './pool.js';
-import { JobQueue, type AgingPolicy, type Boost, type QueueEntry } from './queue.js';
+import { JobQueue, type AgingPolicy, type Boost, type Indexed, type QueueEntry } from './queue.js';
 import type { Allocation } from './types.js';
 
 /** How rounds choose. */
@@ -67,8 +67,12 @@ export class Dispatcher<T extends Waiting> {
     this.quiet = false;
   }
 
-  constructor(private readonly policy: DispatchPolicy) {
-    this.queue = new JobQueue<T>(policy.aging);
+  /** `find`: where the owner keeps its values by id and each carries its entry (see `JobQueue`). */
+  constructor(
+    private readonly policy: DispatchPolicy,
+    find?: (id: string) => (T & Indexed<T>) | undefined,
+  ) {
+    this.queue = new JobQueue<T>(policy.aging, find);
   }
 
   /** The ledger to place on, once the pool is known; until then nothing starts. */
@@ -90,7 +94,7 @@ export class Dispatcher<T extends Waiting> {
    * others — aging, boosts running out — are the tick's to notice, as they always were.)
    */
   enqueue(id: string, level: number, now: number, value: T, boost?: Boost): boolean {
-    if (this.queue.has(id) || this.holders.has(id)) return false;
+    if (this.queue.holdsValue(id, value) || this.holders.has(id)) return false;
     const entry = this.queue.add(id, level, now, value);
     if (boost) this.queue.setBoost(id, boost);
     // Every slot is taken: nothing starts before a release, which runs a round of its own.
@@ -200,7 +204,7 @@ export class Dispatcher<T extends Waiting> {
       return { kind: 'rejected', id: entry.id, value: entry.value, error };
     }
     if (!allocation) return undefined;
-    this.queue.remove(entry.id);
+    this.queue.removeEntry(entry);
     this.holders.set(entry.id, allocation.id);
     return { kind: 'granted', id: entry.id, value: entry.value, allocation };
   }

@@ -31,19 +31,34 @@ export type QueueEntry<T> = {
 
 type Fifo<T> = { head: QueueEntry<T> | undefined; tail: QueueEntry<T> | undefined };
 
+/** A value that carries its own queue entry while queued (see `JobQueue`'s `find`). */
+export type Indexed<T> = { queueEntry: QueueEntry<T> | undefined };
+
+/**
+ * Without `find`, the queue keeps its own index of entries by id. With it — the owner already
+ * keeps its values by id, and each value carries its entry (`Indexed`) — the queue keeps none:
+ * adding and taking out a job then costs no hash-table work, which at a backlog of 100k jobs is
+ * a cache miss or two per operation (and a table of 100k entries to rebuild now and then).
+ */
 export class JobQueue<T> {
   private readonly fifos: Array<Fifo<T>> = PRIORITY_NAMES.map(() => ({ head: undefined, tail: undefined }));
-  private readonly byId = new Map<string, QueueEntry<T>>();
+  private readonly byId: Map<string, QueueEntry<T>> | undefined;
+  private count = 0;
   private readonly boosted = new Set<QueueEntry<T>>();
   /** Entries per base level. */
   private readonly counts: number[] = PRIORITY_NAMES.map(() => 0);
   private order = 0;
   private walker: QueueWalk<T> | undefined;
 
-  constructor(private readonly aging: AgingPolicy) {}
+  constructor(
+    private readonly aging: AgingPolicy,
+    private readonly find?: (id: string) => (T & Indexed<T>) | undefined,
+  ) {
+    this.byId = find ? undefined : new Map();
+  }
 
   get size(): number {
-    return this.byId.size;
+    return this.count;
   }
 
   /**
@@ -74,16 +89,21 @@ export class JobQueue<T> {
   }
 
   has(id: string): boolean {
-    return this.byId.has(id);
+    return this.get(id) !== undefined;
   }
 
   get(id: string): QueueEntry<T> | undefined {
-    return this.byId.get(id);
+    return this.byId ? this.byId.get(id) : this.find?.(id)?.queueEntry;
+  }
+
+  /** Whether `value` (of job `id`) is queued, asked without a lookup by id where values carry their entry. */
+  holdsValue(id: string, value: T): boolean {
+    return this.byId ? this.byId.has(id) : (value as T & Indexed<T>).queueEntry !== undefined;
   }
 
   /** Appends a job at the back of its priority's FIFO. */
   add(id: string, base: number, now: number, value: T): QueueEntry<T> {
-    if (this.byId.has(id)) throw new Error(`job ${id} is already queued`);
+    if (this.holdsValue(id, value)) throw new Error(`job ${id} is already queued`);
     const fifo = this.fifos[base] as Fifo<T>;
     const entry: QueueEntry<T> = {
       id,
@@ -98,15 +118,22 @@ export class JobQueue<T> {
     if (fifo.tail) fifo.tail.next = entry;
     else fifo.head = entry;
     fifo.tail = entry;
-    this.byId.set(id, entry);
+    if (this.byId) this.byId.set(id, entry);
+    else (value as T & Indexed<T>).queueEntry = entry;
     this.counts[base] = (this.counts[base] as number) + 1;
+    this.count++;
     return entry;
   }
 
   /** Takes a job out, wherever it is; false when it was not queued. */
   remove(id: string): boolean {
-    const entry = this.byId.get(id);
-    if (!entry) return false;
+    const entry = this.get(id);
+    return entry !== undefined && this.removeEntry(entry);
+  }
+
+  /** Takes out the job of `entry` (as a walk gave it); false when it is no longer queued. */
+  removeEntry(entry: QueueEntry<T>): boolean {
+    if (!this.holds(entry)) return false;
     const fifo = this.fifos[entry.base] as Fifo<T>;
     if (entry.prev) entry.prev.next = entry.next;
     else fifo.head = entry.next;
@@ -114,15 +141,17 @@ export class JobQueue<T> {
     else fifo.tail = entry.prev;
     entry.prev = undefined;
     entry.next = undefined;
-    this.byId.delete(id);
+    if (this.byId) this.byId.delete(entry.id);
+    else (entry.value as T & Indexed<T>).queueEntry = undefined;
     this.boosted.delete(entry);
     this.counts[entry.base] = (this.counts[entry.base] as number) - 1;
+    this.count--;
     return true;
   }
 
   /** Sets or clears a queued job's boost; false when it is not queued. */
   setBoost(id: string, boost: Boost | undefined): boolean {
-    const entry = this.byId.get(id);
+    const entry = this.get(id);
     if (!entry) return false;
     entry.boost = boost;
     if (boost) this.boosted.add(entry);
@@ -183,7 +212,9 @@ export class JobQueue<T> {
 
   /** Whether `entry` is (still) the queued entry of its id. */
   holds(entry: QueueEntry<T>): boolean {
-    return this.byId.get(entry.id) === entry;
+    return this.byId
+      ? this.byId.get(entry.id) === entry
+      : (entry.value as T & Indexed<T>).queueEntry === entry;
   }
 
   /** The job that should start first, if any. */

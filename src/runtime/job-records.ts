@@ -6,7 +6,7 @@ import type { BehaviorSubject } from 'rxjs';
 import type { Actor } from 'xstate';
 import type { NormalisedJob } from '../core/job-spec.js';
 import type { UnitRequest } from '../core/pool.js';
-import type { Boost } from '../core/queue.js';
+import type { Boost, QueueEntry } from '../core/queue.js';
 import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
 import type { JobLogic } from '../machines/job.logic.js';
 import type { JobSnapshot } from './types.js';
@@ -19,6 +19,8 @@ export type JobRecord = {
   spec: NormalisedJob;
   /** Its request in ledger units (the record itself is what the queue holds). */
   readonly units: UnitRequest;
+  /** Its place in the queue while queued (the queue keeps no index of its own). */
+  queueEntry: QueueEntry<JobRecord> | undefined;
   /** The job's actor while it is live. */
   actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
@@ -120,6 +122,7 @@ export class JobRecords {
     const record: JobRecord = {
       spec: job,
       units,
+      queueEntry: undefined,
       actor: undefined,
       final: undefined,
       state: 'pending',

@@ -131,13 +131,17 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
       onSnapshot: this.onStep,
     };
-    this.dispatcher = new Dispatcher<JobRecord>({
-      maxConcurrentJobs: this.options.maxConcurrentJobs,
-      queuePolicy: this.options.queuePolicy,
-      reserveAfterMs: this.options.reserveAfterMs,
-      backfillDepth: this.options.backfillDepth,
-      aging: this.options.aging,
-    });
+    this.dispatcher = new Dispatcher<JobRecord>(
+      {
+        maxConcurrentJobs: this.options.maxConcurrentJobs,
+        queuePolicy: this.options.queuePolicy,
+        reserveAfterMs: this.options.reserveAfterMs,
+        backfillDepth: this.options.backfillDepth,
+        aging: this.options.aging,
+      },
+      // The records are the queue's values and carry their entries: no second index by id.
+      (id) => this.records.get(id),
+    );
     const declared = declaredPool(this.options.resources);
     const declaredInput = declared ? resourceInput(declared, this.options) : undefined;
     this.intake.pool = declaredInput?.known;

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { JobQueue } from '../../src/core/queue.js';
+import { JobQueue, type QueueEntry } from '../../src/core/queue.js';
+
+/** A queued value that carries its own entry (the queue's `find` mode). */
+type V = { queueEntry: QueueEntry<V> | undefined };
 import { levelOf, nameOf, Priority } from '../../src/core/priority.js';
 import { numRuns } from '../helpers/num-runs.js';
 
@@ -48,7 +51,10 @@ describe('job queue', () => {
     expect(q.setBoost('zzz', { byLevels: 1, until: 1 })).toBe(false);
   });
 
-  it('walks every queued job exactly once, in (effective level, FIFO) order', () => {
+  it.each([
+    ['its own index by id', false],
+    ['entries carried by the values (find)', true],
+  ])('walks every queued job exactly once, in (effective level, FIFO) order — %s', (_, carried) => {
     type Op =
       | { kind: 'add'; base: number; at: number }
       | { kind: 'remove'; pick: number }
@@ -77,18 +83,31 @@ describe('job queue', () => {
         fc.integer({ min: 0, max: 400 }),
         fc.integer({ min: 0, max: 3 }),
         (ops, now, maxLevels) => {
-          const q = new JobQueue<null>({ intervalMs: 30, maxLevels });
+          const values = new Map<string, V>();
+          const q = new JobQueue<V>(
+            { intervalMs: 30, maxLevels },
+            carried ? (id) => values.get(id) : undefined,
+          );
           let n = 0;
           let clock = 0;
           for (const o of ops) {
             const ids = [...q.inOrder(clock)].map((e) => e.id);
             if (o.kind === 'add') {
               clock = Math.max(clock, o.at);
-              q.add(`j${n++}`, o.base, clock, null);
+              const id = `j${n++}`;
+              const value: V = { queueEntry: undefined };
+              values.set(id, value);
+              q.add(id, o.base, clock, value);
+              expect(q.holdsValue(id, value)).toBe(true);
             } else if (ids.length > 0) {
               const id = ids[o.pick % ids.length] as string;
-              if (o.kind === 'remove') q.remove(id);
-              else {
+              if (o.kind === 'remove') {
+                const entry = q.get(id);
+                expect(q.remove(id)).toBe(true);
+                expect(q.remove(id)).toBe(false);
+                expect(entry && q.removeEntry(entry)).toBe(false);
+                expect(q.holdsValue(id, values.get(id) as V)).toBe(false);
+              } else {
                 q.setBoost(id, {
                   ...(o.to === undefined ? {} : { toLevel: o.to }),
                   ...(o.by === undefined ? {} : { byLevels: o.by }),
