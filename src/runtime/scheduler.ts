@@ -486,8 +486,8 @@ export class Scheduler<H extends Handlers = Handlers> {
         if (this.awaiting !== undefined) return;
         const now = this.options.clock.now();
         for (let d = this.dispatcher.next(now); d; d = this.dispatcher.next(now)) {
-          const record = this.records.get(d.id);
-          const actor = record?.actor;
+          const record = d.value;
+          const actor = record.actor;
           if (d.kind === 'rejected') {
             // Checked at submit, so only a pool that changed under it gets here: it can never run.
             const message = d.error instanceof Error ? d.error.message : String(d.error);
@@ -502,7 +502,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           this.resources.changed();
           actor.send({ type: 'job.allocated', allocation: d.allocation });
           actor.send(START);
-          if (record && record.state === 'queued') {
+          if (record.state === 'queued') {
             this.awaiting = d.id;
             return;
           }
