@@ -138,7 +138,8 @@ function unitsOf(
       r.vramMb === vramMb
     )
       return r;
-  const units: UnitRequest = { cpu, memoryMb, gpus, share, vramMb, custom: NO_CUSTOM };
+  // Frozen: it is shared (and `ResourceLedger.validate` hands it out), so nobody may change it.
+  const units: UnitRequest = Object.freeze({ cpu, memoryMb, gpus, share, vramMb, custom: NO_CUSTOM });
   if (recent.length >= RECENT) recent.pop();
   recent.unshift(units);
   return units;

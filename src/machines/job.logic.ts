@@ -488,7 +488,7 @@ function snapshotAt(leaf: Leaf, context: JobContext, run: Run, steps: number): J
  */
 export function createJobLogic(
   runHandler: RunHandler,
-  onStep?: (snapshot: JobLogicSnapshot) => void,
+  onStep?: (snapshot: JobLogicSnapshot, self: AnyActorRef) => void,
   options: {
     /**
      * Update each actor's snapshot and context in place instead of making new ones per step: an
@@ -535,7 +535,10 @@ export function createJobLogic(
           next.context = context;
           next.steps++;
         } else next = snapshotAt(target, context, snapshot.run, snapshot.steps + 1);
-        if (onStep) scope.defer(() => onStep(next));
+        if (onStep) {
+          const self = scope.self;
+          scope.defer(() => onStep(next, self));
+        }
         return next;
       }
       return snapshot;

@@ -215,8 +215,7 @@ export class JobRecords {
       // Let the dropped record go now, not when the list is next compacted.
       this.finishedOrder[this.finishedHead++] = undefined;
       const oldest = record.spec.id;
-      // Only this record can hold its id here: its id was taken until now (no duplicate is accepted).
-      if (record.final) {
+      if (record.final && this.records.get(oldest) === record) {
         this.records.delete(oldest);
         if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
       }

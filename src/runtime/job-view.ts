@@ -41,6 +41,7 @@ export type HandleOwner = {
  */
 class Handle implements JobHandle {
   readonly id: string;
+  private cancelJob: (() => boolean) | undefined = undefined;
 
   constructor(
     private readonly record: JobRecord,
@@ -49,10 +50,13 @@ class Handle implements JobHandle {
     this.id = record.spec.id;
   }
 
-  /** Works detached (`const { cancel } = handle`); made when read, as most handles never cancel. */
+  /**
+   * Works detached (`const { cancel } = handle`) and is one function however often it is read;
+   * made on first read, as most handles are never asked to cancel.
+   */
   get cancel(): () => boolean {
     const { owner, id } = this;
-    return () => owner.cancel(id);
+    return (this.cancelJob ??= () => owner.cancel(id));
   }
 
   get result(): Promise<unknown> {

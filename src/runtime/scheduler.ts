@@ -23,7 +23,7 @@ import type { ResourceLedger } from '../core/ledger.js';
 import type { JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
-import { createJobLogic, type JobLogicEvent, type JobLogicSnapshot } from '../machines/job.logic.js';
+import { createJobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
 import { LeanActor } from './lean-actor.js';
 import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
@@ -79,6 +79,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   /** A granted job whose actor was busy: no other job starts before it runs (start order). */
   private awaiting: string | undefined;
   private pumping = false;
+  /** The ids of a batch being accepted (see `submitAll`), and its jobs not yet accepted. */
+  private reserved: ReadonlySet<string> = NO_IDS;
+  private reservedPlaces = 0;
   private pumpAgain = false;
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
@@ -89,16 +92,20 @@ export class Scheduler<H extends Handlers = Handlers> {
    * A job actor took an event: its record follows when it took a transition (the lean host
    * tells every event, as XState's observers are told; the logic's hook only transitions).
    */
-  private readonly onStep = (
-    snap: JobLogicSnapshot,
-    actor?: LeanActor<JobLogicSnapshot, JobLogicEvent>,
-  ): void => {
-    // The lean host carries the record on the actor; XState's host (inspected) is looked up.
-    const record = (actor?.tag as JobRecord | undefined) ?? this.records.get(snap.context.id);
+  private readonly onStep = (snap: JobLogicSnapshot, actor: object): void => {
+    const record = this.recordOf(actor);
     if (!record?.actor || snap.steps === record.steps) return;
     record.steps = snap.steps;
     this.onJob(record, snap);
   };
+  /** The records of XState-hosted job actors (inspected); a lean actor carries its own (`tag`). */
+  private readonly inspected = new WeakMap<object, JobRecord>();
+
+  /** The record of a job actor: never looked up by id, so a job's actor and record always agree. */
+  private recordOf(actor: object): JobRecord | undefined {
+    return actor instanceof LeanActor ? (actor.tag as JobRecord | undefined) : this.inspected.get(actor);
+  }
+
   /** What job handles call back (one object for all of them). */
   private readonly handleOwner = {
     snapshotOf: (record: JobRecord) => this.snapshotOf(record),
@@ -126,7 +133,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       }),
       clock: this.options.clock,
       onError: (error, actor) => {
-        const record = this.records.get(actor.getSnapshot().context.id);
+        const record = this.recordOf(actor);
         if (record) this.failed(record, error);
       },
       onSnapshot: this.onStep,
@@ -189,7 +196,8 @@ export class Scheduler<H extends Handlers = Handlers> {
    * `SchedulerClosedError` — and then nothing was enqueued.
    */
   submit<TResult = unknown>(spec: JobSubmission<H>): JobHandle<TResult> {
-    const checked = this.check(spec as JobSpec, NO_IDS);
+    // A submit from a listener while a batch goes in must not take an id or a place of the batch.
+    const checked = this.check(spec as JobSpec, this.reserved, NO_IDS);
     this.assertRoom(1);
     return this.accept(checked) as JobHandle<TResult>;
   }
@@ -200,7 +208,7 @@ export class Scheduler<H extends Handlers = Handlers> {
    */
   submitAll(specs: ReadonlyArray<JobSubmission<H>>): JobHandle[] {
     if (!Array.isArray(specs)) throw new InvalidJobError('jobs', specs, 'an array of job specs');
-    const batch = new Set<string>();
+    const batch = new Set<string>(this.reserved);
     const declared = new Set(
       specs.map((s) => (s as JobSpec)?.id).filter((id): id is string => typeof id === 'string'),
     );
@@ -220,11 +228,22 @@ export class Scheduler<H extends Handlers = Handlers> {
         const inBatch = byId.get(dep);
         if (inBatch) visit(inBatch);
       }
+      this.reservedPlaces--;
       handles.set(checked.job.id, this.accept(checked));
     };
-    // Keep finished records while the batch goes in: a dependency that fails at once must not
-    // be dropped by retention before a later job of the batch looks it up.
-    this.records.batch(() => jobs.forEach(visit));
+    // While the batch goes in, its ids and places are reserved: a listener told of one of its
+    // jobs may submit, but not a job of the same id, and not into places the batch counted on.
+    const { reserved, reservedPlaces } = this;
+    this.reserved = batch;
+    this.reservedPlaces = reservedPlaces + jobs.length;
+    try {
+      // Keep finished records while the batch goes in: a dependency that fails at once must not
+      // be dropped by retention before a later job of the batch looks it up.
+      this.records.batch(() => jobs.forEach(visit));
+    } finally {
+      this.reserved = reserved;
+      this.reservedPlaces = reservedPlaces;
+    }
     return jobs.map((c) => handles.get(c.job.id) as JobHandle);
   }
 
@@ -361,7 +380,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private assertRoom(n: number): void {
-    if (this.records.placesTaken() + n > this.options.maxQueueSize) {
+    if (this.records.placesTaken() + this.reservedPlaces + n > this.options.maxQueueSize) {
       throw new QueueFullError(this.options.maxQueueSize);
     }
   }
@@ -378,6 +397,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const actor = createJobActor(this.jobHost, jobInput(job, this.options), this.inspect, onError);
     record.actor = actor;
     if (actor instanceof LeanActor) actor.tag = record;
+    else this.inspected.set(actor, record);
     if (this.listening)
       this.emit({
         type: 'job.submitted',

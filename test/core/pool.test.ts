@@ -89,6 +89,12 @@ describe('validation at the door', () => {
   it('equal requests share one units object; different ones, and custom amounts, do not', () => {
     const a = toUnits({ cpu: 1 });
     expect(toUnits({ cpu: 1, memoryMb: 0 })).toBe(a);
+    // Shared, so frozen: a caller of ledger.validate cannot change what other jobs hold.
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(() => Object.assign(new ResourceLedger(pool).validate({ cpu: 1 }), { cpu: 3_000 })).toThrow(
+      TypeError,
+    );
+    expect(toUnits({ cpu: 1 }).cpu).toBe(1_000);
     expect(toUnits({ cpu: 2 })).not.toBe(a);
     expect(toUnits({ cpu: 2 })).toEqual({
       cpu: 2_000,

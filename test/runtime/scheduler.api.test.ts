@@ -325,29 +325,89 @@ describe('found in review of the hot path', () => {
     expect(new Set(scheduler.list().map((j) => j.id)).size).toBe(7);
   });
 
-  it('the handler context gives id, attempt, payload, allocation, signal and progress', async () => {
-    const { clock, scheduler } = make();
-    const seen: Array<{ aborted: boolean; attempt: number; id: string }> = [];
-    scheduler.submit({ type: 'work', id: 'x' }); // keeps make()'s handlers in use
-    const probe = createScheduler({
+  it('the handler context gives every field, also to a wrapper that spreads it (signal included)', async () => {
+    const clock = createVirtualClock();
+    const seen: Array<{ aborted: boolean; attempt: number; id: string; note?: string }> = [];
+    const inner = ({ id, attempt, payload, allocation, signal, progress }: HandlerContext<{ n: number }>) => {
+      seen.push({ aborted: signal.aborted, attempt, id });
+      expect(payload.n).toBe(7);
+      expect(allocation.nodeId).toBe('n1');
+      progress(0.5);
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    };
+    const scheduler = createScheduler({
       clock,
       monitor: false,
       resources: POOL,
       handlers: {
-        look: ({ id, attempt, payload, allocation, signal, progress }: HandlerContext<{ n: number }>) => {
-          seen.push({ aborted: signal.aborted, attempt, id });
-          expect(payload.n).toBe(7);
-          expect(allocation.nodeId).toBe('n1');
-          progress(0.5);
-          return 'ok';
-        },
+        // A wrapper that passes the context on as a copy: its signal must still be the attempt's.
+        look: (ctx: HandlerContext<{ n: number }>) => inner({ ...ctx, payload: { n: ctx.payload.n + 1 } }),
       },
     });
-    const handle = probe.submit({ type: 'look', id: 'p', payload: { n: 7 } });
+    const handle = scheduler.submit({ type: 'look', id: 'p', payload: { n: 6 } });
     await clock.advanceBy(0);
-    await expect(handle.result).resolves.toBe('ok');
+    expect(scheduler.get('p')?.progress.fraction).toBe(0.5);
+    expect(scheduler.cancel('p')).toBe(true);
+    await expect(handle.result).rejects.toMatchObject({ state: 'cancelled' });
     expect(seen).toEqual([{ aborted: false, attempt: 1, id: 'p' }]);
     await scheduler.shutdown({ mode: 'cancel' });
+  });
+
+  it.each([
+    ['lean host', false],
+    ['inspected', true],
+  ])(
+    'a submit from a listener while a batch goes in cannot take its ids or places (%s)',
+    async (_, inspected) => {
+      const clock = createVirtualClock();
+      const scheduler = createScheduler({
+        clock,
+        monitor: false,
+        resources: POOL,
+        maxConcurrentJobs: 1,
+        maxQueueSize: 5,
+        ...(inspected ? { inspect: () => undefined } : {}),
+        handlers: { work: ({ signal }: HandlerContext) => wait(clock, signal, 10) },
+      });
+      const refused: string[] = [];
+      const attempt = (spec: { type: 'work'; id?: string; priority?: 'low'; dependsOn?: string[] }) => {
+        try {
+          return scheduler.submit(spec).id;
+        } catch (error) {
+          refused.push((error as Error).name);
+          return undefined;
+        }
+      };
+      let extra: string | undefined;
+      scheduler.events$.subscribe((e) => {
+        if (e.type !== 'job.submitted' || e.job.id !== 'a') return;
+        attempt({ type: 'work', id: 'b', priority: 'low' }); // declared later in the batch
+        attempt({ type: 'work', dependsOn: ['b'] }); // not accepted yet
+        extra = attempt({ type: 'work' }); // the one place the batch leaves free
+        attempt({ type: 'work' }); // the batch's places are taken
+      });
+      scheduler.submit({ type: 'work', id: 'x' });
+      scheduler.submitAll([
+        { type: 'work', id: 'a' },
+        { type: 'work', id: 'b', priority: 'high' },
+        { type: 'work' },
+      ]);
+      expect(refused).toEqual([DuplicateJobError.name, UnknownDependencyError.name, QueueFullError.name]);
+      const ids = scheduler.list().map((j) => j.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids).toHaveLength(5);
+      expect(extra).toBeDefined();
+      await clock.advanceBy(1_000);
+      expect(scheduler.list().map((j) => j.state)).toEqual(Array(5).fill('completed'));
+      expect(scheduler.stats().resources.allocated.cpu).toBe(0);
+      await scheduler.shutdown();
+    },
+  );
+
+  it("a handle's cancel is one function, however often it is read", () => {
+    const { scheduler } = make();
+    const handle = scheduler.submit(work({ id: 'h' }));
+    expect(handle.cancel).toBe(handle.cancel);
   });
 });
 
