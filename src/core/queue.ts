@@ -31,14 +31,21 @@ export type QueueEntry<T> = {
 
 type Fifo<T> = { head: QueueEntry<T> | undefined; tail: QueueEntry<T> | undefined };
 
-/** A value that carries its own queue entry while queued (see `JobQueue`'s `find`). */
-export type Indexed<T> = { queueEntry: QueueEntry<T> | undefined };
+/**
+ * A value that is its own queue entry (see `JobQueue`'s `find`): the queue writes the entry's
+ * fields onto it, and `queueEntry` is the value itself while queued, undefined otherwise.
+ */
+export type Indexed<T> = QueueEntry<T> & { queueEntry: QueueEntry<T> | undefined };
+
+type Writable<E> = { -readonly [K in keyof E]: E[K] };
 
 /**
- * Without `find`, the queue keeps its own index of entries by id. With it — the owner already
- * keeps its values by id, and each value carries its entry (`Indexed`) — the queue keeps none:
- * adding and taking out a job then costs no hash-table work, which at a backlog of 100k jobs is
- * a cache miss or two per operation (and a table of 100k entries to rebuild now and then).
+ * Without `find`, the queue makes an entry object per queued job and keeps its own index of
+ * them by id. With it — the owner already keeps its values by id, and each value is its own
+ * entry (`Indexed`) — the queue keeps no index and makes no objects: adding and taking out a job
+ * then costs no hash-table work and no allocation, which at a backlog of 100k jobs is a cache
+ * miss or two per operation, 88 bytes per queued job, and a table of 100k entries to rebuild
+ * now and then.
  */
 export class JobQueue<T> {
   private readonly fifos: Array<Fifo<T>> = PRIORITY_NAMES.map(() => ({ head: undefined, tail: undefined }));
@@ -105,21 +112,34 @@ export class JobQueue<T> {
   add(id: string, base: number, now: number, value: T): QueueEntry<T> {
     if (this.holdsValue(id, value)) throw new Error(`job ${id} is already queued`);
     const fifo = this.fifos[base] as Fifo<T>;
-    const entry: QueueEntry<T> = {
-      id,
-      base,
-      enqueuedAt: now,
-      order: this.order++,
-      boost: undefined,
-      value,
-      prev: fifo.tail,
-      next: undefined,
-    };
+    let entry: QueueEntry<T>;
+    if (this.byId) {
+      entry = {
+        id,
+        base,
+        enqueuedAt: now,
+        order: this.order++,
+        boost: undefined,
+        value,
+        prev: fifo.tail,
+        next: undefined,
+      };
+      this.byId.set(id, entry);
+    } else {
+      const own = value as T & Writable<Indexed<T>>;
+      own.base = base;
+      own.enqueuedAt = now;
+      own.order = this.order++;
+      own.boost = undefined;
+      own.value = value;
+      own.prev = fifo.tail;
+      own.next = undefined;
+      own.queueEntry = own;
+      entry = own;
+    }
     if (fifo.tail) fifo.tail.next = entry;
     else fifo.head = entry;
     fifo.tail = entry;
-    if (this.byId) this.byId.set(id, entry);
-    else (value as T & Indexed<T>).queueEntry = entry;
     this.counts[base] = (this.counts[base] as number) + 1;
     this.count++;
     return entry;
@@ -143,6 +163,7 @@ export class JobQueue<T> {
     entry.next = undefined;
     if (this.byId) this.byId.delete(entry.id);
     else (entry.value as T & Indexed<T>).queueEntry = undefined;
+    entry.boost = undefined;
     this.boosted.delete(entry);
     this.counts[entry.base] = (this.counts[entry.base] as number) - 1;
     this.count--;

@@ -51,7 +51,7 @@ export class Boosts {
         report.ignored.push({ id, state: record.state });
         continue;
       }
-      record.boost = boost;
+      record.boostGiven = boost;
       report.boosted.push(id);
       if (record.state === 'queued') queued.push(id);
     }
@@ -62,7 +62,7 @@ export class Boosts {
         this.timers.delete(timer);
         for (const id of report.boosted) {
           const record = records.get(id);
-          if (record?.boost === boost) record.boost = undefined;
+          if (record?.boostGiven === boost) record.boostGiven = undefined;
         }
         send({ type: 'scheduler.boostExpired' });
         emit({ type: 'boost.expired', at: clock.now(), jobIds: report.boosted });

@@ -19,8 +19,20 @@ export type JobRecord = {
   spec: NormalisedJob;
   /** Its request in ledger units (the record itself is what the queue holds). */
   readonly units: UnitRequest;
-  /** Its place in the queue while queued (the queue keeps no index of its own). */
+  /**
+   * The record is its own queue entry (the queue keeps no index and makes no entry object of its
+   * own): `queueEntry` is the record itself while queued; the queue owns the fields below it.
+   */
   queueEntry: QueueEntry<JobRecord> | undefined;
+  readonly id: string;
+  base: number;
+  enqueuedAt: number;
+  order: number;
+  /** The boost the queue applies (live while queued). */
+  boost: Boost | undefined;
+  value: JobRecord;
+  prev: QueueEntry<JobRecord> | undefined;
+  next: QueueEntry<JobRecord> | undefined;
   /** The job's actor while it is live. */
   actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
@@ -30,8 +42,8 @@ export type JobRecord = {
   waitingOn: number;
   /** Jobs waiting on this one (made at the first). */
   dependents: string[] | undefined;
-  /** A boost given while the job was not queued; applied when it queues. */
-  boost: Boost | undefined;
+  /** The boost given to it while it waits (also while not queued: applied when it queues). */
+  boostGiven: Boost | undefined;
   progressSeen: number;
   noteSeen: string | undefined;
   /** Running with attempts left (counted in `mayRetry`). */
@@ -123,12 +135,20 @@ export class JobRecords {
       spec: job,
       units,
       queueEntry: undefined,
+      id: job.id,
+      base: 0,
+      enqueuedAt: 0,
+      order: 0,
+      boost: undefined,
+      value: undefined as unknown as JobRecord,
+      prev: undefined,
+      next: undefined,
       actor: undefined,
       final: undefined,
       state: 'pending',
       waitingOn: 0,
       dependents: undefined,
-      boost: undefined,
+      boostGiven: undefined,
       progressSeen: 0,
       noteSeen: undefined,
       mayRetry: false,
@@ -140,6 +160,7 @@ export class JobRecords {
       subject: undefined,
     };
     if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
+    record.value = record;
     this.records.set(job.id, record);
     this.counts.pending++;
     if (job.group !== undefined) {

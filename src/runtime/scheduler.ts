@@ -434,7 +434,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (state === 'queued' && prev !== 'queued') {
       // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
       if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
-      const boost = record.boost && record.boost.until > now ? record.boost : undefined;
+      const given = record.boostGiven;
+      const boost = given && given.until > now ? given : undefined;
       // A round runs unless the dispatcher can tell that it would start nothing.
       if (this.dispatcher.enqueue(id, record.spec.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
@@ -538,7 +539,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const final = toJobSnapshot(record.spec, snap, record.spec.level);
     record.final = final;
     record.actor = undefined;
-    record.boost = undefined;
+    record.boostGiven = undefined;
     const at = this.options.clock.now();
     if (state === 'completed') {
       settle(record, { ok: true, value: snap.context.output });

@@ -2,8 +2,18 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { JobQueue, type QueueEntry } from '../../src/core/queue.js';
 
-/** A queued value that carries its own entry (the queue's `find` mode). */
-type V = { queueEntry: QueueEntry<V> | undefined };
+/** A queued value that is its own entry (the queue's `find` mode). */
+type V = {
+  queueEntry: QueueEntry<V> | undefined;
+  id: string;
+  base: number;
+  enqueuedAt: number;
+  order: number;
+  boost: QueueEntry<V>['boost'];
+  value: V;
+  prev: QueueEntry<V> | undefined;
+  next: QueueEntry<V> | undefined;
+};
 import { levelOf, nameOf, Priority } from '../../src/core/priority.js';
 import { numRuns } from '../helpers/num-runs.js';
 
@@ -95,7 +105,18 @@ describe('job queue', () => {
             if (o.kind === 'add') {
               clock = Math.max(clock, o.at);
               const id = `j${n++}`;
-              const value: V = { queueEntry: undefined };
+              const value: V = {
+                queueEntry: undefined,
+                id,
+                base: 0,
+                enqueuedAt: 0,
+                order: 0,
+                boost: undefined,
+                value: undefined as unknown as V,
+                prev: undefined,
+                next: undefined,
+              };
+              value.value = value;
               values.set(id, value);
               q.add(id, o.base, clock, value);
               expect(q.holdsValue(id, value)).toBe(true);
