@@ -505,6 +505,25 @@ export function createJobLogic(
     config: jobMachine.config,
     getInitialSnapshot(scope, input) {
       const context = initialContext({ input });
+      if (inPlace) {
+        // One object for the actor's life: the snapshot, updated in place, is also its run.
+        const leaf = compiled.initial;
+        const own = {
+          steps: 0,
+          status: leaf.final ? ('done' as const) : ('active' as const),
+          value: leaf.value,
+          context,
+          output: undefined,
+          error: undefined,
+          leaf: leaf.id,
+          run: undefined as unknown as Run,
+          attempt: undefined,
+          armed: undefined,
+        } satisfies JobLogicSnapshot & Run;
+        own.run = own;
+        own.context = execute(compiled.entry, context, { type: 'xstate.init' }, own, scope, runHandler, true);
+        return own;
+      }
       const run: Run = { attempt: undefined, armed: undefined };
       const first = execute(compiled.entry, context, { type: 'xstate.init' }, run, scope, runHandler);
       return snapshotAt(compiled.initial, first, run, 0);
@@ -553,7 +572,13 @@ export function createJobLogic(
       return { ...data, run: { attempt: undefined, armed: undefined } };
     },
     getPersistedSnapshot(snapshot) {
-      const { run: _run, ...data } = snapshot;
+      // (On the lean host the snapshot is its own run: its `attempt` and `armed` are not data either.)
+      const {
+        run: _run,
+        attempt: _attempt,
+        armed: _armed,
+        ...data
+      } = snapshot as JobLogicSnapshot & Partial<Run>;
       return data as unknown as ReturnType<JobLogic['getPersistedSnapshot']>;
     },
   };

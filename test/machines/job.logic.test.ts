@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
 import { createJobLogic } from '../../src/machines/job.logic.js';
+import { LeanActor } from '../../src/runtime/lean-actor.js';
 import { makeAllocation } from '../helpers/job-harness.js';
 
 describe('compiled job logic', () => {
@@ -30,6 +31,27 @@ describe('compiled job logic', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(restored.getSnapshot()).toMatchObject({ status: 'done', value: 'completed' });
     expect(runs).toEqual([1]);
+  });
+
+  it('on the lean host (in place) the snapshot is its own run, and persists as the same data', () => {
+    const lean = createJobLogic(() => 'ok', undefined, { inPlace: true });
+    const immutable = createJobLogic(() => 'ok');
+    const host = {
+      logic: lean,
+      clock,
+      onError: (error: unknown) => {
+        throw error;
+      },
+    };
+    const onLean = new LeanActor(host, input);
+    onLean.send({ type: 'job.ready' });
+    const inXState = createActor(immutable, { clock, input }).start();
+    inXState.send({ type: 'job.ready' });
+    const snapshot = onLean.getSnapshot();
+    expect(snapshot.run).toBe(snapshot);
+    const persisted = lean.getPersistedSnapshot(snapshot);
+    for (const key of ['run', 'attempt', 'armed']) expect(persisted).not.toHaveProperty(key);
+    expect(persisted).toEqual(inXState.getPersistedSnapshot());
   });
 
   it('a job persisted while running is refused: its handler and its timeout would be lost', () => {
