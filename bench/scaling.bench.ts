@@ -4,8 +4,10 @@
  * `{ cpu: 1 }` on 4 CPUs with maxConcurrentJobs 4 and random priorities; each completion submits
  * one more job. After 5,000 completions of warm-up, the time of the next 20,000 completions
  * (submit, queue, start, run, release, record) divided by 20,000 is the per-job cost at B.
+ * Also reported: the garbage-collection pauses within those 20,000 completions, per job (what of
+ * the cost is GC, and so what a larger backlog adds there).
  */
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { createScheduler, createRealClock, PRIORITY_NAMES } from '../src/index.js';
 import { nextRandom } from '../src/core/random.js';
 import { report, summarise } from './harness.js';
@@ -13,7 +15,22 @@ import { report, summarise } from './harness.js';
 const WARMUP = 5_000;
 const MEASURED = 20_000;
 
-async function perJobAt(backlog: number): Promise<number> {
+/** Every GC pause of the process: [start, duration] in ms on performance.now()'s timeline. */
+const pauses: Array<[number, number]> = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.duration]);
+}).observe({ entryTypes: ['gc'] });
+
+/** GC pause time per job (µs) within [from, to]. */
+async function gcPerJob(from: number, to: number): Promise<number> {
+  // GC entries are delivered asynchronously: let them arrive.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  let ms = 0;
+  for (const [start, duration] of pauses) if (start >= from && start <= to) ms += duration;
+  return (ms * 1_000) / MEASURED;
+}
+
+async function perJobAt(backlog: number): Promise<{ perJob: number; gc: number }> {
   let seed = 11;
   const level = () => {
     const [r, next] = nextRandom(seed);
@@ -22,8 +39,8 @@ async function perJobAt(backlog: number): Promise<number> {
   };
   let completed = 0;
   let startedAt = 0;
-  let finish: (perJobUs: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (finish = resolve));
+  let finish: (window: [number, number]) => void = () => undefined;
+  const done = new Promise<[number, number]>((resolve) => (finish = resolve));
   const scheduler = createScheduler({
     clock: createRealClock(),
     resources: { cpu: 4, memoryMb: 16_000 },
@@ -35,7 +52,7 @@ async function perJobAt(backlog: number): Promise<number> {
       noop: async () => {
         completed++;
         if (completed === WARMUP) startedAt = performance.now();
-        if (completed === WARMUP + MEASURED) finish(((performance.now() - startedAt) * 1_000) / MEASURED);
+        if (completed === WARMUP + MEASURED) finish([startedAt, performance.now()]);
         // Keep the backlog where it is: one in for each one out.
         if (completed < WARMUP + MEASURED)
           scheduler.submit({ type: 'noop', priority: level(), resources: { cpu: 1 } });
@@ -44,19 +61,21 @@ async function perJobAt(backlog: number): Promise<number> {
   });
   for (let i = 0; i < backlog; i++)
     scheduler.submit({ type: 'noop', priority: level(), resources: { cpu: 1 } });
-  const perJob = await done;
+  const [from, to] = await done;
   await scheduler.shutdown({ mode: 'cancel' });
-  return perJob;
+  return { perJob: ((to - from) * 1_000) / MEASURED, gc: await gcPerJob(from, to) };
 }
 
 const backlogs = (process.env['BENCH_SCALING'] ?? '1000,100000').split(',').map(Number);
 const medians = new Map<number, { value: number; min: number; max: number }>();
 for (const backlog of backlogs) {
-  const runs: number[] = [];
+  const runs: Array<{ perJob: number; gc: number }> = [];
   for (let i = 0; i < 5; i++) runs.push(await perJobAt(backlog));
-  const result = summarise(runs);
+  const result = summarise(runs.map((r) => r.perJob));
   medians.set(backlog, result);
   report({ name: 'per-job cost at a steady backlog', params: { backlog }, unit: 'µs', runs: 5, ...result });
+  const gc = summarise(runs.map((r) => r.gc));
+  report({ name: 'of which GC pauses', params: { backlog }, unit: 'µs', runs: 5, ...gc });
 }
 const small = medians.get(Math.min(...backlogs));
 const large = medians.get(Math.max(...backlogs));
