@@ -38,19 +38,18 @@ async function lifecycles(count: number, executor: Executor): Promise<void> {
     },
     { inPlace: executor === 'lean' },
   );
+  // What every lean actor of the run shares, as in the scheduler.
+  const host = {
+    logic,
+    clock,
+    onError: (error: unknown): never => {
+      throw error;
+    },
+  };
   for (let i = 0; i < count; i++) {
     const input = { id: `job-${i}`, type: 'noop', clock };
     if (executor === 'lean') {
-      const actor = new LeanActor(
-        {
-          logic,
-          clock,
-          onError: (error) => {
-            throw error;
-          },
-        },
-        input,
-      );
+      const actor = new LeanActor(host, input);
       actor.on('job.released', () => void released++);
       for (const event of steps) actor.send(event);
       continue;
