@@ -79,10 +79,10 @@ export class Scheduler<H extends Handlers = Handlers> {
   /** A granted job whose actor was busy: no other job starts before it runs (start order). */
   private awaiting: string | undefined;
   private pumping = false;
+  private pumpAgain = false;
   /** The ids of a batch being accepted (see `submitAll`), and its jobs not yet accepted. */
   private reserved: ReadonlySet<string> = NO_IDS;
   private reservedPlaces = 0;
-  private pumpAgain = false;
   private readonly view: QueueView;
   private readonly resources: ResourceLink;
   /** The job logic and what every job actor shares (one object for all of them). */
