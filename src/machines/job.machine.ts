@@ -48,6 +48,8 @@ export type JobMachineInput = {
   backoff?: BackoffPolicy;
   /** Seed for backoff jitter. @default derived from the id */
   seed?: number;
+  /** When it was submitted, where the actor is made later than that. @default now */
+  submittedAt?: number;
 };
 
 /** The job actor's context: plain data plus the clock it reads. */
@@ -81,7 +83,8 @@ export type JobContext = {
 
 /** Events the runtime sends to a job. Handler results, the timeout and the backoff are internal. */
 export type JobEvent =
-  | { type: 'job.ready' }
+  /** `at`: when it became ready, where it is told later than that. */
+  | { type: 'job.ready'; at?: number }
   | { type: 'job.wait'; reason: QueuedWaitReason }
   | { type: 'job.allocated'; allocation: Allocation }
   | { type: 'job.start' }
@@ -119,10 +122,11 @@ export const jobGuards = {
 /** The job's context updates as plain functions returning the changed fields (see `jobGuards`). */
 export const jobUpdates = {
   awaitDependencies: (): Partial<JobContext> => ({ waitReason: 'dependencies' }),
-  enterQueue: (context: JobContext): Partial<JobContext> => ({
-    waitReason: 'resources',
-    queuedAt: context.clock.now(),
-  }),
+  enterQueue: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    const at = e.type === 'job.ready' ? e.at : undefined;
+    return { waitReason: 'resources', queuedAt: at ?? context.clock.now() };
+  },
   recordWaitReason: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
     const e = event as JobEvent;
     return { waitReason: e.type === 'job.wait' ? e.reason : context.waitReason };
@@ -247,7 +251,7 @@ export const jobMachine = setup({
   },
   actions: {
     awaitDependencies: assign(() => jobUpdates.awaitDependencies()),
-    enterQueue: assign(({ context }) => jobUpdates.enterQueue(context)),
+    enterQueue: assign(({ context, event }) => jobUpdates.enterQueue(context, event)),
     recordWaitReason: assign(({ context, event }) => jobUpdates.recordWaitReason(context, event)),
     recordAllocation: assign(({ context, event }) => jobUpdates.recordAllocation(context, event)),
     emitRelease: emit(({ context }) => jobEmits.emitRelease(context)),
@@ -287,7 +291,7 @@ export const jobMachine = setup({
     waitReason: 'dependencies',
     retryDelayMs: 0,
     output: undefined,
-    submittedAt: input.clock.now(),
+    submittedAt: input.submittedAt ?? input.clock.now(),
     queuedAt: undefined,
     startedAt: undefined,
     endedAt: undefined,

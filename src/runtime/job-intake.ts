@@ -87,8 +87,17 @@ export class Intake implements JobSpecContext {
   }
 }
 
+/** A job's retry-jitter seed, drawn from `random`. */
+export function jobSeed(options: ResolvedOptions): number {
+  return Math.floor(options.random() * 2 ** 32) | 0;
+}
+
 /** What an accepted job's actor starts from; its retry jitter is seeded from `random`. */
-export function jobInput(job: NormalisedJob, options: ResolvedOptions): JobMachineInput {
+export function jobInput(
+  job: NormalisedJob,
+  options: ResolvedOptions,
+  seed = jobSeed(options),
+): JobMachineInput {
   const input: JobMachineInput = {
     id: job.id,
     type: job.type,
@@ -96,7 +105,7 @@ export function jobInput(job: NormalisedJob, options: ResolvedOptions): JobMachi
     clock: options.clock,
     maxAttempts: job.maxAttempts,
     backoff: job.backoff,
-    seed: Math.floor(options.random() * 2 ** 32) | 0,
+    seed,
   };
   if (job.group !== undefined) input.group = job.group;
   if (job.timeoutMs !== undefined) input.timeoutMs = job.timeoutMs;

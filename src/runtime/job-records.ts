@@ -57,6 +57,8 @@ export type JobRecord = {
   holding: string | undefined;
   /** The job actor's transitions seen (see `JobLogicSnapshot.steps`). */
   steps: number;
+  /** The retry-jitter seed drawn at submit, for an actor that starts later. */
+  seed: number;
   subject: BehaviorSubject<JobSnapshot> | undefined;
 };
 
@@ -157,6 +159,7 @@ export class JobRecords {
       settle: undefined,
       holding: undefined,
       steps: 0,
+      seed: 0,
       subject: undefined,
     };
     if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;

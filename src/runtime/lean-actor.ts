@@ -39,6 +39,11 @@ export type LeanHost<TSnapshot extends Snapshot<unknown>, TEvent extends EventOb
   onError(error: unknown, actor: LeanActor<TSnapshot, TEvent>): void;
   /** Told the snapshot after every event taken, its effects run: an observer, as XState's. */
   onSnapshot?(snapshot: TSnapshot, actor: LeanActor<TSnapshot, TEvent>): void;
+  /**
+   * For an actor made with `deferred`: its input and the events it takes first, asked for when it
+   * starts (so that a waiting actor holds nothing of its own).
+   */
+  wake?(actor: LeanActor<TSnapshot, TEvent>): { input: unknown; events: readonly TEvent[] };
 };
 
 let sessions = 0;
@@ -50,7 +55,8 @@ const spareLists: Array<Array<() => void>> = [];
  * `defer`, `emit`), so hosting costs one object per actor.
  */
 export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends EventObject> {
-  private snapshot: TSnapshot;
+  /** Undefined while the actor has not started (see `deferred` in the constructor). */
+  private snapshot: TSnapshot | undefined;
   private busy = false;
   private inbox: TEvent[] | undefined;
   private deferred: Array<() => void> | undefined;
@@ -59,17 +65,38 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   /** The owner's own data about this actor (the scheduler's job record): no lookup per step. */
   tag: unknown = undefined;
 
+  /**
+   * `deferred`: start the actor only when it is first sent an event or asked for its snapshot,
+   * with the input and first events `host.wake` gives then (its owner already knows where they
+   * lead). Until then it holds nothing of its own: an actor that waits long costs little, and
+   * what it makes when it starts lives only as long as its work.
+   */
   constructor(
     private readonly host: LeanHost<TSnapshot, TEvent>,
     input: unknown,
+    deferred = false,
   ) {
+    if (!deferred) this.start(input);
+  }
+
+  private start(input: unknown): void {
     this.busy = true;
     try {
-      this.snapshot = host.logic.getInitialSnapshot(this.scope as never, input as never);
+      this.snapshot = this.host.logic.getInitialSnapshot(this.scope as never, input as never);
       this.runDeferred();
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Starts a deferred actor and takes the events its host gives. */
+  private wake(): TSnapshot {
+    const wake = this.host.wake;
+    if (!wake) throw new Error('LeanActor: a deferred actor needs host.wake');
+    const { input, events } = wake(this);
+    this.start(input);
+    for (const event of events) this.send(event);
+    return this.snapshot as TSnapshot;
   }
 
   /** As XState's `sessionId` (made when asked: most actors are never asked). */
@@ -132,10 +159,11 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   // ——— the actor ref the owner and the logic use ———
 
   getSnapshot(): TSnapshot {
-    return this.snapshot;
+    return this.snapshot ?? this.wake();
   }
 
   send(event: TEvent): void {
+    if (this.snapshot === undefined) this.wake();
     if (this.busy) {
       (this.inbox ??= []).push(event);
       return;
@@ -151,7 +179,7 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
   }
 
   private take(event: TEvent): void {
-    const current = this.snapshot;
+    const current = this.snapshot as TSnapshot;
     if (current.status !== 'active') return;
     try {
       const next = this.host.logic.transition(current, event, this.scope as never);

@@ -30,7 +30,15 @@ import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './o
 import { resolvePool } from './pool.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
-import { createJobActor, Intake, jobInput, NO_IDS, type CheckedJob, type JobHost } from './job-intake.js';
+import {
+  createJobActor,
+  Intake,
+  jobInput,
+  jobSeed,
+  NO_IDS,
+  type CheckedJob,
+  type JobHost,
+} from './job-intake.js';
 import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
@@ -137,6 +145,15 @@ export class Scheduler<H extends Handlers = Handlers> {
         if (record) this.failed(record, error);
       },
       onSnapshot: this.onStep,
+      // A deferred job actor (see `acceptQueued`) starts as if made at submit: submitted and
+      // ready then (the queue's enqueuedAt), with the seed drawn then.
+      wake: (actor) => {
+        const record = actor.tag as JobRecord;
+        const at = record.enqueuedAt;
+        const input = jobInput(record.spec, this.options, record.seed);
+        input.submittedAt = at;
+        return { input, events: [{ type: 'job.ready', at }] };
+      },
     };
     this.dispatcher = new Dispatcher<JobRecord>(
       {
@@ -393,6 +410,32 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private accept({ job, units }: CheckedJob): JobHandle {
     const record = this.records.add(job, units);
+    if (!this.inspect && !this.listening && job.dependsOn.length === 0) this.acceptQueued(record);
+    else this.acceptNow(record);
+    return jobHandle(record, this.handleOwner);
+  }
+
+  /**
+   * A job with nothing to wait for, that nobody is watching: it goes straight into the queue, and
+   * its actor starts only when it is first needed — its start, a cancel, a snapshot — by taking
+   * `job.ready` as of now (the actor then says `queued`, as the record already does). At a deep
+   * backlog what a started actor holds (snapshot, context) would live as long as the job waits;
+   * made at the start instead, it dies young (docs/performance.md, "scaling").
+   */
+  private acceptQueued(record: JobRecord): void {
+    const job = record.spec;
+    const now = this.options.clock.now();
+    // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
+    record.seed = jobSeed(this.options);
+    const actor = new LeanActor(this.jobHost, undefined, true);
+    actor.tag = record;
+    record.actor = actor;
+    this.records.moved(record, 'queued', false);
+    if (this.dispatcher.enqueue(job.id, job.level, now, record)) this.pump();
+  }
+
+  private acceptNow(record: JobRecord): void {
+    const job = record.spec;
     const onError = this.inspect ? (error: unknown) => this.failed(record, error) : noop;
     const actor = createJobActor(this.jobHost, jobInput(job, this.options), this.inspect, onError);
     record.actor = actor;
@@ -405,7 +448,6 @@ export class Scheduler<H extends Handlers = Handlers> {
         job: this.snapshotOf(record),
       });
     this.dependencies.link(record, actor);
-    return jobHandle(record, this.handleOwner);
   }
 
   /** A job's logic threw: its `result` rejects with what it threw. */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
 import { createJobLogic } from '../../src/machines/job.logic.js';
+import { jobMachine } from '../../src/machines/job.machine.js';
 import { LeanActor } from '../../src/runtime/lean-actor.js';
 import { makeAllocation } from '../helpers/job-harness.js';
 
@@ -52,6 +53,24 @@ describe('compiled job logic', () => {
     const persisted = lean.getPersistedSnapshot(snapshot);
     for (const key of ['run', 'attempt', 'armed']) expect(persisted).not.toHaveProperty(key);
     expect(persisted).toEqual(inXState.getPersistedSnapshot());
+  });
+
+  it('a late start keeps the times it is told: input.submittedAt and job.ready at (machine and compiled)', () => {
+    const late = { ...input, submittedAt: 3 };
+    const machine = createActor(jobMachine, { clock, input: late }).start();
+    const compiled = createActor(
+      createJobLogic(() => 'ok'),
+      { clock, input: late },
+    ).start();
+    for (const actor of [machine, compiled]) {
+      actor.send({ type: 'job.ready', at: 5 });
+      expect(actor.getSnapshot().context).toMatchObject({
+        submittedAt: 3,
+        queuedAt: 5,
+        waitReason: 'resources',
+      });
+    }
+    expect(compiled.getSnapshot().context).toEqual(machine.getSnapshot().context);
   });
 
   it('a job persisted while running is refused: its handler and its timeout would be lost', () => {
