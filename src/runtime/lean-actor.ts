@@ -67,7 +67,7 @@ export class LeanActor<TSnapshot extends Snapshot<unknown>, TEvent extends Event
 
   /**
    * `deferred`: start the actor only when it is first sent an event or asked for its snapshot,
-   * with the input and first events `host.wake` gives then (its owner already knows where they
+   * with the input and first events `host.wake` gives then (`input` is not used) (its owner already knows where they
    * lead). Until then it holds nothing of its own: an actor that waits long costs little, and
    * what it makes when it starts lives only as long as its work.
    */

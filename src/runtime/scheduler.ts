@@ -146,7 +146,9 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
       onSnapshot: this.onStep,
       // A deferred job actor (see `acceptQueued`) starts as if made at submit: submitted and
-      // ready then (the queue's enqueuedAt), with the seed drawn then.
+      // ready then, with the seed drawn then. The submit time is the queue's `enqueuedAt`: such a
+      // job was queued once, at submit, and nothing queues it again before its actor has started
+      // (every other path to the queue goes through the actor).
       wake: (actor) => {
         const record = actor.tag as JobRecord;
         const at = record.enqueuedAt;
@@ -418,7 +420,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   /**
    * A job with nothing to wait for, that nobody is watching: it goes straight into the queue, and
    * its actor starts only when it is first needed — its start, a cancel, a snapshot — by taking
-   * `job.ready` as of now (the actor then says `queued`, as the record already does). At a deep
+   * `job.ready` as of the submit (the actor then says `queued`, as the record already does). A
+   * snapshot read (`get`, `list`, `state$`) starts it too, for good. At a deep
    * backlog what a started actor holds (snapshot, context) would live as long as the job waits;
    * made at the start instead, it dies young (docs/performance.md, "scaling").
    */
