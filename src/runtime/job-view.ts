@@ -90,7 +90,7 @@ function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobS
 
 function effectiveLevel(record: JobRecord, view: QueueView): number {
   if (record.state !== 'queued') return record.spec.level;
-  const queue = view.dispatcher.queue;
-  const entry = queue.get(record.spec.id);
-  return entry ? queue.level(entry, view.clock.now()) : record.spec.level;
+  // The record carries its queue entry: no lookup by id.
+  const entry = record.queueEntry;
+  return entry ? view.dispatcher.queue.level(entry, view.clock.now()) : record.spec.level;
 }
