@@ -59,6 +59,8 @@ export type JobRecord = {
   steps: number;
   /** The retry-jitter seed drawn at submit, for an actor that starts later. */
   seed: number;
+  /** Its place in submission order (see `JobRecords`). */
+  seq: number;
   subject: BehaviorSubject<JobSnapshot> | undefined;
 };
 
@@ -98,7 +100,13 @@ export const FINAL: ReadonlySet<JobState> = new Set(FINAL_JOB_STATES);
 export class JobRecords {
   /** Jobs by state; moved only by `add` and `moved`. */
   readonly counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-  private readonly records = new Map<string, JobRecord>();
+  /** Records in submission order, by `seq`. */
+  private readonly order = new IndexTable<JobRecord>();
+  /** Records whose id has the form `job-N` (every generated one), by N: no hashing of strings. */
+  private readonly numbered = new IndexTable<JobRecord>();
+  /** Records with any other id. */
+  private readonly named = new Map<string, JobRecord>();
+  private nextSeq = 0;
   private readonly groups = new Map<string, Set<string>>();
   private readonly finishedOrder: Array<JobRecord | undefined> = [];
   private finishedHead = 0;
@@ -114,21 +122,29 @@ export class JobRecords {
   constructor(private readonly retainFinished: number) {}
 
   get(id: string): JobRecord | undefined {
-    return this.records.get(id);
+    const n = numberOf(id);
+    return n < 0 ? this.named.get(id) : this.numbered.get(n);
   }
 
   has(id: string): boolean {
-    return this.records.has(id);
+    return this.get(id) !== undefined;
   }
 
-  /** Every record, in submission order. */
-  entries(): IterableIterator<[string, JobRecord]> {
-    return this.records.entries();
+  /**
+   * Every record, in submission order. Like a `Map`'s, the iteration sees records added after it
+   * began and skips those dropped before it reaches them.
+   */
+  *entries(): IterableIterator<[string, JobRecord]> {
+    for (const record of this.order.values()) yield [record.id, record];
   }
 
   /** The ids of every job, or of one group's, in submission order. */
   ids(group?: string): IterableIterator<string> {
-    return group === undefined ? this.records.keys() : (this.groups.get(group) ?? new Set<string>()).values();
+    return group === undefined ? this.allIds() : (this.groups.get(group) ?? new Set<string>()).values();
+  }
+
+  private *allIds(): IterableIterator<string> {
+    for (const record of this.order.values()) yield record.id;
   }
 
   /** A new record for an accepted job, `pending`. */
@@ -160,11 +176,15 @@ export class JobRecords {
       holding: undefined,
       steps: 0,
       seed: 0,
+      seq: this.nextSeq++,
       subject: undefined,
     };
     if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
     record.value = record;
-    this.records.set(job.id, record);
+    this.order.set(record.seq, record);
+    const n = numberOf(job.id);
+    if (n < 0) this.named.set(job.id, record);
+    else this.numbered.set(n, record);
     this.counts.pending++;
     if (job.group !== undefined) {
       const members = this.groups.get(job.group) ?? new Set<string>();
@@ -206,7 +226,7 @@ export class JobRecords {
     // Only a job that chose a `job-…` id of its own can hold one not yet made here: until one
     // does, a fresh id needs no lookup in a table of every job.
     do id = `job-${++this.idSeq}`;
-    while ((this.chosenLikeOurs && this.records.has(id)) || batch.has(id));
+    while ((this.chosenLikeOurs && this.has(id)) || batch.has(id));
     this.lastNewId = id;
     return id;
   }
@@ -239,14 +259,92 @@ export class JobRecords {
       // Let the dropped record go now, not when the list is next compacted.
       this.finishedOrder[this.finishedHead++] = undefined;
       const oldest = record.spec.id;
-      if (record.final && this.records.get(oldest) === record) {
-        this.records.delete(oldest);
+      if (record.final && this.get(oldest) === record) {
+        this.order.delete(record.seq);
+        const n = numberOf(oldest);
+        if (n < 0) this.named.delete(oldest);
+        else this.numbered.delete(n);
         if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
       }
     }
     if (this.finishedHead > 1_024 && this.finishedHead * 2 > this.finishedOrder.length) {
       this.finishedOrder.splice(0, this.finishedHead);
       this.finishedHead = 0;
+    }
+  }
+}
+
+/** The N of an id `job-N` (N from 1 to 2³¹ − 1 written without leading zeros), else −1. */
+export function numberOf(id: string): number {
+  const length = id.length;
+  if (length < 5 || length > 14 || id.charCodeAt(0) !== 106 || !id.startsWith('job-')) return -1;
+  let n = 0;
+  for (let i = 4; i < length; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9 || (digit === 0 && i === 4)) return -1;
+    n = n * 10 + digit;
+  }
+  return n <= 0x7fffffff ? n : -1;
+}
+
+const CHUNK_BITS = 10;
+const CHUNK = 1 << CHUNK_BITS;
+
+type Chunk<T> = { readonly slots: Array<T | undefined>; live: number };
+
+/**
+ * Values by non-negative integer index (below 2³¹), kept in chunks of 1,024 slots: a lookup is
+ * a small map's and an array's, with no string hashed and no table of every value rehashed as
+ * values come and go. Indices are meant to grow (ids and submission order), so the values live
+ * in few chunks; a chunk goes once it holds none, unless it is the newest.
+ */
+export class IndexTable<T> {
+  private readonly chunks = new Map<number, Chunk<T>>();
+  /** No chunk below `low` (it rises as the oldest go, seen when iterating); the newest is `high`. */
+  private low = 0;
+  private high = -1;
+
+  get(index: number): T | undefined {
+    return this.chunks.get(index >>> CHUNK_BITS)?.slots[index & (CHUNK - 1)];
+  }
+
+  /** Sets a value at a free index. */
+  set(index: number, value: T): void {
+    const key = index >>> CHUNK_BITS;
+    let chunk = this.chunks.get(key);
+    if (!chunk) {
+      chunk = { slots: new Array<T | undefined>(CHUNK).fill(undefined), live: 0 };
+      this.chunks.set(key, chunk);
+      if (this.high < this.low) this.low = key;
+      else if (key < this.low) this.low = key;
+      if (key > this.high) this.high = key;
+    }
+    const slot = index & (CHUNK - 1);
+    if (chunk.slots[slot] === undefined) chunk.live++;
+    chunk.slots[slot] = value;
+  }
+
+  delete(index: number): void {
+    const key = index >>> CHUNK_BITS;
+    const chunk = this.chunks.get(key);
+    const slot = index & (CHUNK - 1);
+    if (!chunk || chunk.slots[slot] === undefined) return;
+    chunk.slots[slot] = undefined;
+    if (--chunk.live > 0 || key === this.high) return;
+    this.chunks.delete(key);
+  }
+
+  /** The values by rising index; sees values set after it began, skips those deleted before. */
+  *values(): IterableIterator<T> {
+    // The oldest chunks went: start past them (`low` only rises here, so this costs once each).
+    while (this.low < this.high && !this.chunks.has(this.low)) this.low++;
+    for (let key = this.low; key <= this.high; key++) {
+      const chunk = this.chunks.get(key);
+      if (!chunk) continue;
+      for (let slot = 0; slot < CHUNK; slot++) {
+        const value = chunk.slots[slot];
+        if (value !== undefined) yield value;
+      }
     }
   }
 }

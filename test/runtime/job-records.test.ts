@@ -1,0 +1,176 @@
+/**
+ * The scheduler's book of jobs keeps records without a table of every id: ids of the form `job-N`
+ * go into an index table by N, other ids into a map, and the submission order into an index
+ * table by sequence number. These tests hold the tables to a plain `Map` model.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { IndexTable, JobRecords, numberOf } from '../../src/runtime/job-records.js';
+import type { NormalisedJob } from '../../src/core/job-spec.js';
+import { toUnits } from '../../src/core/pool.js';
+import { numRuns } from '../helpers/num-runs.js';
+
+describe('numberOf', () => {
+  it('reads N from job-N written the one way newId writes it, and nothing else', () => {
+    expect(numberOf('job-1')).toBe(1);
+    expect(numberOf('job-1024')).toBe(1024);
+    expect(numberOf('job-2147483647')).toBe(2_147_483_647);
+    for (const other of [
+      'job-0',
+      'job-01',
+      'job-',
+      'job-x',
+      'job-1x',
+      'Job-1',
+      'jobs-1',
+      'job--1',
+      'job-2147483648',
+      'job-1.5',
+      'a',
+      '',
+      'job-99999999999',
+    ]) {
+      expect(numberOf(other), other).toBe(-1);
+    }
+  });
+
+  it('gives back N for every N it may hold', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 0x7fffffff }), (n) => numberOf(`job-${n}`) === n),
+      { numRuns: numRuns(200) },
+    );
+  });
+});
+
+type Op = { kind: 'set'; at: number } | { kind: 'delete'; pick: number } | { kind: 'far'; at: number };
+
+describe('IndexTable', () => {
+  it('holds what a Map holds, in rising order, through growth and deletion', () => {
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      {
+        weight: 5,
+        arbitrary: fc.record({ kind: fc.constant('set' as const), at: fc.integer({ min: 1, max: 700 }) }),
+      },
+      { weight: 5, arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('far' as const),
+          at: fc.integer({ min: 0, max: 0x7fffffff }),
+        }),
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
+        const table = new IndexTable<string>();
+        const model = new Map<number, string>();
+        let next = 0;
+        for (const op of ops) {
+          if (op.kind === 'set') {
+            // Mostly rising indices (ids and order are made that way), in jumps across chunks.
+            next += op.at;
+            model.set(next, `v${next}`);
+            table.set(next, `v${next}`);
+          } else if (op.kind === 'far') {
+            if (!model.has(op.at)) {
+              model.set(op.at, `v${op.at}`);
+              table.set(op.at, `v${op.at}`);
+            }
+          } else if (model.size > 0) {
+            const keys = [...model.keys()];
+            const key = keys[op.pick % keys.length] as number;
+            model.delete(key);
+            table.delete(key);
+          }
+          for (const [key, value] of model) if (table.get(key) !== value) expect(table.get(key)).toBe(value);
+          expect(table.get(next + 1)).toBeUndefined();
+        }
+        const sorted = [...model.keys()].sort((a, b) => a - b).map((k) => `v${k}`);
+        expect([...table.values()]).toEqual(sorted);
+      }),
+      { numRuns: numRuns(150) },
+    );
+  });
+
+  it('iterates like a Map: it sees values set after it began and skips those deleted before it reaches them', () => {
+    const table = new IndexTable<number>();
+    for (let i = 0; i < 3_000; i++) table.set(i, i);
+    const seen: number[] = [];
+    for (const value of table.values()) {
+      seen.push(value);
+      if (value === 10) table.delete(2_000);
+      if (value === 2_999) table.set(5_000, 5_000);
+    }
+    expect(seen.length).toBe(3_000);
+    expect(seen.includes(2_000)).toBe(false);
+    expect(seen.at(-1)).toBe(5_000);
+  });
+
+  it('lets an emptied chunk go, unless it is the newest, and still finds values set into it later', () => {
+    const table = new IndexTable<number>();
+    for (let i = 0; i < 2_048; i++) table.set(i, i);
+    for (let i = 0; i < 2_048; i++) table.delete(i);
+    expect([...table.values()]).toEqual([]);
+    table.set(5, 5);
+    table.set(3_000, 3_000);
+    expect(table.get(5)).toBe(5);
+    expect([...table.values()]).toEqual([5, 3_000]);
+  });
+});
+
+describe('JobRecords', () => {
+  const job = (id: string): NormalisedJob =>
+    ({
+      id,
+      type: 't',
+      payload: undefined,
+      priority: 'normal',
+      level: 2,
+      resources: {},
+      dependsOn: [],
+    }) as unknown as NormalisedJob;
+
+  it('finds every record by id, keeps submission order across both kinds of id, and forgets dropped ones', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.constant('new'),
+            fc.constantFrom('a', 'job-0', 'job-07', 'x-1'),
+            fc.integer({ min: 1, max: 40 }),
+          ),
+          {
+            maxLength: 60,
+          },
+        ),
+        fc.integer({ min: 0, max: 5 }),
+        (picks, retain) => {
+          const records = new JobRecords(retain);
+          const order: string[] = [];
+          for (const pick of picks) {
+            const id =
+              pick === 'new' ? records.newId(new Set()) : typeof pick === 'number' ? `job-${pick}` : pick;
+            if (records.has(id)) continue;
+            const record = records.add(job(id), toUnits({ cpu: 1 }));
+            expect(records.get(id)).toBe(record);
+            order.push(id);
+          }
+          expect([...records.ids()]).toEqual(order);
+          expect([...records.entries()].map(([id, r]) => (r.id === id ? id : '?'))).toEqual(order);
+          // Finish them all, oldest first: only the last `retain` stay.
+          for (const id of order) {
+            const record = records.get(id);
+            if (!record) throw new Error(`lost ${id}`);
+            records.moved(record, 'cancelled', false);
+            record.final = {} as NonNullable<typeof record.final>;
+            records.finished(record);
+          }
+          const kept = order.slice(Math.max(0, order.length - retain));
+          expect([...records.ids()]).toEqual(kept);
+          for (const id of order) expect(records.has(id)).toBe(kept.includes(id));
+        },
+      ),
+      { numRuns: numRuns(150) },
+    );
+  });
+});
