@@ -39,7 +39,6 @@ export type NormalisedJob<TPayload = unknown> = {
   payload: TPayload | undefined;
   priority: PriorityName;
   level: number;
-  resources: ResourceRequest;
   timeoutMs: number | undefined;
   maxAttempts: number;
   backoff: BackoffPolicy;
@@ -50,6 +49,10 @@ export type NormalisedJob<TPayload = unknown> = {
 
 /** Shared by every job that names none (most): one object, not one per job. */
 const NO_DEPENDENCIES: readonly string[] = Object.freeze([]);
+/** A job's resource request, `{}` when it names none (its shape is checked by `normaliseJobSpec`). */
+export function requestOf(spec: JobSpec): ResourceRequest {
+  return spec.resources ?? NO_RESOURCES;
+}
 const NO_RESOURCES: ResourceRequest = Object.freeze({});
 
 /** What checking needs to know about the scheduler. */
@@ -170,7 +173,6 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
     payload: spec.payload,
     priority,
     level,
-    resources: spec.resources ?? NO_RESOURCES,
     timeoutMs,
     maxAttempts,
     backoff,

@@ -5,7 +5,13 @@
  */
 import { createActor } from 'xstate';
 import { DuplicateJobError, UnknownDependencyError } from '../core/errors.js';
-import { normaliseJobSpec, type JobSpec, type JobSpecContext, type NormalisedJob } from '../core/job-spec.js';
+import {
+  normaliseJobSpec,
+  requestOf,
+  type JobSpec,
+  type JobSpecContext,
+  type NormalisedJob,
+} from '../core/job-spec.js';
 import { assertCanEverFit, toUnits, type UnitRequest } from '../core/pool.js';
 import type { Handlers } from '../actors/handler.js';
 import type { JobLogic, JobLogicEvent, JobLogicSnapshot } from '../machines/job.logic.js';
@@ -78,7 +84,9 @@ export class Intake implements JobSpecContext {
         throw new UnknownDependencyError(job.id, dep);
       }
     }
-    const units = toUnits(job.resources);
+    // Converted once, here: the job keeps its units, not the object it was given (which its
+    // submitter may change or reuse after the submit).
+    const units = toUnits(requestOf(spec));
     if (pool && !pool.fits.has(units)) {
       assertCanEverFit(units, pool.nodes, pool.maxima);
       pool.fits.add(units);

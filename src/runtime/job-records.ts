@@ -33,7 +33,10 @@ export type JobRecord = {
   value: JobRecord;
   prev: QueueEntry<JobRecord> | undefined;
   next: QueueEntry<JobRecord> | undefined;
-  /** The job's actor while it is live. */
+  /**
+   * The job's actor while it is live; none yet for a job that went straight into the queue and
+   * has not been needed since (see `JobRecords.actorOf`).
+   */
   actor: JobActor | undefined;
   /** Kept once the job is final; the actor is gone then. */
   final: JobSnapshot | undefined;
@@ -118,8 +121,26 @@ export class JobRecords {
   /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
   private retryable = 0;
 
-  /** @param retainFinished how many finished records to keep */
-  constructor(private readonly retainFinished: number) {}
+  /**
+   * @param retainFinished how many finished records to keep
+   * @param wake makes the actor of a job that has none yet (see `actorOf`)
+   */
+  constructor(
+    private readonly retainFinished: number,
+    private readonly wake: (record: JobRecord) => JobActor = noActor,
+  ) {}
+
+  /**
+   * A live job's actor (undefined once the job is final). A job accepted straight into the queue
+   * (`Scheduler.acceptQueued`) gets its actor only here, when first needed — to start, to be
+   * cancelled, to be read — so that a job waiting in a deep backlog holds no actor: it is such a
+   * job while it is `queued` with no actor (every other job has one from its submit to its end).
+   */
+  actorOf(record: JobRecord): JobActor | undefined {
+    if (record.actor || record.state !== 'queued' || record.final) return record.actor;
+    record.actor = this.wake(record);
+    return record.actor;
+  }
 
   get(id: string): JobRecord | undefined {
     const n = numberOf(id);
@@ -272,6 +293,10 @@ export class JobRecords {
       this.finishedHead = 0;
     }
   }
+}
+
+function noActor(record: JobRecord): JobActor {
+  throw new Error(`job ${record.id} has no actor and no way to make one`);
 }
 
 /** The N of an id `job-N` (N from 1 to 2³¹ − 1 written without leading zeros), else −1. */

@@ -9,7 +9,6 @@ import {
   assertCanEverFit,
   normalisePool,
   poolMaxima,
-  toUnits,
   type PoolMaxima,
   type UnitRequest,
 } from '../core/pool.js';
@@ -17,7 +16,7 @@ import type { NormalisedNode, ResourcePool } from '../core/resources.js';
 import { readMeasured } from '../actors/measure.js';
 import type { ResourceManagerInput } from '../machines/resourceManager.machine.js';
 import type { SchedulerClock } from './clock.js';
-import type { JobRecords } from './job-records.js';
+import { FINAL, type JobRecords } from './job-records.js';
 import type { ResolvedOptions } from './options.js';
 import type { SchedulerEvent, SchedulerStats } from './types.js';
 
@@ -58,11 +57,11 @@ export function resourceInput(
 /** Cancels the live jobs that can never fit `pool`: accepted before it was known, they were checked only for their shape. */
 export function cancelMisfits(records: JobRecords, pool: KnownPool): void {
   for (const [id, record] of records.entries()) {
-    if (!record.actor) continue;
+    if (FINAL.has(record.state)) continue;
     try {
-      assertCanEverFit(toUnits(record.spec.resources), pool.nodes, pool.maxima);
+      assertCanEverFit(record.units, pool.nodes, pool.maxima);
     } catch (error) {
-      record.actor.send({
+      records.actorOf(record)?.send({
         type: 'job.cancel',
         reason: 'user',
         message: `${id}: ${(error as Error).message}`,

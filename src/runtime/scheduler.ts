@@ -130,7 +130,11 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.options = resolveOptions(options as SchedulerOptions);
     this.inspect = options.inspect;
     this.events$ = this.events.asObservable();
-    this.records = new JobRecords(this.options.retainFinished);
+    this.records = new JobRecords(this.options.retainFinished, (record) => {
+      const actor = new LeanActor(this.jobHost, undefined, true);
+      actor.tag = record;
+      return actor;
+    });
     this.intake = new Intake(this.options, options.handlers, this.records);
     this.dependencies = new Dependencies(this.records, () => this.shutdownReport);
     // XState's host (under inspection) tells the step through the logic's hook and keeps every
@@ -289,8 +293,9 @@ export class Scheduler<H extends Handlers = Handlers> {
    */
   cancel(id: string): boolean {
     const record = this.records.get(id);
-    if (!record?.actor || FINAL.has(record.state)) return false;
-    record.actor.send({ type: 'job.cancel', reason: 'user' });
+    const actor = record && this.records.actorOf(record);
+    if (!record || !actor || FINAL.has(record.state)) return false;
+    actor.send({ type: 'job.cancel', reason: 'user' });
     return true;
   }
 
@@ -430,9 +435,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const now = this.options.clock.now();
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
-    const actor = new LeanActor(this.jobHost, undefined, true);
-    actor.tag = record;
-    record.actor = actor;
+    // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued', false);
     if (this.dispatcher.enqueue(job.id, job.level, now, record)) this.pump();
   }
@@ -553,7 +556,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         const now = this.options.clock.now();
         for (let d = this.dispatcher.next(now); d; d = this.dispatcher.next(now)) {
           const record = d.value;
-          const actor = record.actor;
+          const actor = this.records.actorOf(record);
           if (d.kind === 'rejected') {
             // Checked at submit, so only a pool that changed under it gets here: it can never run.
             const message = d.error instanceof Error ? d.error.message : String(d.error);
@@ -615,7 +618,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private snapshotOf(record: JobRecord, snap?: JobStateSnapshot): JobSnapshot {
-    return snapshotOf(record, this.view, snap);
+    return snapshotOf(record, this.view, snap ?? this.records.actorOf(record)?.getSnapshot());
   }
 
   private emit(event: SchedulerEvent): void {

@@ -5,7 +5,7 @@
 import { InvalidOptionError } from '../core/errors.js';
 import type { JobState } from '../core/types.js';
 import type { SchedulerClock } from './clock.js';
-import { HOLDING, WAITING, type JobRecord, type JobRecords } from './job-records.js';
+import { HOLDING, WAITING, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
 import type { ShutdownReport } from './types.js';
 
 /** `drain` lets running jobs finish (for a while); `cancel` aborts them at once. */
@@ -55,7 +55,7 @@ export async function runShutdown(
 ): Promise<ShutdownReport> {
   const { records, clock } = deps;
   for (const [id, record] of records.entries()) {
-    if (record.actor && WAITING.has(record.state)) cancelForShutdown(id, record, report.cancelled);
+    if (WAITING.has(record.state)) cancelForShutdown(id, records.actorOf(record), report.cancelled);
   }
   if (mode === 'cancel') abortRunning(records, report);
   else if (records.liveCount() > 0) {
@@ -80,7 +80,7 @@ export async function runShutdown(
 /** Aborts every running job (kind `shutdown`), noting it in the shutdown report. */
 export function abortRunning(records: JobRecords, report: ShutdownReport): void {
   for (const [id, record] of records.entries()) {
-    if (record.actor && HOLDING.has(record.state)) cancelForShutdown(id, record, report.aborted);
+    if (HOLDING.has(record.state)) cancelForShutdown(id, records.actorOf(record), report.aborted);
   }
 }
 
@@ -100,7 +100,8 @@ export function stopRetryForShutdown(
   record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
 }
 
-function cancelForShutdown(id: string, record: JobRecord, into: string[]): void {
+function cancelForShutdown(id: string, actor: JobActor | undefined, into: string[]): void {
+  if (!actor) return;
   into.push(id);
-  record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
+  actor.send({ type: 'job.cancel', reason: 'shutdown' });
 }

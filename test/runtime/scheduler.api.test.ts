@@ -713,4 +713,53 @@ describe('options', () => {
     expect(scheduler.stats().resources.capacity).toMatchObject(capacity);
     await expect(job.result).resolves.toBe('ws');
   });
+
+  it("takes a job's request as it was at submit: changing the object afterwards changes nothing", async () => {
+    const si: SystemInformationLike = {
+      cpu: async () => ({ cores: 4 }),
+      mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
+      graphics: async () => ({ controllers: [] }),
+    };
+    const clock = createVirtualClock();
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: 'detect',
+      detect: { si, id: 'box', runNvidiaSmi: async () => '' },
+      handlers: { work: async ({ allocation }: HandlerContext<unknown>) => allocation.cpu },
+    });
+    const request: { cpu: number; gpu?: number } = { cpu: 2 };
+    const job = scheduler.submit({ type: 'work', resources: request });
+    // Reused for something else before the pool is known: no GPU there, 64 cores asked.
+    request.cpu = 64;
+    request.gpu = 1;
+    await scheduler.ready;
+    await clock.advanceBy(0);
+    await expect(job.result).resolves.toBe(2);
+    expect(scheduler.get(job.id)?.state).toBe('completed');
+  });
+
+  it('cancels, once the pool is known, a job submitted before that can never fit it (no one watching)', async () => {
+    const si: SystemInformationLike = {
+      cpu: async () => ({ cores: 4 }),
+      mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
+      graphics: async () => ({ controllers: [] }),
+    };
+    const clock = createVirtualClock();
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: 'detect',
+      detect: { si, id: 'box', runNvidiaSmi: async () => '' },
+      handlers: { work: async () => 'ran' },
+    });
+    const big = scheduler.submit({ type: 'work', resources: { gpu: 1 } });
+    const small = scheduler.submit({ type: 'work', resources: { cpu: 1 } });
+    await scheduler.ready;
+    await clock.advanceBy(0);
+    await expect(big.result).rejects.toThrow(/gpu/);
+    expect(scheduler.get(big.id)?.state).toBe('cancelled');
+    await expect(small.result).resolves.toBe('ran');
+    expect(scheduler.stats().jobs).toMatchObject({ cancelled: 1, completed: 1, queued: 0 });
+  });
 });
