@@ -29,14 +29,13 @@ export class Dependencies {
    * `actor` is the one just started (the record may have dropped it already, if the job ended).
    */
   link(record: JobRecord, actor: JobActor): void {
-    const job = record.spec;
     let failedDep: { id: string; state: JobState } | undefined;
-    for (const dep of job.dependsOn) {
+    for (const dep of record.dependsOn) {
       const depRecord = this.records.get(dep) as JobRecord;
       if (!FINAL.has(depRecord.state)) {
         record.waitingOn++;
-        (depRecord.dependents ??= []).push(job.id);
-      } else if (depRecord.state !== 'completed' && job.dependencyPolicy === 'afterok') {
+        (depRecord.dependents ??= []).push(record.id);
+      } else if (depRecord.state !== 'completed' && record.dependencyPolicy === 'afterok') {
         failedDep ??= { id: dep, state: depRecord.state };
       }
     }
@@ -46,7 +45,7 @@ export class Dependencies {
 
   /** Tells the dependents of a job that just ended in `state`, and forgets them. */
   ended(record: JobRecord, state: JobState): void {
-    const id = record.spec.id;
+    const id = record.id;
     const dependents = record.dependents;
     record.dependents = undefined;
     for (const dependent of dependents ?? []) this.notify(() => this.dependencyEnded(dependent, id, state));
@@ -56,7 +55,7 @@ export class Dependencies {
     const report = this.shutdownReport();
     if (report) {
       // Shutdown cancelled the dependency: the dependent ends for the same reason, not its own.
-      if (!report.cancelled.includes(record.spec.id)) report.cancelled.push(record.spec.id);
+      if (!report.cancelled.includes(record.id)) report.cancelled.push(record.id);
       record.actor?.send({ type: 'job.cancel', reason: 'shutdown' });
       return;
     }
@@ -82,7 +81,7 @@ export class Dependencies {
   private dependencyEnded(dependentId: string, depId: string, state: JobState): void {
     const record = this.records.get(dependentId);
     if (!record?.actor || record.state !== 'pending') return;
-    if (state !== 'completed' && record.spec.dependencyPolicy === 'afterok') {
+    if (state !== 'completed' && record.dependencyPolicy === 'afterok') {
       this.failed(record, depId, state);
       return;
     }

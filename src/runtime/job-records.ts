@@ -14,9 +14,11 @@ import type { JobSnapshot } from './types.js';
 /** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
 export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
 
-/** What the scheduler keeps of one job. */
-export type JobRecord = {
-  spec: NormalisedJob;
+/**
+ * What the scheduler keeps of one job: the fields of its normalised spec (the record is its own
+ * spec, so a job is one object, not two) and its state.
+ */
+export type JobRecord = NormalisedJob & {
   /** Its request in ledger units (the record itself is what the queue holds). */
   readonly units: UnitRequest;
   /**
@@ -24,7 +26,6 @@ export type JobRecord = {
    * own): `queueEntry` is the record itself while queued; the queue owns the fields below it.
    */
   queueEntry: QueueEntry<JobRecord> | undefined;
-  readonly id: string;
   base: number;
   enqueuedAt: number;
   order: number;
@@ -171,10 +172,19 @@ export class JobRecords {
   /** A new record for an accepted job, `pending`. */
   add(job: NormalisedJob, units: UnitRequest): JobRecord {
     const record: JobRecord = {
-      spec: job,
+      id: job.id,
+      type: job.type,
+      payload: job.payload,
+      priority: job.priority,
+      level: job.level,
+      timeoutMs: job.timeoutMs,
+      maxAttempts: job.maxAttempts,
+      backoff: job.backoff,
+      group: job.group,
+      dependsOn: job.dependsOn,
+      dependencyPolicy: job.dependencyPolicy,
       units,
       queueEntry: undefined,
-      id: job.id,
       base: 0,
       enqueuedAt: 0,
       order: 0,
@@ -279,13 +289,13 @@ export class JobRecords {
       const record = this.finishedOrder[this.finishedHead] as JobRecord;
       // Let the dropped record go now, not when the list is next compacted.
       this.finishedOrder[this.finishedHead++] = undefined;
-      const oldest = record.spec.id;
+      const oldest = record.id;
       if (record.final && this.get(oldest) === record) {
         this.order.delete(record.seq);
         const n = numberOf(oldest);
         if (n < 0) this.named.delete(oldest);
         else this.numbered.delete(n);
-        if (record.spec.group !== undefined) this.groups.get(record.spec.group)?.delete(oldest);
+        if (record.group !== undefined) this.groups.get(record.group)?.delete(oldest);
       }
     }
     if (this.finishedHead > 1_024 && this.finishedHead * 2 > this.finishedOrder.length) {

@@ -23,7 +23,7 @@ export type QueueView = {
 export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSnapshot): JobSnapshot {
   if (record.final) return record.final;
   const current = snap ?? (record.actor as JobActor).getSnapshot();
-  const out = toJobSnapshot(record.spec, current, effectiveLevel(record, view));
+  const out = toJobSnapshot(record, current, effectiveLevel(record, view));
   if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
   return out;
 }
@@ -47,7 +47,7 @@ class Handle implements JobHandle {
     private readonly record: JobRecord,
     private readonly owner: HandleOwner,
   ) {
-    this.id = record.spec.id;
+    this.id = record.id;
   }
 
   /**
@@ -89,8 +89,8 @@ function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobS
 }
 
 function effectiveLevel(record: JobRecord, view: QueueView): number {
-  if (record.state !== 'queued') return record.spec.level;
+  if (record.state !== 'queued') return record.level;
   // The record carries its queue entry: no lookup by id.
   const entry = record.queueEntry;
-  return entry ? view.dispatcher.queue.level(entry, view.clock.now()) : record.spec.level;
+  return entry ? view.dispatcher.queue.level(entry, view.clock.now()) : record.level;
 }

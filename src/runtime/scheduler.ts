@@ -156,7 +156,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       wake: (actor) => {
         const record = actor.tag as JobRecord;
         const at = record.enqueuedAt;
-        const input = jobInput(record.spec, this.options, record.seed);
+        const input = jobInput(record, this.options, record.seed);
         input.submittedAt = at;
         return { input, events: [{ type: 'job.ready', at }] };
       },
@@ -431,19 +431,17 @@ export class Scheduler<H extends Handlers = Handlers> {
    * made at the start instead, it dies young (docs/performance.md, "scaling").
    */
   private acceptQueued(record: JobRecord): void {
-    const job = record.spec;
     const now = this.options.clock.now();
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued', false);
-    if (this.dispatcher.enqueue(job.id, job.level, now, record)) this.pump();
+    if (this.dispatcher.enqueue(record.id, record.level, now, record)) this.pump();
   }
 
   private acceptNow(record: JobRecord): void {
-    const job = record.spec;
     const onError = this.inspect ? (error: unknown) => this.failed(record, error) : noop;
-    const actor = createJobActor(this.jobHost, jobInput(job, this.options), this.inspect, onError);
+    const actor = createJobActor(this.jobHost, jobInput(record, this.options), this.inspect, onError);
     record.actor = actor;
     if (actor instanceof LeanActor) actor.tag = record;
     else this.inspected.set(actor, record);
@@ -464,7 +462,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   private onJob(record: JobRecord, snap: JobStateSnapshot): void {
     const state = jobStateOf(snap.value);
     const prev = record.state;
-    const id = record.spec.id;
+    const id = record.id;
     const now = this.options.clock.now();
     if (state !== prev) {
       const mayRetry = state === 'running' && snap.context.attempt < snap.context.maxAttempts;
@@ -485,7 +483,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       const given = record.boostGiven;
       const boost = given && given.until > now ? given : undefined;
       // A round runs unless the dispatcher can tell that it would start nothing.
-      if (this.dispatcher.enqueue(id, record.spec.level, now, record, boost)) this.pump();
+      if (this.dispatcher.enqueue(id, record.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
       record.progressSeen = 0;
       record.noteSeen = undefined;
@@ -526,7 +524,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       record.holding ??= snap.context.allocation?.id;
       return false;
     }
-    const id = record.spec.id;
+    const id = record.id;
     // A grant the job never took (it was cancelled with the grant still on its way) goes back too.
     const released = record.holding ?? this.dispatcher.holders.get(id);
     if (released === undefined) return false;
@@ -583,8 +581,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private finish(record: JobRecord, snap: JobStateSnapshot, state: JobState): void {
-    const id = record.spec.id;
-    const final = toJobSnapshot(record.spec, snap, record.spec.level);
+    const id = record.id;
+    const final = toJobSnapshot(record, snap, record.level);
     record.final = final;
     record.actor = undefined;
     record.boostGiven = undefined;

@@ -93,7 +93,7 @@ export function stopRetryForShutdown(
   prev: JobState,
   report: ShutdownReport | undefined,
 ): void {
-  const id = record.spec.id;
+  const id = record.id;
   if (report && !report.cancelled.includes(id) && !report.aborted.includes(id)) {
     (HOLDING.has(prev) ? report.aborted : report.cancelled).push(id);
   }
