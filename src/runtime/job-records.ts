@@ -112,7 +112,13 @@ export class JobRecords {
   private readonly named = new Map<string, JobRecord>();
   private nextSeq = 0;
   private readonly groups = new Map<string, Set<string>>();
-  private readonly finishedOrder: Array<JobRecord | undefined> = [];
+  /**
+   * Finished jobs, oldest first, as pairs: the `seq` of each, and the N of its `job-N` id — or
+   * the record itself where its id has another form or it has a group. Dropping the oldest thus
+   * touches neither its record nor its id, which at a deep backlog are long out of the caches.
+   */
+  private readonly finishedSeq: number[] = [];
+  private readonly finishedRef: Array<JobRecord | number | undefined> = [];
   private finishedHead = 0;
   private batching = false;
   private idSeq = 0;
@@ -264,7 +270,9 @@ export class JobRecords {
 
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
-    this.finishedOrder.push(record);
+    const n = record.group === undefined ? numberOf(record.id) : -1;
+    this.finishedSeq.push(record.seq);
+    this.finishedRef.push(n < 0 ? record : n);
     this.retain();
   }
 
@@ -285,21 +293,24 @@ export class JobRecords {
   /** Keeps at most `retainFinished` finished records, dropping the oldest. */
   private retain(): void {
     if (this.batching) return;
-    while (this.finishedOrder.length - this.finishedHead > this.retainFinished) {
-      const record = this.finishedOrder[this.finishedHead] as JobRecord;
-      // Let the dropped record go now, not when the list is next compacted.
-      this.finishedOrder[this.finishedHead++] = undefined;
-      const oldest = record.id;
-      if (record.final && this.get(oldest) === record) {
-        this.order.delete(record.seq);
-        const n = numberOf(oldest);
-        if (n < 0) this.named.delete(oldest);
+    const { finishedSeq, finishedRef } = this;
+    while (finishedSeq.length - this.finishedHead > this.retainFinished) {
+      const oldest = this.finishedHead++;
+      const ref = finishedRef[oldest];
+      // Let a dropped record go now, not when the list is next compacted.
+      finishedRef[oldest] = undefined;
+      this.order.delete(finishedSeq[oldest] as number);
+      if (typeof ref === 'number') this.numbered.delete(ref);
+      else if (ref) {
+        const n = numberOf(ref.id);
+        if (n < 0) this.named.delete(ref.id);
         else this.numbered.delete(n);
-        if (record.group !== undefined) this.groups.get(record.group)?.delete(oldest);
+        if (ref.group !== undefined) this.groups.get(ref.group)?.delete(ref.id);
       }
     }
-    if (this.finishedHead > 1_024 && this.finishedHead * 2 > this.finishedOrder.length) {
-      this.finishedOrder.splice(0, this.finishedHead);
+    if (this.finishedHead > 1_024 && this.finishedHead * 2 > finishedSeq.length) {
+      finishedSeq.splice(0, this.finishedHead);
+      finishedRef.splice(0, this.finishedHead);
       this.finishedHead = 0;
     }
   }

@@ -130,44 +130,58 @@ describe('JobRecords', () => {
       dependsOn: [],
     }) as unknown as NormalisedJob;
 
-  it('finds every record by id, keeps submission order across both kinds of id, and forgets dropped ones', () => {
+  it('finds every record by id, keeps submission order and groups across both kinds of id, and forgets dropped ones', () => {
+    const pickArb = fc.record({
+      id: fc.oneof(
+        fc.constant('new'),
+        fc.constantFrom('a', 'job-0', 'job-07', 'x-1'),
+        fc.integer({ min: 1, max: 40 }),
+      ),
+      grouped: fc.boolean(),
+    });
     fc.assert(
       fc.property(
-        fc.array(
-          fc.oneof(
-            fc.constant('new'),
-            fc.constantFrom('a', 'job-0', 'job-07', 'x-1'),
-            fc.integer({ min: 1, max: 40 }),
-          ),
-          {
-            maxLength: 60,
-          },
-        ),
+        fc.array(pickArb, { maxLength: 60 }),
         fc.integer({ min: 0, max: 5 }),
-        (picks, retain) => {
+        fc.array(fc.nat(), { maxLength: 60 }),
+        (picks, retain, finishPicks) => {
           const records = new JobRecords(retain);
           const order: string[] = [];
+          const grouped = new Set<string>();
           for (const pick of picks) {
             const id =
-              pick === 'new' ? records.newId(new Set()) : typeof pick === 'number' ? `job-${pick}` : pick;
+              pick.id === 'new'
+                ? records.newId(new Set())
+                : typeof pick.id === 'number'
+                  ? `job-${pick.id}`
+                  : pick.id;
             if (records.has(id)) continue;
-            const record = records.add(job(id), toUnits({ cpu: 1 }));
+            const spec = pick.grouped ? { ...job(id), group: 'g' } : job(id);
+            const record = records.add(spec, toUnits({ cpu: 1 }));
             expect(records.get(id)).toBe(record);
             order.push(id);
+            if (pick.grouped) grouped.add(id);
           }
           expect([...records.ids()]).toEqual(order);
           expect([...records.entries()].map(([id, r]) => (r.id === id ? id : '?'))).toEqual(order);
-          // Finish them all, oldest first: only the last `retain` stay.
-          for (const id of order) {
+          expect([...records.ids('g')]).toEqual(order.filter((id) => grouped.has(id)));
+          // Finish them all in some order: only the last `retain` to finish stay.
+          const left = [...order];
+          const finishedOrder: string[] = [];
+          for (let i = 0; left.length > 0; i++) {
+            const [id] = left.splice((finishPicks[i] ?? 0) % left.length, 1) as [string];
             const record = records.get(id);
             if (!record) throw new Error(`lost ${id}`);
             records.moved(record, 'cancelled', false);
             record.final = {} as NonNullable<typeof record.final>;
             records.finished(record);
+            finishedOrder.push(id);
           }
-          const kept = order.slice(Math.max(0, order.length - retain));
-          expect([...records.ids()]).toEqual(kept);
-          for (const id of order) expect(records.has(id)).toBe(kept.includes(id));
+          const kept = new Set(finishedOrder.slice(Math.max(0, finishedOrder.length - retain)));
+          expect([...records.ids()]).toEqual(order.filter((id) => kept.has(id)));
+          expect([...records.ids('g')]).toEqual(order.filter((id) => kept.has(id) && grouped.has(id)));
+          for (const id of order) expect(records.has(id)).toBe(kept.has(id));
+          expect(records.counts.cancelled).toBe(order.length);
         },
       ),
       { numRuns: numRuns(150) },
