@@ -4,7 +4,8 @@
  * `{ cpu: 1 }` on 4 CPUs with maxConcurrentJobs 4 and random priorities; each completion submits
  * one more job. After one whole run per backlog that is not measured, and 5,000 completions of
  * warm-up in each run, the time of the next 20,000 completions (submit, queue, start, run,
- * release, record) divided by 20,000 is the per-job cost at B.
+ * release, record) divided by 20,000 is the per-job cost at B. The two backlogs take turns (7
+ * runs each); the scaling ratio is the median over the 7 pairs of runs side by side in time.
  * Also reported: the garbage-collection pauses within those 20,000 completions, per job (what of
  * the cost is GC, and so what a larger backlog adds there).
  */
@@ -68,29 +69,48 @@ async function perJobAt(backlog: number): Promise<{ perJob: number; gc: number }
 }
 
 const backlogs = (process.env['BENCH_SCALING'] ?? '1000,100000').split(',').map(Number);
-const medians = new Map<number, { value: number; min: number; max: number }>();
-for (const backlog of backlogs) {
-  const runs: Array<{ perJob: number; gc: number }> = [];
-  // A whole run first, not measured: the first run of a process also pays for compiling the
-  // engine (it measured ~17 µs per job at 1k where the next ones measured ~9–13).
-  await perJobAt(backlog);
-  for (let i = 0; i < 5; i++) runs.push(await perJobAt(backlog));
-  const result = summarise(runs.map((r) => r.perJob));
-  medians.set(backlog, result);
-  report({ name: 'per-job cost at a steady backlog', params: { backlog }, unit: 'µs', runs: 5, ...result });
-  const gc = summarise(runs.map((r) => r.gc));
-  report({ name: 'of which GC pauses', params: { backlog }, unit: 'µs', runs: 5, ...gc });
+const small = Math.min(...backlogs);
+const large = Math.max(...backlogs);
+const RUNS = 7;
+const runs = new Map<number, Array<{ perJob: number; gc: number }>>(backlogs.map((b) => [b, []]));
+/** large ÷ small of the two runs next to each other in time. */
+const paired: number[] = [];
+// A whole run per backlog first, not measured: the first run of a process also pays for
+// compiling the engine (it measured ~17 µs per job at 1k where the next ones measured ~9–13).
+for (const backlog of backlogs) await perJobAt(backlog);
+// The backlogs take turns, and each ratio is of two runs side by side in time: this VM's speed
+// drifts by ±30% within a minute, and the ratio of a minute of 1k runs to a later minute of 100k
+// runs measured that drift (1.05–1.83 with one engine, 2026-11-26) more than the engine.
+for (let i = 0; i < RUNS; i++) {
+  const order = i % 2 === 0 ? backlogs : [...backlogs].reverse();
+  const here = new Map<number, number>();
+  for (const backlog of order) {
+    const run = await perJobAt(backlog);
+    runs.get(backlog)?.push(run);
+    here.set(backlog, run.perJob);
+  }
+  const [a, b] = [here.get(small), here.get(large)];
+  if (a !== undefined && b !== undefined && backlogs.length > 1) paired.push(b / a);
 }
-const small = medians.get(Math.min(...backlogs));
-const large = medians.get(Math.max(...backlogs));
-if (small && large && backlogs.length > 1) {
+for (const backlog of backlogs) {
+  const measured = runs.get(backlog) ?? [];
+  const result = summarise(measured.map((r) => r.perJob));
+  report({
+    name: 'per-job cost at a steady backlog',
+    params: { backlog },
+    unit: 'µs',
+    runs: RUNS,
+    ...result,
+  });
+  const gc = summarise(measured.map((r) => r.gc));
+  report({ name: 'of which GC pauses', params: { backlog }, unit: 'µs', runs: RUNS, ...gc });
+}
+if (paired.length > 0) {
   report({
     name: 'scaling (per-job cost, 100k ÷ 1k backlog)',
-    params: { small: Math.min(...backlogs), large: Math.max(...backlogs) },
-    value: large.value / small.value,
+    params: { small, large, pairing: 'runs side by side' },
     unit: '×',
-    min: large.min / small.max,
-    max: large.max / small.min,
-    runs: 5,
+    runs: paired.length,
+    ...summarise(paired),
   });
 }
