@@ -7,7 +7,7 @@ import { InvalidJobError } from '../core/errors.js';
 import { levelOf, MAX_LEVEL } from '../core/priority.js';
 import type { Boost } from '../core/queue.js';
 import type { SchedulerClock, TimerId } from './clock.js';
-import { WAITING, type JobRecords } from './job-records.js';
+import { WAITING, rareOf, type JobRecords } from './job-records.js';
 import type { BoostReport, BoostSignal, BoostSpec, BoostTarget, SchedulerEvent } from './types.js';
 
 /** What a boost tells the scheduler actor. */
@@ -51,7 +51,7 @@ export class Boosts {
         report.ignored.push({ id, state: record.state });
         continue;
       }
-      record.boostGiven = boost;
+      rareOf(record).boostGiven = boost;
       report.boosted.push(id);
       if (record.state === 'queued') queued.push(id);
     }
@@ -62,7 +62,8 @@ export class Boosts {
         this.timers.delete(timer);
         for (const id of report.boosted) {
           const record = records.get(id);
-          if (record?.boostGiven === boost) record.boostGiven = undefined;
+          const rare = record?.rare;
+          if (rare?.boostGiven === boost) rare.boostGiven = undefined;
         }
         send({ type: 'scheduler.boostExpired' });
         emit({ type: 'boost.expired', at: clock.now(), jobIds: report.boosted });

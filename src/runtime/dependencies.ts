@@ -3,7 +3,7 @@
  * starts once the last one lets it, and (afterok) is failed by one that did not complete.
  */
 import type { JobState } from '../core/types.js';
-import { FINAL, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
+import { FINAL, rareOf, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
 import type { ShutdownReport } from './types.js';
 
 /** The message that a job may queue (one object: events are never mutated). */
@@ -33,21 +33,22 @@ export class Dependencies {
     for (const dep of record.dependsOn) {
       const depRecord = this.records.get(dep) as JobRecord;
       if (!FINAL.has(depRecord.state)) {
-        record.waitingOn++;
-        (depRecord.dependents ??= []).push(record.id);
+        rareOf(record).waitingOn++;
+        (rareOf(depRecord).dependents ??= []).push(record.id);
       } else if (depRecord.state !== 'completed' && record.dependencyPolicy === 'afterok') {
         failedDep ??= { id: dep, state: depRecord.state };
       }
     }
     if (failedDep) this.failed(record, failedDep.id, failedDep.state);
-    else if (record.waitingOn === 0) actor.send(READY);
+    else if ((record.rare?.waitingOn ?? 0) === 0) actor.send(READY);
   }
 
   /** Tells the dependents of a job that just ended in `state`, and forgets them. */
   ended(record: JobRecord, state: JobState): void {
     const id = record.id;
-    const dependents = record.dependents;
-    record.dependents = undefined;
+    const rare = record.rare;
+    const dependents = rare?.dependents;
+    if (rare) rare.dependents = undefined;
     for (const dependent of dependents ?? []) this.notify(() => this.dependencyEnded(dependent, id, state));
   }
 
@@ -85,6 +86,6 @@ export class Dependencies {
       this.failed(record, depId, state);
       return;
     }
-    if (--record.waitingOn === 0) record.actor.send(READY);
+    if (--rareOf(record).waitingOn === 0) record.actor.send(READY);
   }
 }

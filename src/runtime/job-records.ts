@@ -42,21 +42,12 @@ export type JobRecord = NormalisedJob & {
   /** Kept once the job is final; the actor is gone then. */
   final: JobSnapshot | undefined;
   state: JobState;
-  /** Dependencies not yet ended in a way that lets this job run. */
-  waitingOn: number;
-  /** Jobs waiting on this one (made at the first). */
-  dependents: string[] | undefined;
-  /** The boost given to it while it waits (also while not queued: applied when it queues). */
-  boostGiven: Boost | undefined;
-  progressSeen: number;
-  noteSeen: string | undefined;
+  /** What few jobs need (dependencies, boosts, progress, `result`, `state$`): made at the first. */
+  rare: RareFields | undefined;
   /** Running with attempts left (counted in `mayRetry`). */
   mayRetry: boolean;
   /** How the job ended, once final: its output, or what `result` rejects with (made when asked). */
   outcome: { ok: true; value: unknown } | { ok: false; error: () => Error } | undefined;
-  /** The `result` promise, made when first asked for (most callers never ask). */
-  result: Promise<unknown> | undefined;
-  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
   /** The allocation held while scheduled or running. */
   holding: string | undefined;
   /** The job actor's transitions seen (see `JobLogicSnapshot.steps`). */
@@ -65,30 +56,66 @@ export type JobRecord = NormalisedJob & {
   seed: number;
   /** Its place in submission order (see `JobRecords`). */
   seq: number;
+};
+
+/**
+ * A job record's fields that most jobs never use, in an object of their own made when first
+ * needed: a queued job in a deep backlog is then smaller (fewer bytes to keep, to copy when the
+ * garbage collector promotes it, and to bring into the caches when it starts).
+ */
+export type RareFields = {
+  /** Dependencies not yet ended in a way that lets this job run. */
+  waitingOn: number;
+  /** Jobs waiting on this one (made at the first). */
+  dependents: string[] | undefined;
+  /** The boost given to it while it waits (also while not queued: applied when it queues). */
+  boostGiven: Boost | undefined;
+  /** The progress last told (a `job.progress` event goes out when it changes). */
+  progressSeen: number;
+  noteSeen: string | undefined;
+  /** The `result` promise, made when first asked for (most callers never ask). */
+  result: Promise<unknown> | undefined;
+  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
   subject: BehaviorSubject<JobSnapshot> | undefined;
 };
 
+/** A record's rare fields, made now if it had none. */
+export function rareOf(record: JobRecord): RareFields {
+  return (record.rare ??= {
+    waitingOn: 0,
+    dependents: undefined,
+    boostGiven: undefined,
+    progressSeen: 0,
+    noteSeen: undefined,
+    result: undefined,
+    settle: undefined,
+    subject: undefined,
+  });
+}
+
 /** A job's `result` promise, made on first ask (settled already if the job has ended). */
 export function resultOf(record: JobRecord): Promise<unknown> {
-  if (record.result) return record.result;
+  const rare = rareOf(record);
+  if (rare.result) return rare.result;
   const outcome = record.outcome;
   const result = outcome
     ? outcome.ok
       ? Promise.resolve(outcome.value)
       : Promise.reject(outcome.error())
-    : new Promise<unknown>((resolve, reject) => (record.settle = { resolve, reject }));
+    : new Promise<unknown>((resolve, reject) => (rare.settle = { resolve, reject }));
   // Callers that never handle a rejection must not see it reported as unhandled.
   result.catch(() => undefined);
-  record.result = result;
+  rare.result = result;
   return result;
 }
 
 /** Records how a job ended and settles its `result` if someone asked for it. */
 export function settle(record: JobRecord, outcome: NonNullable<JobRecord['outcome']>): void {
   record.outcome = outcome;
-  const waiting = record.settle;
-  record.settle = undefined;
-  if (!waiting) return;
+  const rare = record.rare;
+  const waiting = rare?.settle;
+  if (!rare || !waiting) return;
+  rare.settle = undefined;
   if (outcome.ok) waiting.resolve(outcome.value);
   else waiting.reject(outcome.error());
 }
@@ -201,20 +228,13 @@ export class JobRecords {
       actor: undefined,
       final: undefined,
       state: 'pending',
-      waitingOn: 0,
-      dependents: undefined,
-      boostGiven: undefined,
-      progressSeen: 0,
-      noteSeen: undefined,
+      rare: undefined,
       mayRetry: false,
       outcome: undefined,
-      result: undefined,
-      settle: undefined,
       holding: undefined,
       steps: 0,
       seed: 0,
       seq: this.nextSeq++,
-      subject: undefined,
     };
     if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
     record.value = record;

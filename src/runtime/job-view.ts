@@ -8,7 +8,7 @@ import type { JobStateSnapshot } from '../machines/job.machine.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { QueuedJob, schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
-import { resultOf, type JobActor, type JobRecord } from './job-records.js';
+import { rareOf, resultOf, type JobActor, type JobRecord } from './job-records.js';
 import { toJobSnapshot } from './snapshot.js';
 import type { JobHandle, JobSnapshot } from './types.js';
 
@@ -66,8 +66,9 @@ class Handle implements JobHandle {
   get state$(): Observable<JobSnapshot> {
     const record = this.record;
     if (record.final) return of(record.final);
-    record.subject ??= new BehaviorSubject(this.owner.snapshotOf(record));
-    return record.subject.asObservable();
+    const rare = rareOf(record);
+    rare.subject ??= new BehaviorSubject(this.owner.snapshotOf(record));
+    return rare.subject.asObservable();
   }
 }
 

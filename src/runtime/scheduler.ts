@@ -39,7 +39,7 @@ import {
   type CheckedJob,
   type JobHost,
 } from './job-intake.js';
-import { FINAL, HOLDING, JobRecords, settle, type JobRecord } from './job-records.js';
+import { FINAL, HOLDING, JobRecords, rareOf, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
 import {
@@ -480,13 +480,16 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (state === 'queued' && prev !== 'queued') {
       // Say so first: enqueueing may start the job at once, and "started" must follow "queued".
       if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
-      const given = record.boostGiven;
+      const given = record.rare?.boostGiven;
       const boost = given && given.until > now ? given : undefined;
       // A round runs unless the dispatcher can tell that it would start nothing.
       if (this.dispatcher.enqueue(id, record.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
-      record.progressSeen = 0;
-      record.noteSeen = undefined;
+      const rare = record.rare;
+      if (rare) {
+        rare.progressSeen = 0;
+        rare.noteSeen = undefined;
+      }
       if (this.listening) this.emit({ type: 'job.started', at: now, job: this.snapshotOf(record, snap) });
       if (this.awaiting === id) {
         this.awaiting = undefined;
@@ -494,9 +497,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       }
     } else if (state === 'running') {
       const { fraction, note } = snap.context.progress;
-      if (fraction !== record.progressSeen || note !== record.noteSeen) {
-        record.progressSeen = fraction;
-        record.noteSeen = note;
+      const seen = record.rare;
+      if (fraction !== (seen?.progressSeen ?? 0) || note !== seen?.noteSeen) {
+        const rare = rareOf(record);
+        rare.progressSeen = fraction;
+        rare.noteSeen = note;
         if (this.listening) this.emit({ type: 'job.progress', at: now, job: this.snapshotOf(record, snap) });
       }
     } else if (state === 'retrying' && prev !== 'retrying') {
@@ -509,7 +514,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         });
     }
     if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
-    else record.subject?.next(this.snapshotOf(record, snap));
+    else record.rare?.subject?.next(this.snapshotOf(record, snap));
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
     if (released || left) this.pump();
     if (FINAL.has(state) && state !== prev) this.checkIdle();
@@ -585,7 +590,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     const final = toJobSnapshot(record, snap, record.level);
     record.final = final;
     record.actor = undefined;
-    record.boostGiven = undefined;
+    const rare = record.rare;
+    if (rare) rare.boostGiven = undefined;
     const at = this.options.clock.now();
     if (state === 'completed') {
       settle(record, { ok: true, value: snap.context.output });
@@ -599,9 +605,13 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (this.listening)
         this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }
-    record.subject?.next(final);
-    record.subject?.complete();
-    record.subject = undefined;
+    // Read again: a listener told of the end above may have asked for `state$` just now.
+    const watched = record.rare;
+    if (watched?.subject) {
+      watched.subject.next(final);
+      watched.subject.complete();
+      watched.subject = undefined;
+    }
     this.dependencies.ended(record, state);
     this.records.finished(record);
   }
