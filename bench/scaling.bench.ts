@@ -4,8 +4,8 @@
  * `{ cpu: 1 }` on 4 CPUs with maxConcurrentJobs 4 and random priorities; each completion submits
  * one more job. After one whole run per backlog that is not measured, and 5,000 completions of
  * warm-up in each run, the time of the next 20,000 completions (submit, queue, start, run,
- * release, record) divided by 20,000 is the per-job cost at B. The two backlogs take turns (7
- * runs each); the scaling ratio is the median over the 7 pairs of runs side by side in time.
+ * release, record) divided by 20,000 is the per-job cost at B. The two backlogs take turns (11
+ * runs each); the scaling ratio is the median over the 11 pairs of runs side by side in time.
  * Also reported: the garbage-collection pauses within those 20,000 completions, per job (what of
  * the cost is GC, and so what a larger backlog adds there).
  */
@@ -71,7 +71,7 @@ async function perJobAt(backlog: number): Promise<{ perJob: number; gc: number }
 const backlogs = (process.env['BENCH_SCALING'] ?? '1000,100000').split(',').map(Number);
 const small = Math.min(...backlogs);
 const large = Math.max(...backlogs);
-const RUNS = 7;
+const RUNS = 11;
 const runs = new Map<number, Array<{ perJob: number; gc: number }>>(backlogs.map((b) => [b, []]));
 /** large ÷ small of the two runs next to each other in time. */
 const paired: number[] = [];

@@ -164,7 +164,7 @@ export class JobQueue<T> {
     if (this.byId) this.byId.delete(entry.id);
     else (entry.value as T & Indexed<T>).queueEntry = undefined;
     entry.boost = undefined;
-    this.boosted.delete(entry);
+    if (this.boosted.size > 0) this.boosted.delete(entry);
     this.counts[entry.base] = (this.counts[entry.base] as number) - 1;
     this.count--;
     return true;
