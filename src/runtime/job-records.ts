@@ -56,69 +56,7 @@ export type JobRecord = NormalisedJob & {
   seed: number;
   /** Its place in submission order (see `JobRecords`). */
   seq: number;
-  /** The N of an id `job-N` (see `numberOf`), else −1. */
-  readonly n: number;
 };
-
-/**
- * A job record. An id of the form `job-N` — every generated one — is kept as its number and
- * written out only when first read (at the job's start, mostly): a job waiting in a deep backlog
- * holds no string of its own, one object fewer to keep, to promote and to fetch from memory.
- */
-class StoredJob {
-  private written: string | undefined;
-  readonly type: string;
-  readonly payload: unknown;
-  readonly priority: NormalisedJob['priority'];
-  readonly level: number;
-  readonly timeoutMs: number | undefined;
-  readonly maxAttempts: number;
-  readonly backoff: NormalisedJob['backoff'];
-  readonly group: string | undefined;
-  readonly dependsOn: readonly string[];
-  readonly dependencyPolicy: NormalisedJob['dependencyPolicy'];
-  queueEntry: QueueEntry<JobRecord> | undefined = undefined;
-  base = 0;
-  enqueuedAt = 0;
-  order = 0;
-  boost: Boost | undefined = undefined;
-  value: JobRecord;
-  prev: QueueEntry<JobRecord> | undefined = undefined;
-  next: QueueEntry<JobRecord> | undefined = undefined;
-  actor: JobActor | undefined = undefined;
-  final: JobSnapshot | undefined = undefined;
-  state: JobState = 'pending';
-  rare: RareFields | undefined = undefined;
-  mayRetry = false;
-  outcome: JobRecord['outcome'] = undefined;
-  holding: string | undefined = undefined;
-  steps = 0;
-  seed = 0;
-
-  constructor(
-    job: NormalisedJob,
-    readonly units: UnitRequest,
-    readonly n: number,
-    readonly seq: number,
-  ) {
-    this.written = n < 0 ? job.id : undefined;
-    this.type = job.type;
-    this.payload = job.payload;
-    this.priority = job.priority;
-    this.level = job.level;
-    this.timeoutMs = job.timeoutMs;
-    this.maxAttempts = job.maxAttempts;
-    this.backoff = job.backoff;
-    this.group = job.group;
-    this.dependsOn = job.dependsOn;
-    this.dependencyPolicy = job.dependencyPolicy;
-    this.value = this as unknown as JobRecord;
-  }
-
-  get id(): string {
-    return (this.written ??= `job-${this.n}`);
-  }
-}
 
 /**
  * A job record's fields that most jobs never use, in an object of their own made when first
@@ -266,10 +204,42 @@ export class JobRecords {
 
   /** A new record for an accepted job, `pending`. */
   add(job: NormalisedJob, units: UnitRequest): JobRecord {
-    const n = numberOf(job.id);
-    const record: JobRecord = new StoredJob(job, units, n, this.nextSeq++);
+    const record: JobRecord = {
+      id: job.id,
+      type: job.type,
+      payload: job.payload,
+      priority: job.priority,
+      level: job.level,
+      timeoutMs: job.timeoutMs,
+      maxAttempts: job.maxAttempts,
+      backoff: job.backoff,
+      group: job.group,
+      dependsOn: job.dependsOn,
+      dependencyPolicy: job.dependencyPolicy,
+      units,
+      queueEntry: undefined,
+      base: 0,
+      enqueuedAt: 0,
+      order: 0,
+      boost: undefined,
+      value: undefined as unknown as JobRecord,
+      prev: undefined,
+      next: undefined,
+      actor: undefined,
+      final: undefined,
+      state: 'pending',
+      rare: undefined,
+      mayRetry: false,
+      outcome: undefined,
+      holding: undefined,
+      steps: 0,
+      seed: 0,
+      seq: this.nextSeq++,
+    };
     if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
+    record.value = record;
     this.order.set(record.seq, record);
+    const n = numberOf(job.id);
     if (n < 0) this.named.set(job.id, record);
     else this.numbered.set(n, record);
     this.counts.pending++;
@@ -320,7 +290,7 @@ export class JobRecords {
 
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
-    const n = record.group === undefined ? record.n : -1;
+    const n = record.group === undefined ? numberOf(record.id) : -1;
     this.finishedSeq.push(record.seq);
     this.finishedRef.push(n < 0 ? record : n);
     this.retain();
@@ -352,8 +322,9 @@ export class JobRecords {
       this.order.delete(finishedSeq[oldest] as number);
       if (typeof ref === 'number') this.numbered.delete(ref);
       else if (ref) {
-        if (ref.n < 0) this.named.delete(ref.id);
-        else this.numbered.delete(ref.n);
+        const n = numberOf(ref.id);
+        if (n < 0) this.named.delete(ref.id);
+        else this.numbered.delete(n);
         if (ref.group !== undefined) this.groups.get(ref.group)?.delete(ref.id);
       }
     }

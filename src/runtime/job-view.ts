@@ -43,13 +43,11 @@ class Handle implements JobHandle {
   readonly id: string;
   private cancelJob: (() => boolean) | undefined = undefined;
 
-  /** `id`: the record's, as the submit wrote it (the record writes a `job-N` id out only when read). */
   constructor(
     private readonly record: JobRecord,
     private readonly owner: HandleOwner,
-    id: string,
   ) {
-    this.id = id;
+    this.id = record.id;
   }
 
   /**
@@ -75,8 +73,8 @@ class Handle implements JobHandle {
 }
 
 /** A job's handle (see `Handle`). */
-export function jobHandle(record: JobRecord, owner: HandleOwner, id: string): JobHandle {
-  return new Handle(record, owner, id);
+export function jobHandle(record: JobRecord, owner: HandleOwner): JobHandle {
+  return new Handle(record, owner);
 }
 
 /**

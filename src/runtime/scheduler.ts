@@ -417,9 +417,9 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private accept({ job, units }: CheckedJob): JobHandle {
     const record = this.records.add(job, units);
-    if (!this.inspect && !this.listening && job.dependsOn.length === 0) this.acceptQueued(record, job.id);
+    if (!this.inspect && !this.listening && job.dependsOn.length === 0) this.acceptQueued(record);
     else this.acceptNow(record);
-    return jobHandle(record, this.handleOwner, job.id);
+    return jobHandle(record, this.handleOwner);
   }
 
   /**
@@ -430,13 +430,13 @@ export class Scheduler<H extends Handlers = Handlers> {
    * backlog what a started actor holds (snapshot, context) would live as long as the job waits;
    * made at the start instead, it dies young (docs/performance.md, "scaling").
    */
-  private acceptQueued(record: JobRecord, id: string): void {
+  private acceptQueued(record: JobRecord): void {
     const now = this.options.clock.now();
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued', false);
-    if (this.dispatcher.enqueue(id, record.level, now, record)) this.pump();
+    if (this.dispatcher.enqueue(record.id, record.level, now, record)) this.pump();
   }
 
   private acceptNow(record: JobRecord): void {
