@@ -46,10 +46,11 @@ export type JobRecord = NormalisedJob & {
   rare: RareFields | undefined;
   /** Running with attempts left (counted in `mayRetry`). */
   mayRetry: boolean;
-  /** How the job ended, once final: its output, or what `result` rejects with (made when asked). */
-  outcome: { ok: true; value: unknown } | { ok: false; error: () => Error } | undefined;
-  /** The allocation held while scheduled or running. */
-  holding: string | undefined;
+  /**
+   * How the job ended: `UNSETTLED` until then, then its output — as it is, no wrapper object — or
+   * a `Failure` (what `result` rejects with, made when asked).
+   */
+  outcome: unknown;
   /** The job actor's transitions seen (see `JobLogicSnapshot.steps`). */
   steps: number;
   /** The retry-jitter seed drawn at submit, for an actor that starts later. */
@@ -93,31 +94,40 @@ export function rareOf(record: JobRecord): RareFields {
   });
 }
 
+/** The outcome of a job that has not ended (see `JobRecord.outcome`). */
+export const UNSETTLED: unique symbol = Symbol('unsettled');
+
+/** How a job that did not complete ended: what its `result` rejects with, made when asked (a stack trace costs µs). */
+export class Failure {
+  constructor(readonly error: () => Error) {}
+}
+
 /** A job's `result` promise, made on first ask (settled already if the job has ended). */
 export function resultOf(record: JobRecord): Promise<unknown> {
   const rare = rareOf(record);
   if (rare.result) return rare.result;
   const outcome = record.outcome;
-  const result = outcome
-    ? outcome.ok
-      ? Promise.resolve(outcome.value)
-      : Promise.reject(outcome.error())
-    : new Promise<unknown>((resolve, reject) => (rare.settle = { resolve, reject }));
+  const result =
+    outcome === UNSETTLED
+      ? new Promise<unknown>((resolve, reject) => (rare.settle = { resolve, reject }))
+      : outcome instanceof Failure
+        ? Promise.reject(outcome.error())
+        : Promise.resolve(outcome);
   // Callers that never handle a rejection must not see it reported as unhandled.
   result.catch(() => undefined);
   rare.result = result;
   return result;
 }
 
-/** Records how a job ended and settles its `result` if someone asked for it. */
-export function settle(record: JobRecord, outcome: NonNullable<JobRecord['outcome']>): void {
+/** Records how a job ended — its output, or a `Failure` — and settles its `result` if someone asked for it. */
+export function settle(record: JobRecord, outcome: unknown): void {
   record.outcome = outcome;
   const rare = record.rare;
   const waiting = rare?.settle;
   if (!rare || !waiting) return;
   rare.settle = undefined;
-  if (outcome.ok) waiting.resolve(outcome.value);
-  else waiting.reject(outcome.error());
+  if (outcome instanceof Failure) waiting.reject(outcome.error());
+  else waiting.resolve(outcome);
 }
 
 /** States of a job that waits for a start: it holds a queue place. */
@@ -230,8 +240,7 @@ export class JobRecords {
       state: 'pending',
       rare: undefined,
       mayRetry: false,
-      outcome: undefined,
-      holding: undefined,
+      outcome: UNSETTLED,
       steps: 0,
       seed: 0,
       seq: this.nextSeq++,

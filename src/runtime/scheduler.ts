@@ -39,7 +39,7 @@ import {
   type CheckedJob,
   type JobHost,
 } from './job-intake.js';
-import { FINAL, HOLDING, JobRecords, rareOf, settle, type JobRecord } from './job-records.js';
+import { FINAL, Failure, HOLDING, JobRecords, rareOf, settle, type JobRecord } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
 import {
@@ -456,7 +456,7 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** A job's logic threw: its `result` rejects with what it threw. */
   private failed(record: JobRecord, error: unknown): void {
-    settle(record, { ok: false, error: () => (error instanceof Error ? error : new Error(String(error))) });
+    settle(record, new Failure(() => (error instanceof Error ? error : new Error(String(error)))));
   }
 
   private onJob(record: JobRecord, snap: JobStateSnapshot): void {
@@ -470,7 +470,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
-    const released = state !== prev && this.handBack(record, snap, state);
+    const released = state !== prev && this.handBack(record, state);
     const left = prev === 'queued' && state === 'cancelled' && this.dispatcher.dequeue(id);
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
@@ -521,19 +521,15 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   /**
-   * Notes the allocation a job took (it entered `scheduled`), or hands back the one it released
-   * by leaving `scheduled`/`running` in this step; true if one went back.
+   * Hands back the allocation a job released by leaving `scheduled`/`running` in this step (the
+   * dispatcher keeps what each job holds: the record does not); true if one went back.
    */
-  private handBack(record: JobRecord, snap: JobStateSnapshot, state: JobState): boolean {
-    if (HOLDING.has(state)) {
-      record.holding ??= snap.context.allocation?.id;
-      return false;
-    }
+  private handBack(record: JobRecord, state: JobState): boolean {
+    if (HOLDING.has(state)) return false;
     const id = record.id;
-    // A grant the job never took (it was cancelled with the grant still on its way) goes back too.
-    const released = record.holding ?? this.dispatcher.holders.get(id);
+    // The grant it held — or one it never took (cancelled with the grant still on its way).
+    const released = this.dispatcher.holders.get(id);
     if (released === undefined) return false;
-    record.holding = undefined;
     if (this.awaiting === id) this.awaiting = undefined;
     this.dispatcher.release(id, released);
     this.resources.changed();
@@ -594,14 +590,14 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (rare) rare.boostGiven = undefined;
     const at = this.options.clock.now();
     if (state === 'completed') {
-      settle(record, { ok: true, value: snap.context.output });
+      settle(record, snap.context.output);
       if (this.listening) this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
       const error = final.error ?? { kind: 'error', message: state };
       // The error (a stack trace, ~µs) is made only if someone asks for `result`.
       const failed = state as 'failed' | 'cancelled';
-      settle(record, { ok: false, error: () => new JobFailedError(id, failed, error.kind, error.message) });
+      settle(record, new Failure(() => new JobFailedError(id, failed, error.kind, error.message)));
       if (this.listening)
         this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }

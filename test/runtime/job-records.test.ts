@@ -5,7 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { IndexTable, JobRecords, numberOf } from '../../src/runtime/job-records.js';
+import {
+  Failure,
+  IndexTable,
+  JobRecords,
+  numberOf,
+  resultOf,
+  settle,
+} from '../../src/runtime/job-records.js';
 import type { NormalisedJob } from '../../src/core/job-spec.js';
 import { toUnits } from '../../src/core/pool.js';
 import { numRuns } from '../helpers/num-runs.js';
@@ -186,5 +193,30 @@ describe('JobRecords', () => {
       ),
       { numRuns: numRuns(150) },
     );
+  });
+});
+
+describe("a job record's outcome", () => {
+  const job = { id: 'j', type: 't', payload: undefined, priority: 'normal', level: 2, dependsOn: [] };
+  const record = () => new JobRecords(10).add(job as unknown as NormalisedJob, toUnits({ cpu: 1 }));
+
+  it('resolves `result` with the output as it is — undefined, or any object, even one shaped like a failure', async () => {
+    const a = record();
+    const early = resultOf(a);
+    settle(a, undefined);
+    await expect(early).resolves.toBeUndefined();
+    await expect(resultOf(a)).resolves.toBeUndefined();
+    const b = record();
+    const lookalike = { ok: false, error: () => new Error('not a failure') };
+    settle(b, lookalike);
+    await expect(resultOf(b)).resolves.toBe(lookalike);
+  });
+
+  it('rejects `result` with the error a Failure makes, before or after it is asked for', async () => {
+    const a = record();
+    const early = resultOf(a);
+    settle(a, new Failure(() => new Error('boom')));
+    await expect(early).rejects.toThrow('boom');
+    await expect(resultOf(a)).rejects.toThrow('boom');
   });
 });
