@@ -181,9 +181,14 @@ export class JobRecords {
    * job while it is `queued` with no actor (every other job has one from its submit to its end).
    */
   actorOf(record: JobRecord): JobActor | undefined {
-    if (record.actor || record.state !== 'queued' || record.final) return record.actor;
+    if (!this.waitsWithoutActor(record)) return record.actor;
     record.actor = this.wake(record);
     return record.actor;
+  }
+
+  /** Whether the job is one accepted straight into the queue whose actor is not made yet. */
+  waitsWithoutActor(record: JobRecord): boolean {
+    return record.actor === undefined && record.state === 'queued' && record.final === undefined;
   }
 
   get(id: string): JobRecord | undefined {

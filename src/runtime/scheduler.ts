@@ -133,6 +133,10 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.records = new JobRecords(this.options.retainFinished, (record) => {
       const actor = new LeanActor(this.jobHost, undefined, true);
       actor.tag = record;
+      // Started here, before the record holds it: its first steps replay what the record says
+      // already (queued, as of the submit), so they are not news (`onStep` skips a record
+      // without an actor) — a `state$` subscriber does not hear `queued` twice.
+      record.steps = actor.getSnapshot().steps;
       return actor;
     });
     this.intake = new Intake(this.options, options.handlers, this.records);
@@ -622,7 +626,21 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private snapshotOf(record: JobRecord, snap?: JobStateSnapshot): JobSnapshot {
-    return snapshotOf(record, this.view, snap ?? this.records.actorOf(record)?.getSnapshot());
+    return snapshotOf(record, this.view, snap ?? this.currentSnapshot(record));
+  }
+
+  /**
+   * A live job's snapshot now. A job waiting without an actor (see `records.actorOf`) is read
+   * from a throwaway one, started the same way — what its actor would say, as of its submit —
+   * so that reading a deep backlog (`list()`) does not leave an actor behind for every job. The
+   * throwaway changes nothing: its record has no actor, so its steps are not taken as the job's
+   * (`onStep`), and a job that waits has no timers.
+   */
+  private currentSnapshot(record: JobRecord): JobStateSnapshot | undefined {
+    if (!this.records.waitsWithoutActor(record)) return record.actor?.getSnapshot();
+    const peek = new LeanActor(this.jobHost, undefined, true);
+    peek.tag = record;
+    return peek.getSnapshot();
   }
 
   private emit(event: SchedulerEvent): void {

@@ -17,6 +17,7 @@ import {
   type PriorityName,
 } from '../../src/index.js';
 import { numRuns } from '../helpers/num-runs.js';
+import type { JobRecords } from '../../src/runtime/job-records.js';
 
 type Payload = { ms: number; failUntil: number; hang: boolean };
 type Step =
@@ -171,6 +172,36 @@ describe('actors started when first needed', () => {
       startedAt: 100,
       endedAt: 200,
     });
+    await scheduler.shutdown();
+  });
+
+  it('reading waiting jobs (list, get, a handle) leaves them without actors, and they still run as read', async () => {
+    const clock = createVirtualClock();
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: { cpu: 1, memoryMb: 1_024 },
+      maxConcurrentJobs: 1,
+      handlers: { work: ({ signal }: HandlerContext) => delay(clock, 100, signal) },
+    });
+    const handles = Array.from({ length: 5 }, () => scheduler.submit({ type: 'work', priority: 'low' }));
+    await clock.advanceBy(10);
+    const late = scheduler.submit({ type: 'work', priority: 'high' });
+    const listed = scheduler.list({ state: 'queued' });
+    expect(listed.map((j) => j.id)).toEqual([...handles.slice(1).map((h) => h.id), late.id]);
+    expect(scheduler.get(late.id)).toMatchObject({ state: 'queued', submittedAt: 10, priority: 'high' });
+    const seen: string[] = [];
+    late.state$.subscribe((j) => seen.push(j.state));
+    // White-box: the book of jobs says which waiting jobs have no actor yet.
+    const records = (scheduler as unknown as { records: JobRecords }).records;
+    for (const id of [late.id, ...handles.slice(1).map((h) => h.id)]) {
+      const record = records.get(id);
+      expect(record && records.waitsWithoutActor(record)).toBe(true);
+    }
+    await clock.advanceBy(1_000);
+    expect(seen).toEqual(['queued', 'scheduled', 'running', 'completed']);
+    expect(scheduler.get(late.id)).toMatchObject({ state: 'completed', submittedAt: 10, startedAt: 100 });
+    expect(scheduler.stats().jobs.completed).toBe(6);
     await scheduler.shutdown();
   });
 });
