@@ -30,12 +30,12 @@ export class Dependencies {
    */
   link(record: JobRecord, actor: JobActor): void {
     let failedDep: { id: string; state: JobState } | undefined;
-    for (const dep of record.dependsOn) {
+    for (const dep of record.kind.dependsOn) {
       const depRecord = this.records.get(dep) as JobRecord;
       if (!FINAL.has(depRecord.state)) {
         rareOf(record).waitingOn++;
         (rareOf(depRecord).dependents ??= []).push(record.id);
-      } else if (depRecord.state !== 'completed' && record.dependencyPolicy === 'afterok') {
+      } else if (depRecord.state !== 'completed' && record.kind.dependencyPolicy === 'afterok') {
         failedDep ??= { id: dep, state: depRecord.state };
       }
     }
@@ -82,7 +82,7 @@ export class Dependencies {
   private dependencyEnded(dependentId: string, depId: string, state: JobState): void {
     const record = this.records.get(dependentId);
     if (!record?.actor || record.state !== 'pending') return;
-    if (state !== 'completed' && record.dependencyPolicy === 'afterok') {
+    if (state !== 'completed' && record.kind.dependencyPolicy === 'afterok') {
       this.failed(record, depId, state);
       return;
     }

@@ -17,7 +17,7 @@ import type { Handlers } from '../actors/handler.js';
 import type { JobLogic, JobLogicEvent, JobLogicSnapshot } from '../machines/job.logic.js';
 import type { JobMachineInput } from '../machines/job.machine.js';
 import { LeanActor, type LeanHost } from './lean-actor.js';
-import type { JobActor, JobRecords } from './job-records.js';
+import type { JobActor, JobRecord, JobRecords } from './job-records.js';
 import type { SchedulerClock } from './clock.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
@@ -102,21 +102,22 @@ export function jobSeed(options: ResolvedOptions): number {
 
 /** What an accepted job's actor starts from; its retry jitter is seeded from `random`. */
 export function jobInput(
-  job: NormalisedJob,
+  record: JobRecord,
   options: ResolvedOptions,
   seed = jobSeed(options),
 ): JobMachineInput {
+  const { kind } = record;
   const input: JobMachineInput = {
-    id: job.id,
-    type: job.type,
-    payload: job.payload,
+    id: record.id,
+    type: kind.type,
+    payload: record.payload,
     clock: options.clock,
-    maxAttempts: job.maxAttempts,
-    backoff: job.backoff,
+    maxAttempts: kind.maxAttempts,
+    backoff: kind.backoff,
     seed,
   };
-  if (job.group !== undefined) input.group = job.group;
-  if (job.timeoutMs !== undefined) input.timeoutMs = job.timeoutMs;
+  if (kind.group !== undefined) input.group = kind.group;
+  if (kind.timeoutMs !== undefined) input.timeoutMs = kind.timeoutMs;
   return input;
 }
 

@@ -15,11 +15,21 @@ import type { JobSnapshot } from './types.js';
 export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
 
 /**
- * What the scheduler keeps of one job: the fields of its normalised spec (the record is its own
- * spec, so a job is one object, not two) and its state.
+ * What jobs of one shape share: their normalised spec but for id and payload, and their request
+ * in ledger units. Most workloads submit a handful of shapes, so one frozen object serves many
+ * jobs (see `JobRecords.kindOf`): a record holds one pointer where it held ten fields.
  */
-export type JobRecord = NormalisedJob & {
-  /** Its request in ledger units (the record itself is what the queue holds). */
+export type JobKind = Readonly<Omit<NormalisedJob, 'id' | 'payload'>> & {
+  /** The request in ledger units. */
+  readonly units: UnitRequest;
+};
+
+/** What the scheduler keeps of one job: its id, payload and kind, and its state. */
+export type JobRecord = {
+  readonly id: string;
+  readonly payload: unknown;
+  readonly kind: JobKind;
+  /** `kind.units`, here too: the dispatcher places `value.units` of what it queues. */
   readonly units: UnitRequest;
   /**
    * The record is its own queue entry (the queue keeps no index and makes no entry object of its
@@ -148,6 +158,8 @@ export class JobRecords {
   /** Records with any other id. */
   private readonly named = new Map<string, JobRecord>();
   private nextSeq = 0;
+  /** The kinds made last, newest first (see `kindOf`). */
+  private readonly kinds: JobKind[] = [];
   private readonly groups = new Map<string, Set<string>>();
   /**
    * Finished jobs, oldest first, as pairs: the `seq` of each, and the N of its `job-N` id — or
@@ -224,16 +236,8 @@ export class JobRecords {
     // class instance has no allocation site to learn that (docs/performance.md, step 17's note).
     const record: JobRecord = {
       id: job.id,
-      type: job.type,
       payload: job.payload,
-      priority: job.priority,
-      level: job.level,
-      timeoutMs: job.timeoutMs,
-      maxAttempts: job.maxAttempts,
-      backoff: job.backoff,
-      group: job.group,
-      dependsOn: job.dependsOn,
-      dependencyPolicy: job.dependencyPolicy,
+      kind: this.kindOf(job, units),
       units,
       queueEntry: undefined,
       base: 0,
@@ -266,6 +270,45 @@ export class JobRecords {
       this.groups.set(job.group, members);
     }
     return record;
+  }
+
+  /**
+   * The kind of a job: a recent one with the same fields (the last 8 kinds; a job that names
+   * dependencies gets its own), else a new frozen one.
+   */
+  private kindOf(job: NormalisedJob, units: UnitRequest): JobKind {
+    const shared = job.dependsOn.length === 0;
+    if (shared)
+      for (const k of this.kinds)
+        if (
+          k.type === job.type &&
+          k.level === job.level &&
+          k.units === units &&
+          k.timeoutMs === job.timeoutMs &&
+          k.maxAttempts === job.maxAttempts &&
+          k.backoff === job.backoff &&
+          k.group === job.group &&
+          k.dependencyPolicy === job.dependencyPolicy &&
+          k.dependsOn === job.dependsOn
+        )
+          return k;
+    const kind: JobKind = Object.freeze({
+      type: job.type,
+      priority: job.priority,
+      level: job.level,
+      timeoutMs: job.timeoutMs,
+      maxAttempts: job.maxAttempts,
+      backoff: job.backoff,
+      group: job.group,
+      dependsOn: job.dependsOn,
+      dependencyPolicy: job.dependencyPolicy,
+      units,
+    });
+    if (shared) {
+      if (this.kinds.length >= 8) this.kinds.pop();
+      this.kinds.unshift(kind);
+    }
+    return kind;
   }
 
   /** Records a job's move to `state`; `mayRetry`: running with attempts left. */
@@ -307,7 +350,7 @@ export class JobRecords {
 
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
-    const n = record.group === undefined ? numberOf(record.id) : -1;
+    const n = record.kind.group === undefined ? numberOf(record.id) : -1;
     this.finishedSeq.push(record.seq);
     this.finishedRef.push(n < 0 ? record : n);
     this.retain();
@@ -342,7 +385,7 @@ export class JobRecords {
         const n = numberOf(ref.id);
         if (n < 0) this.named.delete(ref.id);
         else this.numbered.delete(n);
-        if (ref.group !== undefined) this.groups.get(ref.group)?.delete(ref.id);
+        if (ref.kind.group !== undefined) this.groups.get(ref.kind.group)?.delete(ref.id);
       }
     }
     if (this.finishedHead > 1_024 && this.finishedHead * 2 > finishedSeq.length) {

@@ -23,7 +23,7 @@ export type QueueView = {
 export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSnapshot): JobSnapshot {
   if (record.final) return record.final;
   const current = snap ?? (record.actor as JobActor).getSnapshot();
-  const out = toJobSnapshot(record, current, effectiveLevel(record, view));
+  const out = toJobSnapshot(record.id, record.kind, current, effectiveLevel(record, view));
   if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
   return out;
 }
@@ -90,8 +90,8 @@ function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobS
 }
 
 function effectiveLevel(record: JobRecord, view: QueueView): number {
-  if (record.state !== 'queued') return record.level;
+  if (record.state !== 'queued') return record.kind.level;
   // The record carries its queue entry: no lookup by id.
   const entry = record.queueEntry;
-  return entry ? view.dispatcher.queue.level(entry, view.clock.now()) : record.level;
+  return entry ? view.dispatcher.queue.level(entry, view.clock.now()) : record.kind.level;
 }

@@ -440,7 +440,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued', false);
-    if (this.dispatcher.enqueue(record.id, record.level, now, record)) this.pump();
+    if (this.dispatcher.enqueue(record.id, record.kind.level, now, record)) this.pump();
   }
 
   private acceptNow(record: JobRecord): void {
@@ -487,7 +487,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       const given = record.rare?.boostGiven;
       const boost = given && given.until > now ? given : undefined;
       // A round runs unless the dispatcher can tell that it would start nothing.
-      if (this.dispatcher.enqueue(id, record.level, now, record, boost)) this.pump();
+      if (this.dispatcher.enqueue(id, record.kind.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
       const rare = record.rare;
       if (rare) {
@@ -587,7 +587,7 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private finish(record: JobRecord, snap: JobStateSnapshot, state: JobState): void {
     const id = record.id;
-    const final = toJobSnapshot(record, snap, record.level);
+    const final = toJobSnapshot(record.id, record.kind, snap, record.kind.level);
     record.final = final;
     record.actor = undefined;
     const rare = record.rare;

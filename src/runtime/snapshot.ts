@@ -6,13 +6,14 @@ import type { JobSnapshot } from './types.js';
 
 /** The plain snapshot of a job; `effectiveLevel` is its level in the queue when queued. */
 export function toJobSnapshot(
-  spec: NormalisedJob,
+  id: string,
+  spec: Pick<NormalisedJob, 'type' | 'priority' | 'group'>,
   snap: JobStateSnapshot,
   effectiveLevel: number,
 ): JobSnapshot {
   const c = snap.context;
   const out: JobSnapshot = {
-    id: spec.id,
+    id,
     type: spec.type,
     state: jobStateOf(snap.value),
     priority: spec.priority,

@@ -90,7 +90,7 @@ describe('IndexTable', () => {
             table.delete(key);
           }
           for (const [key, value] of model) if (table.get(key) !== value) expect(table.get(key)).toBe(value);
-          expect(table.get(next + 1)).toBeUndefined();
+          if (!model.has(next + 1)) expect(table.get(next + 1)).toBeUndefined();
         }
         const sorted = [...model.keys()].sort((a, b) => a - b).map((k) => `v${k}`);
         expect([...table.values()]).toEqual(sorted);
@@ -218,5 +218,46 @@ describe("a job record's outcome", () => {
     settle(a, new Failure(() => new Error('boom')));
     await expect(early).rejects.toThrow('boom');
     await expect(resultOf(a)).rejects.toThrow('boom');
+  });
+});
+
+describe('job kinds', () => {
+  const base = {
+    type: 't',
+    payload: undefined,
+    priority: 'normal',
+    level: 2,
+    timeoutMs: undefined,
+    maxAttempts: 3,
+    backoff: { kind: 'fixed', delayMs: 1 },
+    group: undefined,
+    dependsOn: Object.freeze([]) as readonly string[],
+    dependencyPolicy: 'afterok',
+  };
+  const spec = (id: string, over: Record<string, unknown> = {}) =>
+    ({ ...base, id, ...over }) as unknown as NormalisedJob;
+
+  it('shares one frozen kind among jobs of one shape, and gives each other shape its own', () => {
+    const records = new JobRecords(10);
+    const units = toUnits({ cpu: 1 });
+    const a = records.add(spec('a'), units);
+    const b = records.add(spec('b', { payload: { n: 1 } }), units);
+    expect(b.kind).toBe(a.kind);
+    expect(Object.isFrozen(a.kind)).toBe(true);
+    expect(a.kind).toMatchObject({ type: 't', priority: 'normal', level: 2, maxAttempts: 3, units });
+    const others = [
+      records.add(spec('c', { type: 'u' }), units),
+      records.add(spec('d', { priority: 'high', level: 3 }), units),
+      records.add(spec('e', { timeoutMs: 5 }), units),
+      records.add(spec('f', { maxAttempts: 1 }), units),
+      records.add(spec('g', { backoff: { kind: 'fixed', delayMs: 1 } }), units),
+      records.add(spec('h', { group: 'x' }), units),
+      records.add(spec('i', { dependencyPolicy: 'afterany' }), units),
+      records.add(spec('j'), toUnits({ cpu: 2 })),
+      records.add(spec('k', { dependsOn: ['a'] }), units),
+    ];
+    expect(new Set([a.kind, ...others.map((r) => r.kind)]).size).toBe(others.length + 1);
+    // A job that names dependencies never shares its kind, even with an equal one.
+    expect(records.add(spec('l', { dependsOn: ['a'] }), units).kind).not.toBe(others.at(-1)?.kind);
   });
 });
