@@ -23,7 +23,7 @@ import type { ResolvedOptions, SchedulerOptions } from './options.js';
 import type { KnownPool } from './resources.js';
 
 /** An accepted job and its request in ledger units. */
-export type CheckedJob = { job: NormalisedJob; units: UnitRequest };
+export type CheckedJob = { job: NormalisedJob; units: UnitRequest; generated: boolean };
 
 /** Ids taken by no one. */
 export const NO_IDS: ReadonlySet<string> = new Set();
@@ -91,7 +91,7 @@ export class Intake implements JobSpecContext {
       assertCanEverFit(units, pool.nodes, pool.maxima);
       pool.fits.add(units);
     }
-    return { job, units };
+    return { job, units, generated: spec.id === undefined };
   }
 }
 

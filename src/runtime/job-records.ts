@@ -67,6 +67,8 @@ export type JobRecord = {
   seed: number;
   /** Its place in submission order (see `JobRecords`). */
   seq: number;
+  /** Whether it is kept by the number of its generated `job-N` id (else by its id in a map). */
+  numbered: boolean;
 };
 
 /**
@@ -109,7 +111,19 @@ export const UNSETTLED: unique symbol = Symbol('unsettled');
 
 /** How a job that did not complete ended: what its `result` rejects with, made when asked (a stack trace costs µs). */
 export class Failure {
-  constructor(readonly error: () => Error) {}
+  constructor(readonly error: () => Error) {
+    FAILURES.add(this);
+  }
+}
+
+/**
+ * Every `Failure`: an outcome is told from an output by this set, not by `instanceof`, which
+ * would run a user's Proxy traps (an output whose `getPrototypeOf` throws must still complete).
+ */
+const FAILURES = new WeakSet<object>();
+
+function isFailure(outcome: unknown): outcome is Failure {
+  return typeof outcome === 'object' && outcome !== null && FAILURES.has(outcome);
 }
 
 /** A job's `result` promise, made on first ask (settled already if the job has ended). */
@@ -120,7 +134,7 @@ export function resultOf(record: JobRecord): Promise<unknown> {
   const result =
     outcome === UNSETTLED
       ? new Promise<unknown>((resolve, reject) => (rare.settle = { resolve, reject }))
-      : outcome instanceof Failure
+      : isFailure(outcome)
         ? Promise.reject(outcome.error())
         : Promise.resolve(outcome);
   // Callers that never handle a rejection must not see it reported as unhandled.
@@ -136,7 +150,7 @@ export function settle(record: JobRecord, outcome: unknown): void {
   const waiting = rare?.settle;
   if (!rare || !waiting) return;
   rare.settle = undefined;
-  if (outcome instanceof Failure) waiting.reject(outcome.error());
+  if (isFailure(outcome)) waiting.reject(outcome.error());
   else waiting.resolve(outcome);
 }
 
@@ -153,7 +167,10 @@ export class JobRecords {
   readonly counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   /** Records in submission order, by `seq`. */
   private readonly order = new IndexTable<JobRecord>();
-  /** Records whose id has the form `job-N` (every generated one), by N: no hashing of strings. */
+  /**
+   * Records of generated ids (`job-N`), by N: no hashing of strings, and dense (N counts up). A
+   * chosen id, even of that form, goes into `named`: chosen numbers may be far apart.
+   */
   private readonly numbered = new IndexTable<JobRecord>();
   /** Records with any other id. */
   private readonly named = new Map<string, JobRecord>();
@@ -171,7 +188,6 @@ export class JobRecords {
   private finishedHead = 0;
   private batching = false;
   private idSeq = 0;
-  private lastNewId: string | undefined;
   /** A job chose an id of the form `newId` makes (see `newId`). */
   private chosenLikeOurs = false;
   /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
@@ -205,7 +221,7 @@ export class JobRecords {
 
   get(id: string): JobRecord | undefined {
     const n = numberOf(id);
-    return n < 0 ? this.named.get(id) : this.numbered.get(n);
+    return (n < 0 ? undefined : this.numbered.get(n)) ?? this.named.get(id);
   }
 
   has(id: string): boolean {
@@ -229,8 +245,9 @@ export class JobRecords {
     for (const record of this.order.values()) yield record.id;
   }
 
-  /** A new record for an accepted job, `pending`. */
-  add(job: NormalisedJob, units: UnitRequest): JobRecord {
+  /** A new record for an accepted job, `pending`; `generated`: its id came from `newId`. */
+  add(job: NormalisedJob, units: UnitRequest, generated = false): JobRecord {
+    const n = generated ? numberOf(job.id) : -1;
     // An object literal, not a class: V8 pretenures a literal whose objects survive (at a deep
     // backlog these records are made in the old generation, never copied by the scavenger); a
     // class instance has no allocation site to learn that (docs/performance.md, step 17's note).
@@ -256,11 +273,11 @@ export class JobRecords {
       steps: 0,
       seed: 0,
       seq: this.nextSeq++,
+      numbered: n >= 0,
     };
-    if (job.id !== this.lastNewId && job.id.startsWith('job-')) this.chosenLikeOurs = true;
+    if (!generated && job.id.startsWith('job-')) this.chosenLikeOurs = true;
     record.value = record;
     this.order.set(record.seq, record);
-    const n = numberOf(job.id);
     if (n < 0) this.named.set(job.id, record);
     else this.numbered.set(n, record);
     this.counts.pending++;
@@ -344,13 +361,12 @@ export class JobRecords {
     // does, a fresh id needs no lookup in a table of every job.
     do id = `job-${++this.idSeq}`;
     while ((this.chosenLikeOurs && this.has(id)) || batch.has(id));
-    this.lastNewId = id;
     return id;
   }
 
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
-    const n = record.kind.group === undefined ? numberOf(record.id) : -1;
+    const n = record.numbered && record.kind.group === undefined ? numberOf(record.id) : -1;
     this.finishedSeq.push(record.seq);
     this.finishedRef.push(n < 0 ? record : n);
     this.retain();
@@ -382,9 +398,8 @@ export class JobRecords {
       this.order.delete(finishedSeq[oldest] as number);
       if (typeof ref === 'number') this.numbered.delete(ref);
       else if (ref) {
-        const n = numberOf(ref.id);
-        if (n < 0) this.named.delete(ref.id);
-        else this.numbered.delete(n);
+        if (ref.numbered) this.numbered.delete(numberOf(ref.id));
+        else this.named.delete(ref.id);
         if (ref.kind.group !== undefined) this.groups.get(ref.kind.group)?.delete(ref.id);
       }
     }
@@ -402,6 +417,8 @@ function noActor(record: JobRecord): JobActor {
 
 /** The N of an id `job-N` (N from 1 to 2³¹ − 1 written without leading zeros), else −1. */
 export function numberOf(id: string): number {
+  // Plain-JS callers may pass anything as an id (`get(undefined)` finds nothing, as it did).
+  if (typeof id !== 'string') return -1;
   const length = id.length;
   if (length < 5 || length > 14 || id.charCodeAt(0) !== 106 || !id.startsWith('job-')) return -1;
   let n = 0;
@@ -443,7 +460,11 @@ export class IndexTable<T> {
       this.chunks.set(key, chunk);
       if (this.high < this.low) this.low = key;
       else if (key < this.low) this.low = key;
-      if (key > this.high) this.high = key;
+      if (key > this.high) {
+        // The newest chunk was kept while empty (it was being filled); it is not the newest now.
+        if (this.chunks.get(this.high)?.live === 0) this.chunks.delete(this.high);
+        this.high = key;
+      }
     }
     const slot = index & (CHUNK - 1);
     if (chunk.slots[slot] === undefined) chunk.live++;
@@ -458,6 +479,11 @@ export class IndexTable<T> {
     chunk.slots[slot] = undefined;
     if (--chunk.live > 0 || key === this.high) return;
     this.chunks.delete(key);
+  }
+
+  /** How many chunks it holds (for tests: emptied chunks must go). */
+  get chunkCount(): number {
+    return this.chunks.size;
   }
 
   /** The values by rising index; sees values set after it began, skips those deleted before. */

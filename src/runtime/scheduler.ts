@@ -419,8 +419,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.dispatcher.attach(ledger);
   }
 
-  private accept({ job, units }: CheckedJob): JobHandle {
-    const record = this.records.add(job, units);
+  private accept({ job, units, generated }: CheckedJob): JobHandle {
+    const record = this.records.add(job, units, generated);
     if (!this.inspect && !this.listening && job.dependsOn.length === 0) this.acceptQueued(record);
     else this.acceptNow(record);
     return jobHandle(record, this.handleOwner);

@@ -113,6 +113,18 @@ describe('IndexTable', () => {
     expect(seen.at(-1)).toBe(5_000);
   });
 
+  it('keeps a bounded number of chunks when values come and go one by one (nothing retained)', () => {
+    const table = new IndexTable<number>();
+    for (let i = 0; i < 50_000; i++) {
+      table.set(i, i);
+      table.delete(i);
+    }
+    expect(table.chunkCount).toBeLessThanOrEqual(1);
+    expect([...table.values()]).toEqual([]);
+    table.set(50_000, 1);
+    expect([...table.values()]).toEqual([1]);
+  });
+
   it('lets an emptied chunk go, unless it is the newest, and still finds values set into it later', () => {
     const table = new IndexTable<number>();
     for (let i = 0; i < 2_048; i++) table.set(i, i);
@@ -164,7 +176,7 @@ describe('JobRecords', () => {
                   : pick.id;
             if (records.has(id)) continue;
             const spec = pick.grouped ? { ...job(id), group: 'g' } : job(id);
-            const record = records.add(spec, toUnits({ cpu: 1 }));
+            const record = records.add(spec, toUnits({ cpu: 1 }), pick.id === 'new');
             expect(records.get(id)).toBe(record);
             order.push(id);
             if (pick.grouped) grouped.add(id);

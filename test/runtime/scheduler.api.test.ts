@@ -313,6 +313,60 @@ describe('found in review of the hot path', () => {
     expect(scheduler.get('later')?.state).toBe('cancelled');
   });
 
+  it('looking up an id that is not a string finds nothing and changes nothing (plain-JS callers)', () => {
+    const { scheduler } = make();
+    scheduler.submit(work({ id: 'a' }));
+    const anyId = (v: unknown) => v as string;
+    expect(scheduler.get(anyId(undefined))).toBeUndefined();
+    expect(scheduler.get(anyId(1))).toBeUndefined();
+    expect(scheduler.cancel(anyId(5))).toBe(false);
+    expect(scheduler.cancel(anyId(null))).toBe(false);
+    expect(scheduler.boost({ ids: [anyId(5)] }, { to: 'high', forMs: 10 }).boosted).toEqual([]);
+    expect(scheduler.list().map((j) => j.id)).toEqual(['a']);
+  });
+
+  it('chosen job-N ids far apart, beside generated ones: each found, listed in order, and kept apart', async () => {
+    const { clock, scheduler } = make();
+    const chosen = [5_000_000, 1, 70_000_000].map(
+      (n) => scheduler.submit(work({ id: `job-${n}`, payload: { ms: 1 } })).id,
+    );
+    const generated = [
+      scheduler.submit(work({ payload: { ms: 1 } })).id,
+      scheduler.submit(work({ payload: { ms: 1 } })).id,
+    ];
+    // job-1 was chosen, so the first generated id skips it.
+    expect(generated).toEqual(['job-2', 'job-3']);
+    for (const id of [...chosen, ...generated]) expect(scheduler.get(id)?.id).toBe(id);
+    expect(scheduler.list().map((j) => j.id)).toEqual([...chosen, ...generated]);
+    await clock.advanceBy(100);
+    expect(scheduler.stats().jobs.completed).toBe(5);
+  });
+
+  it('a handler output whose prototype cannot be read still completes the job (result and dependents)', async () => {
+    const clock = createVirtualClock();
+    const weird = new Proxy(
+      {},
+      {
+        getPrototypeOf() {
+          throw new Error('no prototype here');
+        },
+      },
+    );
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      handlers: { odd: async () => weird, after: async () => 1 },
+    });
+    const odd = scheduler.submit({ type: 'odd' });
+    const asked = odd.result;
+    const after = scheduler.submit({ type: 'after', dependsOn: [odd.id] });
+    await clock.advanceBy(10);
+    await expect(asked).resolves.toBe(weird);
+    await expect(after.result).resolves.toBe(1);
+    expect(scheduler.stats().jobs).toMatchObject({ completed: 2, pending: 0 });
+  });
+
   it('generated ids skip a job-N id a job chose, alone or in a batch', () => {
     const { scheduler } = make();
     expect(scheduler.submit(work()).id).toBe('job-1');
