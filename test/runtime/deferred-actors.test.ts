@@ -141,6 +141,19 @@ async function run(steps: readonly Step[], watched: boolean) {
   };
 }
 
+/** An unwatched scheduler with one slot whose `work` jobs take 100 ms. */
+function oneSlot() {
+  const clock = createVirtualClock();
+  const scheduler = createScheduler({
+    clock,
+    monitor: false,
+    resources: { cpu: 1, memoryMb: 1_024 },
+    maxConcurrentJobs: 1,
+    handlers: { work: ({ signal }: HandlerContext) => delay(clock, 100, signal) },
+  });
+  return { clock, scheduler };
+}
+
 describe('actors started when first needed', () => {
   it('change nothing a user sees: the same workload, watched and unwatched, ends the same', async () => {
     await fc.assert(
@@ -154,14 +167,7 @@ describe('actors started when first needed', () => {
   });
 
   it('a job that waited unwatched says when it was submitted and queued, not when its actor started', async () => {
-    const clock = createVirtualClock();
-    const scheduler = createScheduler({
-      clock,
-      monitor: false,
-      resources: { cpu: 1, memoryMb: 1_024 },
-      maxConcurrentJobs: 1,
-      handlers: { work: ({ signal }: HandlerContext) => delay(clock, 100, signal) },
-    });
+    const { clock, scheduler } = oneSlot();
     scheduler.submit({ type: 'work', id: 'first' });
     await clock.advanceBy(30);
     scheduler.submit({ type: 'work', id: 'second' });
@@ -176,14 +182,7 @@ describe('actors started when first needed', () => {
   });
 
   it('reading waiting jobs (list, get, a handle) leaves them without actors, and they still run as read', async () => {
-    const clock = createVirtualClock();
-    const scheduler = createScheduler({
-      clock,
-      monitor: false,
-      resources: { cpu: 1, memoryMb: 1_024 },
-      maxConcurrentJobs: 1,
-      handlers: { work: ({ signal }: HandlerContext) => delay(clock, 100, signal) },
-    });
+    const { clock, scheduler } = oneSlot();
     const handles = Array.from({ length: 5 }, () => scheduler.submit({ type: 'work', priority: 'low' }));
     await clock.advanceBy(10);
     const late = scheduler.submit({ type: 'work', priority: 'high' });

@@ -59,6 +59,24 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
 /** A job spec of type `work` with these fields. */
 const work = (fields: Record<string, unknown> = {}) => ({ type: 'work', ...fields }) as const;
 
+/** A scheduler on a detected pool (mocked: 4 cores, 8 GiB, no GPU) with one handler, `work`. */
+function detectedBox(work: (ctx: HandlerContext<unknown>) => Promise<unknown>) {
+  const si: SystemInformationLike = {
+    cpu: async () => ({ cores: 4 }),
+    mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
+    graphics: async () => ({ controllers: [] }),
+  };
+  const clock = createVirtualClock();
+  const scheduler = createScheduler({
+    clock,
+    monitor: false,
+    resources: 'detect',
+    detect: { si, id: 'box', runNvidiaSmi: async () => '' },
+    handlers: { work },
+  });
+  return { clock, scheduler };
+}
+
 describe('bad input and back-pressure', () => {
   const [IJ, US] = [InvalidJobError.name, UnschedulableError.name];
   const bad: Array<[string, unknown, string, string]> = [
@@ -769,19 +787,7 @@ describe('options', () => {
   });
 
   it("takes a job's request as it was at submit: changing the object afterwards changes nothing", async () => {
-    const si: SystemInformationLike = {
-      cpu: async () => ({ cores: 4 }),
-      mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
-      graphics: async () => ({ controllers: [] }),
-    };
-    const clock = createVirtualClock();
-    const scheduler = createScheduler({
-      clock,
-      monitor: false,
-      resources: 'detect',
-      detect: { si, id: 'box', runNvidiaSmi: async () => '' },
-      handlers: { work: async ({ allocation }: HandlerContext<unknown>) => allocation.cpu },
-    });
+    const { clock, scheduler } = detectedBox(async ({ allocation }) => allocation.cpu);
     const request: { cpu: number; gpu?: number } = { cpu: 2 };
     const job = scheduler.submit({ type: 'work', resources: request });
     // Reused for something else before the pool is known: no GPU there, 64 cores asked.
@@ -794,19 +800,7 @@ describe('options', () => {
   });
 
   it('cancels, once the pool is known, a job submitted before that can never fit it (no one watching)', async () => {
-    const si: SystemInformationLike = {
-      cpu: async () => ({ cores: 4 }),
-      mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
-      graphics: async () => ({ controllers: [] }),
-    };
-    const clock = createVirtualClock();
-    const scheduler = createScheduler({
-      clock,
-      monitor: false,
-      resources: 'detect',
-      detect: { si, id: 'box', runNvidiaSmi: async () => '' },
-      handlers: { work: async () => 'ran' },
-    });
+    const { clock, scheduler } = detectedBox(async () => 'ran');
     const big = scheduler.submit({ type: 'work', resources: { gpu: 1 } });
     const small = scheduler.submit({ type: 'work', resources: { cpu: 1 } });
     await scheduler.ready;
