@@ -179,8 +179,8 @@ export class JobRecords {
   private readonly kinds: JobKind[] = [];
   private readonly groups = new Map<string, Set<string>>();
   /**
-   * Finished jobs, oldest first, as pairs: the `seq` of each, and the N of its `job-N` id — or
-   * the record itself where its id has another form or it has a group. Dropping the oldest thus
+   * Finished jobs, oldest first, as pairs: the `seq` of each, and the N of its generated id — or
+   * the record itself where its id was chosen or it has a group. Dropping the oldest thus
    * touches neither its record nor its id, which at a deep backlog are long out of the caches.
    */
   private readonly finishedSeq: number[] = [];
@@ -205,8 +205,9 @@ export class JobRecords {
   /**
    * A live job's actor (undefined once the job is final). A job accepted straight into the queue
    * (`Scheduler.acceptQueued`) gets its actor only here, when first needed — to start, to be
-   * cancelled, to be read — so that a job waiting in a deep backlog holds no actor: it is such a
+   * cancelled, at shutdown — so that a job waiting in a deep backlog holds no actor: it is such a
    * job while it is `queued` with no actor (every other job has one from its submit to its end).
+   * A snapshot read does not make one (`Scheduler.currentSnapshot`).
    */
   actorOf(record: JobRecord): JobActor | undefined {
     if (!this.waitsWithoutActor(record)) return record.actor;

@@ -427,12 +427,12 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   /**
-   * A job with nothing to wait for, that nobody is watching: it goes straight into the queue, and
-   * its actor starts only when it is first needed — its start, a cancel, a snapshot — by taking
-   * `job.ready` as of the submit (the actor then says `queued`, as the record already does). A
-   * snapshot read (`get`, `list`, `state$`) starts it too, for good. At a deep
-   * backlog what a started actor holds (snapshot, context) would live as long as the job waits;
-   * made at the start instead, it dies young (docs/performance.md, "scaling").
+   * A job with nothing to wait for, that nobody is watching: it goes straight into the queue with
+   * no actor; `records.actorOf` makes and starts one when it is first needed — its start, a
+   * cancel, a shutdown — taking `job.ready` as of the submit (the actor then says `queued`, as the
+   * record already does). A snapshot read (`get`, `list`, `state$`) reads a throwaway actor
+   * instead (`currentSnapshot`). At a deep backlog what an actor holds (snapshot, context) would
+   * live as long as the job waits; made at the start, it dies young (docs/performance.md).
    */
   private acceptQueued(record: JobRecord): void {
     const now = this.options.clock.now();
