@@ -115,7 +115,7 @@ export class Dispatcher<T extends Waiting> {
 
   /** Takes a queued job out (cancelled); false when it was not queued. */
   dequeue(id: string): boolean {
-    this.denied.delete(id);
+    if (this.denied.size > 0) this.denied.delete(id);
     const removed = this.queue.remove(id);
     if (removed) this.quiet = false;
     return removed;
@@ -181,7 +181,8 @@ export class Dispatcher<T extends Waiting> {
     let passed = 0;
     const walk = this.queue.walk(now);
     for (let entry = walk.next(); entry; entry = walk.next()) {
-      if (!this.denied.has(entry.id)) {
+      // (Mostly empty: then the id, long out of the caches at a deep backlog, is not read.)
+      if (this.denied.size === 0 || !this.denied.has(entry.id)) {
         const decision = this.place(placer, entry);
         if (decision) return decision;
         this.denied.add(entry.id);

@@ -67,8 +67,11 @@ export type JobRecord = {
   seed: number;
   /** Its place in submission order (see `JobRecords`). */
   seq: number;
-  /** Whether it is kept by the number of its generated `job-N` id (else by its id in a map). */
-  numbered: boolean;
+  /**
+   * The N of its generated id `job-N`, by which it is kept (−1: a chosen id, kept in a map): read
+   * here, not from the id, so that finishing and dropping it never touch the id string.
+   */
+  readonly n: number;
 };
 
 /**
@@ -274,7 +277,7 @@ export class JobRecords {
       steps: 0,
       seed: 0,
       seq: this.nextSeq++,
-      numbered: n >= 0,
+      n,
     };
     if (!generated && job.id.startsWith('job-')) this.chosenLikeOurs = true;
     record.value = record;
@@ -367,7 +370,7 @@ export class JobRecords {
 
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
-    const n = record.numbered && record.kind.group === undefined ? numberOf(record.id) : -1;
+    const n = record.kind.group === undefined ? record.n : -1;
     this.finishedSeq.push(record.seq);
     this.finishedRef.push(n < 0 ? record : n);
     this.retain();
@@ -399,7 +402,7 @@ export class JobRecords {
       this.order.delete(finishedSeq[oldest] as number);
       if (typeof ref === 'number') this.numbered.delete(ref);
       else if (ref) {
-        if (ref.numbered) this.numbered.delete(numberOf(ref.id));
+        if (ref.n >= 0) this.numbered.delete(ref.n);
         else this.named.delete(ref.id);
         if (ref.kind.group !== undefined) this.groups.get(ref.kind.group)?.delete(ref.id);
       }
