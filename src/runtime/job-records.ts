@@ -295,7 +295,8 @@ export class JobRecords {
 
   /**
    * The kind of a job: a recent one with the same fields (the last 8 kinds; a job that names
-   * dependencies gets its own), else a new frozen one.
+   * dependencies gets its own, so the shared ones all hold the one empty `dependsOn`), else a new
+   * frozen one.
    */
   private kindOf(job: NormalisedJob, units: UnitRequest): JobKind {
     const shared = job.dependsOn.length === 0;
@@ -309,8 +310,7 @@ export class JobRecords {
           k.maxAttempts === job.maxAttempts &&
           k.backoff === job.backoff &&
           k.group === job.group &&
-          k.dependencyPolicy === job.dependencyPolicy &&
-          k.dependsOn === job.dependsOn
+          k.dependencyPolicy === job.dependencyPolicy
         )
           return k;
     const kind: JobKind = Object.freeze({
@@ -462,8 +462,7 @@ export class IndexTable<T> {
     if (!chunk) {
       chunk = { slots: new Array<T | undefined>(CHUNK).fill(undefined), live: 0 };
       this.chunks.set(key, chunk);
-      if (this.high < this.low) this.low = key;
-      else if (key < this.low) this.low = key;
+      if (this.high < this.low || key < this.low) this.low = key;
       if (key > this.high) {
         // The newest chunk was kept while empty (it was being filled); it is not the newest now.
         if (this.chunks.get(this.high)?.live === 0) this.chunks.delete(this.high);
