@@ -5,6 +5,12 @@ export type Progress = { fraction: number; note?: string };
 export const NO_PROGRESS: Progress = Object.freeze({ fraction: 0 });
 
 /**
+ * Done, with no note: one frozen object shared by every job that completed without a note (a
+ * finished job's record keeps its progress; a shared one costs no object per job).
+ */
+export const DONE_PROGRESS: Progress = Object.freeze({ fraction: 1 });
+
+/**
  * Folds a progress report into the previous one: the fraction is clamped to [0, 1], and a
  * report that is not a finite number keeps the previous fraction (a handler's bad arithmetic
  * must not corrupt what observers see).

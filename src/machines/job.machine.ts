@@ -2,7 +2,7 @@ import { and, assign, emit, fromPromise, setup } from 'xstate';
 import type { SnapshotFrom, StateValue } from 'xstate';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../core/backoff.js';
 import { describeError, isUnrecoverable } from '../core/errors.js';
-import { NO_PROGRESS, nextProgress, type Progress } from '../core/progress.js';
+import { DONE_PROGRESS, NO_PROGRESS, nextProgress, type Progress } from '../core/progress.js';
 import { nextRandom, seedFromString } from '../core/random.js';
 import type {
   Allocation,
@@ -157,7 +157,7 @@ export const jobUpdates = {
     params: { output: unknown },
   ): Partial<JobContext> => ({
     output: params.output,
-    progress: { ...context.progress, fraction: 1 },
+    progress: context.progress.note === undefined ? DONE_PROGRESS : { ...context.progress, fraction: 1 },
     error: undefined,
   }),
   recordFailure: (

@@ -6,10 +6,17 @@ import type { BehaviorSubject } from 'rxjs';
 import type { Actor } from 'xstate';
 import type { NormalisedJob } from '../core/job-spec.js';
 import type { UnitRequest } from '../core/pool.js';
+import { nameOf } from '../core/priority.js';
+import type { Progress } from '../core/progress.js';
 import type { Boost, QueueEntry } from '../core/queue.js';
-import { FINAL_JOB_STATES, JOB_STATES, type JobState } from '../core/types.js';
+import { FINAL_JOB_STATES, JOB_STATES, type JobError, type JobState } from '../core/types.js';
 import type { JobLogic } from '../machines/job.logic.js';
+import type { JobContext } from '../machines/job.machine.js';
 import type { JobSnapshot } from './types.js';
+
+/** Index tables and the ended jobs' times are kept in chunks of 1,024. */
+const CHUNK_BITS = 10;
+const CHUNK = 1 << CHUNK_BITS;
 
 /** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
 export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
@@ -49,8 +56,18 @@ export type JobRecord = {
    * has not been needed since (see `JobRecords.actorOf`).
    */
   actor: JobActor | undefined;
-  /** Kept once the job is final; the actor is gone then. */
-  final: JobSnapshot | undefined;
+  /**
+   * −1 until the job ended; then the attempts it had started. An ended job keeps no snapshot
+   * object: its snapshot is made when asked (`endedSnapshot`) from this, `endProgress`, its times
+   * (`times`) and `rare.endError` — at a deep backlog the record is in the old generation, and a
+   * new object kept by it would be copied and promoted by the scavenger (docs/performance.md).
+   */
+  endAttempt: number;
+  /** Its progress when it ended (usually a shared one: none yet, or done). */
+  endProgress: Progress | undefined;
+  /** Where its submit, start and end times are kept once it ended: `times[timesAt + 0…2]`. */
+  times: Float64Array | undefined;
+  timesAt: number;
   state: JobState;
   /** What few jobs need (dependencies, boosts, progress, `result`, `state$`): made at the first. */
   rare: RareFields | undefined;
@@ -93,6 +110,8 @@ export type RareFields = {
   result: Promise<unknown> | undefined;
   settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
   subject: BehaviorSubject<JobSnapshot> | undefined;
+  /** Why it did not complete, once ended so. */
+  endError: JobError | undefined;
 };
 
 /** A record's rare fields, made now if it had none. */
@@ -106,6 +125,7 @@ export function rareOf(record: JobRecord): RareFields {
     result: undefined,
     settle: undefined,
     subject: undefined,
+    endError: undefined,
   });
 }
 
@@ -195,6 +215,12 @@ export class JobRecords {
   private chosenLikeOurs = false;
   /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
   private retryable = 0;
+  /**
+   * Ended jobs' times, three per job, in chunks of 1,024 jobs: a chunk lives while a record that
+   * uses it does (a retained one, or one a job handle still holds).
+   */
+  private timesChunk = new Float64Array(0);
+  private timesUsed = CHUNK;
 
   /**
    * @param retainFinished how many finished records to keep
@@ -220,7 +246,7 @@ export class JobRecords {
 
   /** Whether the job is one accepted straight into the queue whose actor is not made yet. */
   waitsWithoutActor(record: JobRecord): boolean {
-    return record.actor === undefined && record.state === 'queued' && record.final === undefined;
+    return record.actor === undefined && record.state === 'queued' && record.endAttempt < 0;
   }
 
   get(id: string): JobRecord | undefined {
@@ -269,7 +295,10 @@ export class JobRecords {
       prev: undefined,
       next: undefined,
       actor: undefined,
-      final: undefined,
+      endAttempt: -1,
+      endProgress: undefined,
+      times: undefined,
+      timesAt: 0,
       state: 'pending',
       rare: undefined,
       mayRetry: false,
@@ -368,6 +397,27 @@ export class JobRecords {
     return id;
   }
 
+  /**
+   * Keeps what an ended job's snapshot needs, from its actor's last context: no object per job
+   * (the times go into a shared chunk, the progress is usually a shared one).
+   */
+  ended(record: JobRecord, context: JobContext): void {
+    record.endAttempt = context.attempt;
+    record.endProgress = context.progress;
+    if (context.error !== undefined) rareOf(record).endError = context.error;
+    if (this.timesUsed === CHUNK) {
+      this.timesChunk = new Float64Array(3 * CHUNK);
+      this.timesUsed = 0;
+    }
+    const at = 3 * this.timesUsed++;
+    const times = this.timesChunk;
+    times[at] = context.submittedAt;
+    times[at + 1] = context.startedAt ?? Number.NaN;
+    times[at + 2] = context.endedAt ?? Number.NaN;
+    record.times = times;
+    record.timesAt = at;
+  }
+
   /** Notes that a job finished; the oldest finished records may go. */
   finished(record: JobRecord): void {
     const n = record.kind.group === undefined ? record.n : -1;
@@ -415,6 +465,33 @@ export class JobRecords {
   }
 }
 
+/**
+ * An ended job's snapshot, made from its record (see `JobRecord.endAttempt`): what `toJobSnapshot`
+ * made of its last context (an ended job has no allocation and no wait reason).
+ */
+export function endedSnapshot(record: JobRecord): JobSnapshot {
+  const { kind, times, timesAt } = record;
+  const out: JobSnapshot = {
+    id: record.id,
+    type: kind.type,
+    state: record.state,
+    priority: kind.priority,
+    effectivePriority: nameOf(kind.level),
+    attempt: record.endAttempt,
+    maxAttempts: kind.maxAttempts,
+    progress: record.endProgress as Progress,
+    submittedAt: times ? (times[timesAt] as number) : Number.NaN,
+  };
+  if (kind.group !== undefined) out.group = kind.group;
+  const error = record.rare?.endError;
+  if (error !== undefined) out.error = error;
+  const startedAt = times ? (times[timesAt + 1] as number) : Number.NaN;
+  const endedAt = times ? (times[timesAt + 2] as number) : Number.NaN;
+  if (!Number.isNaN(startedAt)) out.startedAt = startedAt;
+  if (!Number.isNaN(endedAt)) out.endedAt = endedAt;
+  return out;
+}
+
 function noActor(record: JobRecord): JobActor {
   throw new Error(`job ${record.id} has no actor and no way to make one`);
 }
@@ -433,9 +510,6 @@ export function numberOf(id: string): number {
   }
   return n <= 0x7fffffff ? n : -1;
 }
-
-const CHUNK_BITS = 10;
-const CHUNK = 1 << CHUNK_BITS;
 
 type Chunk<T> = { readonly slots: Array<T | undefined>; live: number };
 

@@ -39,7 +39,16 @@ import {
   type CheckedJob,
   type JobHost,
 } from './job-intake.js';
-import { FINAL, Failure, HOLDING, JobRecords, rareOf, settle, type JobRecord } from './job-records.js';
+import {
+  FINAL,
+  Failure,
+  HOLDING,
+  JobRecords,
+  endedSnapshot,
+  rareOf,
+  settle,
+  type JobRecord,
+} from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
 import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
 import {
@@ -49,7 +58,6 @@ import {
   runShutdown,
   stopRetryForShutdown,
 } from './shutdown.js';
-import { toJobSnapshot } from './snapshot.js';
 import type {
   BoostReport,
   BoostSignal,
@@ -517,7 +525,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           delayMs: snap.context.retryDelayMs,
         });
     }
-    if (FINAL.has(state) && !record.final) this.finish(record, snap, state);
+    if (FINAL.has(state) && record.endAttempt < 0) this.finish(record, snap, state);
     else record.rare?.subject?.next(this.snapshotOf(record, snap));
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
     if (released || left) this.pump();
@@ -587,28 +595,31 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   private finish(record: JobRecord, snap: JobStateSnapshot, state: JobState): void {
     const id = record.id;
-    const final = toJobSnapshot(record.id, record.kind, snap, record.kind.level);
-    record.final = final;
+    this.records.ended(record, snap.context);
     record.actor = undefined;
     const rare = record.rare;
     if (rare) rare.boostGiven = undefined;
     const at = this.options.clock.now();
+    // Its snapshot, made only for those told of the end (see `JobRecord.endAttempt`).
+    const told = this.listening || record.rare?.subject !== undefined;
+    const final = told ? endedSnapshot(record) : undefined;
     if (state === 'completed') {
       settle(record, snap.context.output);
-      if (this.listening) this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
+      if (this.listening && final)
+        this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
-      const error = final.error ?? { kind: 'error', message: state };
+      const error = snap.context.error ?? { kind: 'error', message: state };
       // The error (a stack trace, ~µs) is made only if someone asks for `result`.
       const failed = state as 'failed' | 'cancelled';
       settle(record, new Failure(() => new JobFailedError(id, failed, error.kind, error.message)));
-      if (this.listening)
+      if (this.listening && final)
         this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }
     // Read again: a listener told of the end above may have asked for `state$` just now.
     const watched = record.rare;
     if (watched?.subject) {
-      watched.subject.next(final);
+      watched.subject.next(final ?? endedSnapshot(record));
       watched.subject.complete();
       watched.subject = undefined;
     }

@@ -9,12 +9,16 @@ import {
   Failure,
   IndexTable,
   JobRecords,
+  endedSnapshot,
   numberOf,
   resultOf,
   settle,
 } from '../../src/runtime/job-records.js';
 import type { NormalisedJob } from '../../src/core/job-spec.js';
 import { toUnits } from '../../src/core/pool.js';
+import { DONE_PROGRESS, NO_PROGRESS } from '../../src/core/progress.js';
+import type { JobContext } from '../../src/machines/job.machine.js';
+import { toJobSnapshot } from '../../src/runtime/snapshot.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 describe('numberOf', () => {
@@ -192,7 +196,7 @@ describe('JobRecords', () => {
             const record = records.get(id);
             if (!record) throw new Error(`lost ${id}`);
             records.moved(record, 'cancelled', false);
-            record.final = {} as NonNullable<typeof record.final>;
+            record.endAttempt = 0;
             records.finished(record);
             finishedOrder.push(id);
           }
@@ -204,6 +208,73 @@ describe('JobRecords', () => {
         },
       ),
       { numRuns: numRuns(150) },
+    );
+  });
+});
+
+describe('an ended job', () => {
+  const finalState = fc.constantFrom('completed', 'failed', 'cancelled');
+  const time = fc.double({ min: 0, max: 1e13, noNaN: true });
+  const ending = fc.record({
+    state: finalState,
+    group: fc.option(fc.constantFrom('g', 'h'), { nil: undefined }),
+    attempt: fc.integer({ min: 0, max: 5 }),
+    progress: fc.oneof(
+      fc.constant(NO_PROGRESS),
+      fc.constant(DONE_PROGRESS),
+      fc.record({ fraction: fc.double({ min: 0, max: 1, noNaN: true }), note: fc.string() }),
+    ),
+    error: fc.option(
+      fc.record({ kind: fc.constantFrom('error', 'timeout', 'cancelled'), message: fc.string() }),
+      { nil: undefined },
+    ),
+    submittedAt: time,
+    startedAt: fc.option(time, { nil: undefined }),
+    endedAt: time,
+  });
+
+  it('has the snapshot its last context gave, times and all, across many chunks of times', () => {
+    fc.assert(
+      fc.property(fc.array(ending, { minLength: 1, maxLength: 2_500 }), (endings) => {
+        const records = new JobRecords(10_000);
+        const units = toUnits({ cpu: 1 });
+        const made = endings.map((end, i) => {
+          const job = {
+            id: `job-${i + 1}`,
+            type: 't',
+            payload: undefined,
+            priority: 'high',
+            level: 3,
+            timeoutMs: undefined,
+            maxAttempts: 4,
+            backoff: { kind: 'fixed', delayMs: 1 },
+            group: end.group,
+            dependsOn: [],
+            dependencyPolicy: 'afterok',
+          } as unknown as NormalisedJob;
+          const record = records.add(job, units, true);
+          const context = {
+            id: job.id,
+            attempt: end.attempt,
+            maxAttempts: 4,
+            progress: end.progress,
+            error: end.error,
+            waitReason: undefined,
+            allocation: undefined,
+            submittedAt: end.submittedAt,
+            startedAt: end.startedAt,
+            endedAt: end.endedAt,
+          } as unknown as JobContext;
+          records.moved(record, end.state, false);
+          records.ended(record, context);
+          // What the scheduler made of the last context when it kept a snapshot per ended job.
+          const expected = toJobSnapshot(job.id, record.kind, { value: end.state, context } as never, 3);
+          return { record, expected };
+        });
+        // Read after all ended: a later chunk of times must not have overwritten an earlier one.
+        for (const { record, expected } of made) expect(endedSnapshot(record)).toStrictEqual(expected);
+      }),
+      { numRuns: numRuns(20) },
     );
   });
 });

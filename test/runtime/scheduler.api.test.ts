@@ -476,6 +476,75 @@ describe('found in review of the hot path', () => {
     },
   );
 
+  it('an ended job reads the same from its event, get, list and state$, watched or not, and a copy changed by its reader changes nothing', async () => {
+    // One at a time: the third job is cancelled while it waits.
+    const { clock, scheduler, events } = make({
+      maxConcurrentJobs: 1,
+      retryAttempts: 2,
+      backoff: { kind: 'fixed', delayMs: 10 },
+    });
+    const unwatched = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      maxConcurrentJobs: 1,
+      retryAttempts: 2,
+      backoff: { kind: 'fixed', delayMs: 10 },
+      handlers: {
+        work: async ({ signal }: HandlerContext) => {
+          await wait(clock, signal, 1_000);
+          return 'done';
+        },
+        failNow: async () => {
+          throw new Error('boom');
+        },
+      },
+    });
+    const specs = [work({ group: 'g' }), { type: 'failNow' } as const, work({ payload: { ms: 50 } })];
+    const handles = specs.map((spec) => scheduler.submit(spec));
+    const quiet = specs.slice(0, 2).map((spec) => unwatched.submit(spec));
+    scheduler.cancel(handles[2]?.id ?? '');
+    await clock.advanceBy(5_000);
+    const ended = events.filter(
+      (e): e is Extract<SchedulerEvent, { job: unknown }> =>
+        e.type === 'job.completed' || e.type === 'job.failed' || e.type === 'job.cancelled',
+    );
+    expect(ended.map((e) => e.job.state).sort()).toEqual(['cancelled', 'completed', 'failed']);
+    for (const e of ended) {
+      const got = scheduler.get(e.job.id);
+      expect(got).toStrictEqual(e.job);
+      expect(scheduler.list({ state: e.job.state }).find((j) => j.id === e.job.id)).toStrictEqual(e.job);
+      const seen: unknown[] = [];
+      handles.find((h) => h.id === e.job.id)?.state$.subscribe((s) => seen.push(s));
+      expect(seen).toStrictEqual([e.job]);
+      (got as { attempt: number }).attempt = 99;
+      expect(scheduler.get(e.job.id)?.attempt).toBe(e.job.attempt);
+    }
+    expect(scheduler.get(handles[0]?.id ?? '')).toMatchObject({
+      group: 'g',
+      attempt: 1,
+      progress: { fraction: 1 },
+      startedAt: 0,
+      endedAt: 1_000,
+      submittedAt: 0,
+    });
+    expect(scheduler.get(handles[1]?.id ?? '')).toMatchObject({
+      state: 'failed',
+      attempt: 3, // the first and two retries
+      error: { kind: 'error', message: 'boom' },
+    });
+    const cancelled = scheduler.get(handles[2]?.id ?? '');
+    expect(cancelled).toMatchObject({ state: 'cancelled', attempt: 0, progress: { fraction: 0 } });
+    expect(cancelled && 'startedAt' in cancelled).toBe(false);
+    // The same jobs where nobody listens end the same.
+    // (Same fields and values; the retries' jittered times differ between the two schedulers.)
+    const strip = (j: unknown) => ({ ...(j as object), id: 0, startedAt: 0, endedAt: 0 });
+    expect(quiet.map((h) => strip(unwatched.get(h.id)))).toStrictEqual(
+      handles.slice(0, 2).map((h) => strip(scheduler.get(h.id))),
+    );
+    await Promise.all([scheduler.shutdown(), unwatched.shutdown()]);
+  });
+
   it("a handle's cancel is one function, however often it is read", () => {
     const { scheduler } = make();
     const handle = scheduler.submit(work({ id: 'h' }));
