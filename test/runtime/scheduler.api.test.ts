@@ -480,16 +480,14 @@ describe('found in review of the hot path', () => {
     // One at a time: the third job is cancelled while it waits.
     const { clock, scheduler, events } = make({
       maxConcurrentJobs: 1,
-      retryAttempts: 2,
-      backoff: { kind: 'fixed', delayMs: 10 },
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } },
     });
     const unwatched = createScheduler({
       clock,
       monitor: false,
       resources: POOL,
       maxConcurrentJobs: 1,
-      retryAttempts: 2,
-      backoff: { kind: 'fixed', delayMs: 10 },
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } },
       handlers: {
         work: async ({ signal }: HandlerContext) => {
           await wait(clock, signal, 1_000);
@@ -530,7 +528,7 @@ describe('found in review of the hot path', () => {
     });
     expect(scheduler.get(handles[1]?.id ?? '')).toMatchObject({
       state: 'failed',
-      attempt: 3, // the first and two retries
+      attempt: 3, // every attempt it had
       error: { kind: 'error', message: 'boom' },
     });
     const cancelled = scheduler.get(handles[2]?.id ?? '');
