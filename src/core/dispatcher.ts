@@ -15,6 +15,7 @@ import type { ResourceLedger } from './ledger.js';
 import type { UnitRequest } from './pool.js';
 import { JobQueue, type AgingPolicy, type Boost, type Indexed, type QueueEntry } from './queue.js';
 import type { Allocation } from './types.js';
+import { RenewingMap } from './renewing-map.js';
 
 /** How rounds choose. */
 export type DispatchPolicy = {
@@ -43,7 +44,7 @@ export type Placer = Pick<ResourceLedger, 'tryAllocate' | 'release'> & {
 export class Dispatcher<T extends Waiting> {
   readonly queue: JobQueue<T>;
   /** Jobs holding a slot (allocated: scheduled or running), with their allocation id. */
-  readonly holders = new Map<string, string>();
+  readonly holders = new RenewingMap<string, string>();
   /** Queued jobs denied since resources last grew: asking again now would be denied again. */
   private readonly denied = new Set<string>();
   private placer: Placer | undefined;

@@ -5,6 +5,7 @@
  * defeat the O(log nodes) goal), and every operation either completes or changes nothing.
  */
 import type { Allocation } from './types.js';
+import { RenewingMap } from './renewing-map.js';
 import type {
   AdmissionLimit,
   Denial,
@@ -70,7 +71,7 @@ export class ResourceLedger {
   readonly policy: PlacementPolicy;
   private readonly state: NodeState[];
   private readonly index: CapacityIndex;
-  private readonly held = new Map<string, Held>();
+  private readonly held = new RenewingMap<string, Held>();
   private readonly idPrefix: string;
   private nextId = 1;
   private readonly capacityUnits = emptyTotals();
