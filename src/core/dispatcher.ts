@@ -46,7 +46,7 @@ export class Dispatcher<T extends Waiting> {
   /** Jobs holding a slot (allocated: scheduled or running), with their allocation id. */
   readonly holders = new RenewingMap<string, string>();
   /** Queued jobs denied since resources last grew: asking again now would be denied again. */
-  private readonly denied = new Set<string>();
+  private denied = new Set<string>();
   private placer: Placer | undefined;
   /**
    * The last round ended with nothing more to start, and nothing that could change that (a
@@ -137,14 +137,23 @@ export class Dispatcher<T extends Waiting> {
     this.holders.delete(id);
     this.quiet = false;
     const released = this.placer?.release(allocationId).released ?? false;
-    if (released) this.denied.clear();
+    if (released) this.forgetDenied();
     return released;
   }
 
   /** Resources may have grown (a tick, a capacity change, a resume): everyone may try again. */
   forgetDenials(): void {
-    this.denied.clear();
+    this.forgetDenied();
     this.quiet = false;
+  }
+
+  /**
+   * Empties the denied set — by dropping it, and only when it holds something. `Set#clear`
+   * always makes a new table, in the old generation when the set is old (a long-lived set is):
+   * called on every release, even empty, that was two dead old-space tables per job.
+   */
+  private forgetDenied(): void {
+    if (this.denied.size > 0) this.denied = new Set();
   }
 
   /**
@@ -177,7 +186,7 @@ export class Dispatcher<T extends Waiting> {
     // resource manager): a denial may now be a grant.
     if (placer.grown !== this.grownSeen) {
       this.grownSeen = placer.grown;
-      this.denied.clear();
+      this.forgetDenied();
     }
     let passed = 0;
     const walk = this.queue.walk(now);

@@ -2,17 +2,16 @@
  * A Map for the engine's long-lived churn: one entry set and deleted per job, for as long as the
  * scheduler lives (the dispatcher's slot holders, the ledger's held allocations).
  *
- * Why not a plain Map: V8 grows and shrinks a Map by moving it to a new hash table, and leaves
- * in the obsolete table a pointer to its successor (so that a live iterator can follow). Once the
- * Map's table has been promoted to the old generation, each successor is reachable from an old
- * object, so it survives the next scavenge and is promoted in turn — with every key and value
- * it holds, however short their lives. At a deep backlog that promoted about a kilobyte of
- * short-lived allocations per job, which the engine then paid for in mark-compacts
- * (docs/performance.md, step 21).
+ * Why not a plain Map: V8 grows and shrinks a Map by moving it to a new hash table, allocated in
+ * the generation of the table it replaces. Once a long-lived Map's table has been promoted, every
+ * later table is born in the old generation, and each key and value written to it is kept alive
+ * from there (the scavenger promotes it) until the next mark-compact, however short its life. At
+ * a deep backlog that was about a kilobyte of short-lived allocations per job promoted, which the
+ * engine then paid for in mark-compacts (docs/performance.md, step 21).
  *
  * This Map starts over — copies its live entries into a new Map, so iteration still runs in
  * insertion order — after as many deletions as it holds entries, and at least `every` of them:
- * the obsolete chain is dropped whole and the copy costs O(1) per deletion, amortised.
+ * the copy is a young Map again, and it costs O(1) per deletion, amortised.
  *
  * One difference from Map: an iterator taken before a renewal goes on over the entries as they
  * were then, and sees no later change. The engine only iterates to copy.
