@@ -7,7 +7,7 @@ import type { Actor } from 'xstate';
 import type { NormalisedJob } from '../core/job-spec.js';
 import type { UnitRequest } from '../core/pool.js';
 import { nameOf } from '../core/priority.js';
-import type { Progress } from '../core/progress.js';
+import { DONE_PROGRESS, NO_PROGRESS, type Progress } from '../core/progress.js';
 import type { Boost, QueueEntry } from '../core/queue.js';
 import { FINAL_JOB_STATES, JOB_STATES, type JobError, type JobState } from '../core/types.js';
 import type { JobLogic } from '../machines/job.logic.js';
@@ -17,6 +17,11 @@ import type { JobSnapshot } from './types.js';
 /** Index tables and the ended jobs' times are kept in chunks of 1,024. */
 const CHUNK_BITS = 10;
 const CHUNK = 1 << CHUNK_BITS;
+/** What `JobRecords.ended` keeps per job: submit, start and end times, attempts, progress code. */
+const ENDED_SLOTS = 5;
+const PROGRESS_NONE = 0;
+const PROGRESS_DONE = 1;
+const PROGRESS_OWN = 2;
 
 /** A live job's actor: on the lean host, or XState's when inspected (see job-intake.ts). */
 export type JobActor = Pick<Actor<JobLogic>, 'send' | 'getSnapshot'>;
@@ -57,15 +62,12 @@ export type JobRecord = {
    */
   actor: JobActor | undefined;
   /**
-   * −1 until the job ended; then the attempts it had started. An ended job keeps no snapshot
-   * object: its snapshot is made when asked (`endedSnapshot`) from this, `endProgress`, its times
-   * (`times`) and `rare.endError` — at a deep backlog the record is in the old generation, and a
-   * new object kept by it would be copied and promoted by the scavenger (docs/performance.md).
+   * Undefined until the job ended; then the shared chunk that keeps, from `timesAt`, its submit,
+   * start and end times, the attempts it had started and its progress (see `JobRecords.ended`).
+   * An ended job keeps no snapshot object: its snapshot is made when asked (`endedSnapshot`) —
+   * at a deep backlog the record is in the old generation, and a new object kept by it would be
+   * copied and promoted by the scavenger (docs/performance.md, steps 20 and 23).
    */
-  endAttempt: number;
-  /** Its progress when it ended (usually a shared one: none yet, or done). */
-  endProgress: Progress | undefined;
-  /** Where its submit, start and end times are kept once it ended: `times[timesAt + 0…2]`. */
   times: Float64Array | undefined;
   timesAt: number;
   state: JobState;
@@ -112,6 +114,8 @@ export type RareFields = {
   subject: BehaviorSubject<JobSnapshot> | undefined;
   /** Why it did not complete, once ended so. */
   endError: JobError | undefined;
+  /** Its progress when it ended, where that is not a shared one (see `JobRecords.ended`). */
+  endProgress: Progress | undefined;
 };
 
 /** A record's rare fields, made now if it had none. */
@@ -126,6 +130,7 @@ export function rareOf(record: JobRecord): RareFields {
     settle: undefined,
     subject: undefined,
     endError: undefined,
+    endProgress: undefined,
   });
 }
 
@@ -216,8 +221,8 @@ export class JobRecords {
   /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
   private retryable = 0;
   /**
-   * Ended jobs' times, three per job, in chunks of 1,024 jobs: a chunk lives while a record that
-   * uses it does (a retained one, or one a job handle still holds).
+   * Ended jobs' figures, `ENDED_SLOTS` per job, in chunks of 1,024 jobs: a chunk lives while a
+   * record that uses it does (a retained one, or one a job handle still holds).
    */
   private timesChunk = new Float64Array(0);
   private timesUsed = CHUNK;
@@ -246,7 +251,7 @@ export class JobRecords {
 
   /** Whether the job is one accepted straight into the queue whose actor is not made yet. */
   waitsWithoutActor(record: JobRecord): boolean {
-    return record.actor === undefined && record.state === 'queued' && record.endAttempt < 0;
+    return record.actor === undefined && record.state === 'queued' && record.times === undefined;
   }
 
   get(id: string): JobRecord | undefined {
@@ -295,8 +300,6 @@ export class JobRecords {
       prev: undefined,
       next: undefined,
       actor: undefined,
-      endAttempt: -1,
-      endProgress: undefined,
       times: undefined,
       timesAt: 0,
       state: 'pending',
@@ -398,22 +401,28 @@ export class JobRecords {
   }
 
   /**
-   * Keeps what an ended job's snapshot needs, from its actor's last context: no object per job
-   * (the times go into a shared chunk, the progress is usually a shared one).
+   * Keeps what an ended job's snapshot needs, from its actor's last context, in a shared chunk:
+   * no object per job, and no field on the record for what only an ended job has (a queued
+   * job's record is the larger part of a deep backlog). Its progress is kept as a code — none,
+   * done, or (rarely: a note, or a fraction it stopped at) the object itself in its rare fields.
    */
   ended(record: JobRecord, context: JobContext): void {
-    record.endAttempt = context.attempt;
-    record.endProgress = context.progress;
     if (context.error !== undefined) rareOf(record).endError = context.error;
+    const progress = context.progress;
+    const code =
+      progress === NO_PROGRESS ? PROGRESS_NONE : progress === DONE_PROGRESS ? PROGRESS_DONE : PROGRESS_OWN;
+    if (code === PROGRESS_OWN) rareOf(record).endProgress = progress;
     if (this.timesUsed === CHUNK) {
-      this.timesChunk = new Float64Array(3 * CHUNK);
+      this.timesChunk = new Float64Array(ENDED_SLOTS * CHUNK);
       this.timesUsed = 0;
     }
-    const at = 3 * this.timesUsed++;
+    const at = ENDED_SLOTS * this.timesUsed++;
     const times = this.timesChunk;
     times[at] = context.submittedAt;
     times[at + 1] = context.startedAt ?? Number.NaN;
     times[at + 2] = context.endedAt ?? Number.NaN;
+    times[at + 3] = context.attempt;
+    times[at + 4] = code;
     record.times = times;
     record.timesAt = at;
   }
@@ -465,28 +474,40 @@ export class JobRecords {
   }
 }
 
+/** Whether the job ended (its figures are kept: see `JobRecords.ended`). */
+export function hasEnded(record: JobRecord): boolean {
+  return record.times !== undefined;
+}
+
 /**
- * An ended job's snapshot, made from its record (see `JobRecord.endAttempt`): what `toJobSnapshot`
+ * An ended job's snapshot, made from its record (see `JobRecords.ended`): what `toJobSnapshot`
  * made of its last context (an ended job has no allocation and no wait reason).
  */
 export function endedSnapshot(record: JobRecord): JobSnapshot {
-  const { kind, times, timesAt } = record;
+  const { kind, timesAt } = record;
+  const times = record.times as Float64Array;
+  const code = times[timesAt + 4];
   const out: JobSnapshot = {
     id: record.id,
     type: kind.type,
     state: record.state,
     priority: kind.priority,
     effectivePriority: nameOf(kind.level),
-    attempt: record.endAttempt,
+    attempt: times[timesAt + 3] as number,
     maxAttempts: kind.maxAttempts,
-    progress: record.endProgress as Progress,
-    submittedAt: times ? (times[timesAt] as number) : Number.NaN,
+    progress:
+      code === PROGRESS_NONE
+        ? NO_PROGRESS
+        : code === PROGRESS_DONE
+          ? DONE_PROGRESS
+          : (record.rare?.endProgress as Progress),
+    submittedAt: times[timesAt] as number,
   };
   if (kind.group !== undefined) out.group = kind.group;
   const error = record.rare?.endError;
   if (error !== undefined) out.error = error;
-  const startedAt = times ? (times[timesAt + 1] as number) : Number.NaN;
-  const endedAt = times ? (times[timesAt + 2] as number) : Number.NaN;
+  const startedAt = times[timesAt + 1] as number;
+  const endedAt = times[timesAt + 2] as number;
   if (!Number.isNaN(startedAt)) out.startedAt = startedAt;
   if (!Number.isNaN(endedAt)) out.endedAt = endedAt;
   return out;

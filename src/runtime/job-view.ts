@@ -8,7 +8,7 @@ import type { JobStateSnapshot } from '../machines/job.machine.js';
 import type { Dispatcher } from '../core/dispatcher.js';
 import type { QueuedJob, schedulerMachine } from '../machines/scheduler.machine.js';
 import type { SchedulerClock } from './clock.js';
-import { endedSnapshot, rareOf, resultOf, type JobActor, type JobRecord } from './job-records.js';
+import { endedSnapshot, hasEnded, rareOf, resultOf, type JobActor, type JobRecord } from './job-records.js';
 import { toJobSnapshot } from './snapshot.js';
 import type { JobHandle, JobSnapshot } from './types.js';
 
@@ -21,7 +21,7 @@ export type QueueView = {
 
 /** A job's snapshot: the final one once final, else built from `snap` (or its actor's own). */
 export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSnapshot): JobSnapshot {
-  if (record.endAttempt >= 0) return endedSnapshot(record);
+  if (hasEnded(record)) return endedSnapshot(record);
   const current = snap ?? (record.actor as JobActor).getSnapshot();
   const out = toJobSnapshot(record.id, record.kind, current, effectiveLevel(record, view));
   if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
@@ -65,7 +65,7 @@ class Handle implements JobHandle {
 
   get state$(): Observable<JobSnapshot> {
     const record = this.record;
-    if (record.endAttempt >= 0) return of(endedSnapshot(record));
+    if (hasEnded(record)) return of(endedSnapshot(record));
     const rare = rareOf(record);
     rare.subject ??= new BehaviorSubject(this.owner.snapshotOf(record));
     return rare.subject.asObservable();

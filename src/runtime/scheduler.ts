@@ -45,6 +45,7 @@ import {
   HOLDING,
   JobRecords,
   endedSnapshot,
+  hasEnded,
   rareOf,
   settle,
   type JobRecord,
@@ -525,7 +526,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           delayMs: snap.context.retryDelayMs,
         });
     }
-    if (FINAL.has(state) && record.endAttempt < 0) this.finish(record, snap, state);
+    if (FINAL.has(state) && !hasEnded(record)) this.finish(record, snap, state);
     else record.rare?.subject?.next(this.snapshotOf(record, snap));
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
     if (released || left) this.pump();
@@ -600,7 +601,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const rare = record.rare;
     if (rare) rare.boostGiven = undefined;
     const at = this.options.clock.now();
-    // Its snapshot, made only for those told of the end (see `JobRecord.endAttempt`).
+    // Its snapshot, made only for those told of the end (see `JobRecords.ended`).
     const told = this.listening || record.rare?.subject !== undefined;
     const final = told ? endedSnapshot(record) : undefined;
     if (state === 'completed') {

@@ -196,7 +196,12 @@ describe('JobRecords', () => {
             const record = records.get(id);
             if (!record) throw new Error(`lost ${id}`);
             records.moved(record, 'cancelled', false);
-            record.endAttempt = 0;
+            records.ended(record, {
+              attempt: 0,
+              progress: NO_PROGRESS,
+              submittedAt: 0,
+              endedAt: 0,
+            } as unknown as JobContext);
             records.finished(record);
             finishedOrder.push(id);
           }
@@ -272,7 +277,12 @@ describe('an ended job', () => {
           return { record, expected };
         });
         // Read after all ended: a later chunk of times must not have overwritten an earlier one.
-        for (const { record, expected } of made) expect(endedSnapshot(record)).toStrictEqual(expected);
+        for (const { record, expected } of made) {
+          const got = endedSnapshot(record);
+          expect(got).toStrictEqual(expected);
+          // The very progress object it ended with (a shared one, or its own).
+          expect(got.progress).toBe(expected.progress);
+        }
       }),
       { numRuns: numRuns(20) },
     );
