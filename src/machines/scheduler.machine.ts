@@ -40,8 +40,8 @@ export type SchedulerContext = {
 };
 
 /**
- * The scheduler actor: decides when jobs may start. It is `starting` until the pool is known,
- * then runs the resource manager and, while `active`, opens the dispatcher (the queue and the
+ * The scheduler actor: decides when jobs may start. It is `starting` until the pool is known
+ * (remembering a pause meanwhile: paused then, it is paused once the pool is known), then runs the resource manager and, while `active`, opens the dispatcher (the queue and the
  * slots) and asks for a scheduling round whenever starts may have become possible — a tick (the
  * safety net), a capacity change, a boost, a resume. Rounds also run, without a message, when a
  * job queues or hands back its allocation (the runtime calls the dispatcher: the hot path).
@@ -110,8 +110,24 @@ export const schedulerMachine = setup({
   states: {
     starting: {
       description: 'Waiting for the pool (host detection); jobs may queue meanwhile.',
-      always: { guard: 'hasPool', target: 'ready' },
-      on: { 'scheduler.poolReady': { actions: 'setPool', target: 'ready' } },
+      initial: 'detecting',
+      states: {
+        detecting: {
+          description: 'No pool yet (none at all when one was declared: it is known at once).',
+          always: { guard: 'hasPool', target: '#scheduler.ready' },
+          on: {
+            'scheduler.poolReady': { actions: 'setPool', target: '#scheduler.ready.active' },
+            'scheduler.pause': { target: 'pausedEarly' },
+          },
+        },
+        pausedEarly: {
+          description: 'Paused before the pool was known: paused once it is, until resumed.',
+          on: {
+            'scheduler.poolReady': { actions: 'setPool', target: '#scheduler.ready.paused' },
+            'scheduler.resume': { target: 'detecting' },
+          },
+        },
+      },
     },
     ready: {
       description: 'The resource manager runs; releases always return resources to the ledger.',
