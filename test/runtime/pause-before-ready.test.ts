@@ -26,8 +26,11 @@ describe('pause before the pool is known', () => {
     const { clock, scheduler, runs } = detecting();
     scheduler.pause();
     const job = scheduler.submit({ type: 'work', resources: { cpu: 1 } });
+    // Paused while the pool is still being detected: the job says so.
+    expect(scheduler.get(job.id)?.waitReason).toBe('paused');
     await scheduler.ready;
     await clock.advanceBy(10_000);
+    expect(scheduler.get(job.id)?.waitReason).toBe('paused');
     expect(runs.count).toBe(0);
     expect(scheduler.stats().jobs).toMatchObject({ queued: 1, running: 0 });
     expect(scheduler.get(job.id)?.state).toBe('queued');
@@ -41,6 +44,7 @@ describe('pause before the pool is known', () => {
     scheduler.pause();
     scheduler.resume();
     const job = scheduler.submit({ type: 'work', resources: { cpu: 1 } });
+    expect(scheduler.get(job.id)?.waitReason).not.toBe('paused');
     await scheduler.ready;
     await clock.advanceBy(0);
     await expect(job.result).resolves.toBe(1);
