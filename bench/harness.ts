@@ -52,22 +52,8 @@ export function report(result: BenchResult): void {
   console.log(`BENCH ${JSON.stringify(result)}`);
 }
 
-/**
- * Reports the p50 and p99 of latency samples (µs) as two results named `<name> p50|p99`;
- * min and max give the spread.
- */
-export function reportLatency(name: string, params: Record<string, unknown>, samplesUs: number[]): void {
-  const sorted = [...samplesUs].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-  const max = sorted.at(-1) ?? 0;
-  report({
-    name: `${name} p50`,
-    params,
-    value: at(50),
-    unit: 'µs',
-    min: sorted[0] ?? 0,
-    max,
-    runs: sorted.length,
-  });
-  report({ name: `${name} p99`, params, value: at(99), unit: 'µs', min: at(50), max, runs: sorted.length });
+/** The p-th percentile (nearest rank) of samples, in any order; 0 where there are none. */
+export function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }

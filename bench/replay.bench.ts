@@ -43,16 +43,27 @@ if (!existsSync(TRACE)) {
     { name: '10% slice', jobs: all.slice(0, Math.round(all.length / 10)), nodes: 16 },
     { name: 'full trace', jobs: all, nodes: 48 },
   ];
-  const runs = Number(process.env['BENCH_REPLAY_RUNS'] ?? 3);
+  // One warm-up replay, then 5 timed ones (BENCH_REPLAY_RUNS to change it). simulate() is
+  // deterministic: every replay must give the same schedule, and the benchmark fails if not.
+  const warmup = 1;
+  const runs = Number(process.env['BENCH_REPLAY_RUNS'] ?? 5);
   for (const { name, jobs, nodes } of cases) {
     const pool = phillyPool({ nodes });
     const offered = offeredGpus(jobs, 8);
     const seconds: number[] = [];
     let last: Awaited<ReturnType<typeof simulate>> | undefined;
-    for (let i = 0; i < runs; i++) {
+    let schedule: string | undefined;
+    for (let i = 0; i < warmup + runs; i++) {
       const start = performance.now();
       last = await simulate({ resources: pool, jobs });
-      seconds.push((performance.now() - start) / 1_000);
+      if (i >= warmup) seconds.push((performance.now() - start) / 1_000);
+      const summary = JSON.stringify([last.counts, last.wait.overall, last.utilisation]);
+      if (schedule !== undefined && summary !== schedule) {
+        throw new Error(
+          `replay.bench: replay ${i} of the ${name} gave another schedule:\n${summary}\n${schedule}`,
+        );
+      }
+      schedule = summary;
     }
     const params = {
       trace: name,
@@ -70,7 +81,15 @@ if (!existsSync(TRACE)) {
     });
     if (last) {
       const schedule = (metric: string, value: number, unit: string) =>
-        report({ name: `philly replay ${metric}`, params, value, unit, min: value, max: value, runs: 1 });
+        report({
+          name: `philly replay ${metric}`,
+          params,
+          value,
+          unit,
+          min: value,
+          max: value,
+          runs: warmup + runs,
+        });
       schedule('mean wait', last.wait.overall.mean / 60_000, 'min');
       schedule('p99 wait', last.wait.overall.p99 / 60_000, 'min');
       schedule('gpu utilisation', last.utilisation.gpu, 'fraction');

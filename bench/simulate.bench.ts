@@ -31,7 +31,7 @@ if (!existsSync(TRACE)) {
           { jobs, nodes, gpus: nodes * 8, tick },
           jobs,
           () => simulate({ resources: pool, jobs: slice, options }),
-          { warmup: jobs > 1_000 ? 0 : 1, runs: jobs > 1_000 ? 1 : 3 },
+          { warmup: 1, runs: 5 },
         ),
       );
     }

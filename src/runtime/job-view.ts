@@ -84,7 +84,8 @@ export function jobHandle(record: JobRecord, owner: HandleOwner): JobHandle {
  */
 function queuedWaitReason(own: JobSnapshot['waitReason'], view: QueueView): JobSnapshot['waitReason'] {
   const scheduler = view.scheduler.getSnapshot();
-  if (scheduler.matches({ ready: 'paused' }) || scheduler.matches({ starting: 'pausedEarly' })) return 'paused';
+  if (scheduler.matches({ ready: 'paused' }) || scheduler.matches({ starting: 'pausedEarly' }))
+    return 'paused';
   if (view.dispatcher.full) return 'concurrency';
   return own === 'paused' || own === 'concurrency' ? 'resources' : own;
 }
