@@ -113,7 +113,11 @@ export class DuplicateJobError extends Error {
   }
 }
 
-/** `dependsOn` names a job that is not known; nothing was enqueued. */
+/**
+ * `dependsOn` names a job that is not known; nothing was enqueued. The scheduler keeps only the
+ * newest `retainFinished` finished jobs: once it has let one go, an unknown id may be one of
+ * them, and `retainFinished` (the limit then) says so — the message too.
+ */
 export class UnknownDependencyError extends Error {
   override readonly name = 'UnknownDependencyError';
   readonly field = 'dependsOn';
@@ -121,8 +125,16 @@ export class UnknownDependencyError extends Error {
   constructor(
     readonly jobId: string,
     readonly dependencyId: string,
+    /** Set when finished jobs have been let go, so the dependency may be one of them. */
+    readonly retainFinished?: number,
   ) {
-    super(`job ${JSON.stringify(jobId)} depends on unknown job ${JSON.stringify(dependencyId)}`);
+    super(
+      `job ${JSON.stringify(jobId)} depends on unknown job ${JSON.stringify(dependencyId)}` +
+        (retainFinished === undefined
+          ? ''
+          : ` (never submitted, or finished and no longer kept: the scheduler keeps the newest ` +
+            `${retainFinished} finished jobs, option retainFinished)`),
+    );
   }
 }
 

@@ -81,7 +81,7 @@ export class Intake implements JobSpecContext {
       throw new DuplicateJobError(job.id);
     for (const dep of job.dependsOn) {
       if (!records.has(dep) && !batchIds.has(dep)) {
-        throw new UnknownDependencyError(job.id, dep);
+        throw new UnknownDependencyError(job.id, dep, records.dropped > 0 ? records.retainLimit : undefined);
       }
     }
     // Converted once, here: the job keeps its units, not the object it was given (which its

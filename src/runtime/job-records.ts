@@ -231,6 +231,8 @@ export class JobRecords {
    * @param retainFinished how many finished records to keep
    * @param wake makes the actor of a job that has none yet (see `actorOf`)
    */
+  private droppedCount = 0;
+
   constructor(
     private readonly retainFinished: number,
     private readonly wake: (record: JobRecord) => JobActor = noActor,
@@ -252,6 +254,16 @@ export class JobRecords {
   /** Whether the job is one accepted straight into the queue whose actor is not made yet. */
   waitsWithoutActor(record: JobRecord): boolean {
     return record.actor === undefined && record.state === 'queued' && record.times === undefined;
+  }
+
+  /** How many finished records retention has let go. */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  /** How many finished records are kept (`retainFinished`). */
+  get retainLimit(): number {
+    return this.retainFinished;
   }
 
   get(id: string): JobRecord | undefined {
@@ -455,6 +467,7 @@ export class JobRecords {
     const { finishedSeq, finishedRef } = this;
     while (finishedSeq.length - this.finishedHead > this.retainFinished) {
       const oldest = this.finishedHead++;
+      this.droppedCount++;
       const ref = finishedRef[oldest];
       // Let a dropped record go now, not when the list is next compacted.
       finishedRef[oldest] = undefined;

@@ -477,6 +477,35 @@ describe('dependencies', () => {
     ).toEqual(['x', 'y', 'z']);
   });
 
+  it('an unknown dependency says it may be a finished job retention let go, once one was', async () => {
+    const { clock, scheduler } = make({ retainFinished: 1 });
+    const never = () => scheduler.submit({ type: 'succeed', id: 'c', dependsOn: ['ghost'] });
+    // Nothing let go yet: an unknown id was never submitted, and the error says no more.
+    expect(never).toThrow(
+      expect.objectContaining({
+        name: UnknownDependencyError.name,
+        dependencyId: 'ghost',
+        retainFinished: undefined,
+        message: 'job "c" depends on unknown job "ghost"',
+      }),
+    );
+    scheduler.submit({ type: 'succeed', id: 'a' });
+    scheduler.submit({ type: 'succeed', id: 'b' });
+    await clock.advanceBy(1_000);
+    expect(scheduler.get('a')).toBeUndefined();
+    expect(scheduler.get('b')?.state).toBe('completed');
+    const onDropped = () => scheduler.submit({ type: 'succeed', id: 'c', dependsOn: ['b', 'a'] });
+    expect(onDropped).toThrow(
+      expect.objectContaining({ name: UnknownDependencyError.name, dependencyId: 'a', retainFinished: 1 }),
+    );
+    expect(onDropped).toThrow(/finished and no longer kept.*newest 1 finished jobs, option retainFinished/);
+    // Nothing was accepted, and the scheduler goes on: a job on the retained one runs.
+    expect(scheduler.stats().jobs).toMatchObject({ pending: 0, queued: 0, running: 0 });
+    const c = scheduler.submit({ type: 'succeed', id: 'c', dependsOn: ['b'] });
+    await clock.advanceBy(1_000);
+    await expect(c.result).resolves.toBe('ok');
+  });
+
   it('submitAll on a failed dependency that retention drops mid-batch neither crashes nor loses a job', async () => {
     const { clock, scheduler } = make({ retainFinished: 1 });
     scheduler.submit({ type: 'failNow', id: 'a' });
