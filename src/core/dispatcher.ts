@@ -200,7 +200,7 @@ export class Dispatcher<T extends Waiting> {
       // This job waits. Strict order, or a head waiting past its reservation, stops the round.
       const head = passed === 0;
       if (head && this.policy.queuePolicy === 'strict') return undefined;
-      if (head && now - entry.enqueuedAt >= this.policy.reserveAfterMs) return undefined;
+      if (head && now - this.queue.enqueuedAt(entry) >= this.policy.reserveAfterMs) return undefined;
       if (++passed > this.policy.backfillDepth) return undefined;
     }
     return undefined;

@@ -19,8 +19,14 @@ export type Boost = { toLevel?: number; byLevels?: number; until: number };
 export type QueueEntry<T> = {
   readonly id: string;
   readonly base: number;
-  /** When it entered the queue (aging counts from here). */
-  readonly enqueuedAt: number;
+  /**
+   * When it entered the queue (aging counts from here), as an offset from the queue's epoch:
+   * `JobQueue.enqueuedAt(entry)` gives the clock's time. An offset of whole milliseconds (within
+   * ~24 days of the first enqueue) is a small integer, which V8 keeps in the object itself, where
+   * the clock's time (`Date.now()`, ~1.8e12) is a 16-byte number boxed apart from every queued
+   * job's record (and one more old-generation object to collect per job at a deep backlog).
+   */
+  readonly queuedAt: number;
   /** Global order of entering the queue: FIFO within a level. */
   readonly order: number;
   boost: Boost | undefined;
@@ -55,6 +61,8 @@ export class JobQueue<T> {
   /** Entries per base level. */
   private readonly counts: number[] = PRIORITY_NAMES.map(() => 0);
   private order = 0;
+  /** The clock's time that `queuedAt` counts from: the first enqueue's, in whole ms. */
+  private epoch = Number.NaN;
   private walker: QueueWalk<T> | undefined;
 
   constructor(
@@ -75,9 +83,8 @@ export class JobQueue<T> {
   agingSettlesAt(): number {
     if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return Number.NEGATIVE_INFINITY;
     let newest = Number.NEGATIVE_INFINITY;
-    for (const fifo of this.fifos)
-      if (fifo.tail && fifo.tail.enqueuedAt > newest) newest = fifo.tail.enqueuedAt;
-    return newest + this.aging.maxLevels * this.aging.intervalMs;
+    for (const fifo of this.fifos) if (fifo.tail && fifo.tail.queuedAt > newest) newest = fifo.tail.queuedAt;
+    return newest + this.epoch + this.aging.maxLevels * this.aging.intervalMs;
   }
 
   /** Queued jobs with a boost set (usually none). */
@@ -108,16 +115,26 @@ export class JobQueue<T> {
     return this.byId ? this.byId.has(id) : (value as T & Indexed<T>).queueEntry !== undefined;
   }
 
+  /** When `entry` entered the queue, on the clock. */
+  enqueuedAt(entry: QueueEntry<T>): number {
+    return entry.queuedAt + this.epoch;
+  }
+
   /** Appends a job at the back of its priority's FIFO. */
   add(id: string, base: number, now: number, value: T): QueueEntry<T> {
     if (this.holdsValue(id, value)) throw new Error(`job ${id} is already queued`);
+    if (Number.isNaN(this.epoch)) this.epoch = Number.isFinite(now) ? Math.floor(now) : 0;
+    // `| 0` where it loses nothing: a difference of two doubles is itself a (boxed) double even
+    // when whole, and one stored double would make the field boxed for every record.
+    const offset = now - this.epoch;
+    const queuedAt = offset === (offset | 0) ? offset | 0 : offset;
     const fifo = this.fifos[base] as Fifo<T>;
     let entry: QueueEntry<T>;
     if (this.byId) {
       entry = {
         id,
         base,
-        enqueuedAt: now,
+        queuedAt,
         order: this.order++,
         boost: undefined,
         value,
@@ -128,7 +145,7 @@ export class JobQueue<T> {
     } else {
       const own = value as T & Writable<Indexed<T>>;
       own.base = base;
-      own.enqueuedAt = now;
+      own.queuedAt = queuedAt;
       own.order = this.order++;
       own.boost = undefined;
       own.value = value;
@@ -180,12 +197,12 @@ export class JobQueue<T> {
     return true;
   }
 
-  /** Levels gained by waiting since `enqueuedAt`. */
+  /** Levels gained by waiting since it entered the queue. */
   agingLevels(entry: QueueEntry<T>, now: number): number {
     if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return 0;
     return Math.min(
       this.aging.maxLevels,
-      Math.floor(Math.max(0, now - entry.enqueuedAt) / this.aging.intervalMs),
+      Math.floor(Math.max(0, now - this.epoch - entry.queuedAt) / this.aging.intervalMs),
     );
   }
 

@@ -49,7 +49,7 @@ export type JobRecord = {
    */
   queueEntry: QueueEntry<JobRecord> | undefined;
   base: number;
-  enqueuedAt: number;
+  queuedAt: number;
   order: number;
   /** The boost the queue applies (live while queued). */
   boost: Boost | undefined;
@@ -305,7 +305,7 @@ export class JobRecords {
       units,
       queueEntry: undefined,
       base: 0,
-      enqueuedAt: 0,
+      queuedAt: 0,
       order: 0,
       boost: undefined,
       value: undefined as unknown as JobRecord,

@@ -163,12 +163,12 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
       onSnapshot: this.onStep,
       // A deferred job actor (see `acceptQueued`) starts as if made at submit: submitted and
-      // ready then, with the seed drawn then. The submit time is the queue's `enqueuedAt`: such a
+      // ready then, with the seed drawn then. The submit time is when it entered the queue: such a
       // job was queued once, at submit, and nothing queues it again before its actor has started
       // (every other path to the queue goes through the actor).
       wake: (actor) => {
         const record = actor.tag as JobRecord;
-        const at = record.enqueuedAt;
+        const at = this.dispatcher.queue.enqueuedAt(record);
         const input = jobInput(record, this.options, record.seed);
         input.submittedAt = at;
         return { input, events: [{ type: 'job.ready', at }] };

@@ -311,7 +311,9 @@ describe('Dispatcher', () => {
     d.enqueue('b', 1, 0, job('b', { cpu: 1 }));
     d.enqueue('a', 4, 5, job('a', { cpu: 2 }), { toLevel: 4, until: 1e9 });
     expect(d.queue.size).toBe(2);
-    expect(d.queue.get('a')).toMatchObject({ base: 0, enqueuedAt: 0, boost: undefined });
+    expect(d.queue.get('a')).toMatchObject({ base: 0, boost: undefined });
+    const entry = d.queue.get('a');
+    expect(entry && d.queue.enqueuedAt(entry)).toBe(0);
     const decisions = drain(d, 10);
     expect(decisions.map((x) => x.id)).toEqual(['b', 'a']);
     expect(decisions[1]?.value).toBe(first);
@@ -555,11 +557,12 @@ function expectedPick(
   now: number,
   order: ReadonlyArray<QueueEntry<PJob>>,
   fits: readonly boolean[],
+  enqueuedAt: (entry: QueueEntry<PJob>) => number,
 ): number {
   const head = order[0];
   if (!open || holding >= p.maxConcurrentJobs || !head) return -1;
   const window =
-    p.queuePolicy === 'strict' || now - head.enqueuedAt >= p.reserveAfterMs ? 1 : p.backfillDepth + 1;
+    p.queuePolicy === 'strict' || now - enqueuedAt(head) >= p.reserveAfterMs ? 1 : p.backfillDepth + 1;
   for (let i = 0; i < Math.min(window, order.length); i++) {
     if (fits[i] || order[i]?.value.poison) return i;
   }
@@ -629,7 +632,7 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
     const claimsNothing = !d.mayStart(now);
     const order = [...d.queue.inOrder(now)];
     const fits = order.map((e) => someNodeFits(ledger, e.value.units));
-    const want = expectedPick(p, d.open, d.holders.size, now, order, fits);
+    const want = expectedPick(p, d.open, d.holders.size, now, order, fits, (e) => d.queue.enqueuedAt(e));
     // The tick skips a round when mayStart says no: the policy must agree that nothing starts.
     if (claimsNothing)
       ensure(want < 0, `${label}: mayStart(${now}) said no, but ${order[want]?.id} should start`);
@@ -638,7 +641,7 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
     ensure(violation === undefined, `${label}: ${violation}`);
     const what = () =>
       `${label}: next(${now}), ${p.queuePolicy}, open ${d.open}, ${d.holders.size} held, order ` +
-      order.map((e, i) => `${e.id}@${e.enqueuedAt}${fits[i] ? '+' : '-'}`).join(' ') +
+      order.map((e, i) => `${e.id}@${d.queue.enqueuedAt(e)}${fits[i] ? '+' : '-'}`).join(' ') +
       ` → ${decision?.kind} ${decision?.id}, expected ${order[want]?.id}`;
     if (want < 0) {
       ensure(decision === undefined, what());
@@ -676,7 +679,10 @@ function runScenario(p: DispatchPolicy, ops: readonly Op[]): void {
     const mayStart = d.enqueue(id, level, now, value, boost);
     queued.add(id);
     const entry = d.queue.get(id);
-    ensure(entry?.value === value && entry.base === level && entry.enqueuedAt === now, `enqueue ${id}`);
+    ensure(
+      entry?.value === value && entry.base === level && d.queue.enqueuedAt(entry) === now,
+      `enqueue ${id}`,
+    );
     ensure(entry.boost === boost, `enqueue ${id}: its boost`);
     if (!mayStart) {
       // The dispatcher said no round could start it: a round now (judged by the oracle) must not.

@@ -7,7 +7,7 @@ type V = {
   queueEntry: QueueEntry<V> | undefined;
   id: string;
   base: number;
-  enqueuedAt: number;
+  queuedAt: number;
   order: number;
   boost: QueueEntry<V>['boost'];
   value: V;
@@ -109,7 +109,7 @@ describe('job queue', () => {
                 queueEntry: undefined,
                 id,
                 base: 0,
-                enqueuedAt: 0,
+                queuedAt: 0,
                 order: 0,
                 boost: undefined,
                 value: undefined as unknown as V,

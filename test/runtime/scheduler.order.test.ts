@@ -26,8 +26,8 @@ function wait(clock: VirtualClock, signal: AbortSignal, ms: number): Promise<voi
 type Payload = { ms?: number } | undefined;
 
 /** A scheduler on a virtual clock whose `work` handler records starts and waits `payload.ms`. */
-function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
-  const clock = createVirtualClock();
+function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}, startAt = 0) {
+  const clock = createVirtualClock({ startAt });
   const started: string[] = [];
   let running = 0;
   let maxRunning = 0;
@@ -138,6 +138,85 @@ describe('order', () => {
     // At 4.5 s `high` starts; at 4.51 s `bg` (normal by aging, queued first) goes before `normal`.
     await clock.advanceBy(2_000);
     expect(started).toEqual(['blocker', 'high', 'bg', 'normal']);
+  });
+
+  // The queue keeps when a job entered it as an offset from its first enqueue (a small integer,
+  // not a boxed Date.now()): aging and the head reservation must count the same on a clock that
+  // reads like the wall clock, fractional milliseconds included.
+  it.each([1_796_000_000_123, 1_796_000_000_123.75])(
+    'aging and the head reservation count from the enqueue time on a clock at %d ms',
+    async (startAt) => {
+      const { clock, scheduler, started } = make(
+        {
+          maxConcurrentJobs: 2,
+          queuePolicy: 'backfill',
+          reserveAfterMs: 3_000,
+          aging: { intervalMs: 1_000, maxLevels: 2 },
+        },
+        startAt,
+      );
+      scheduler.submit({ type: 'work', id: 'big', resources: { cpu: 3 }, payload: { ms: 8_000 } });
+      await clock.advanceBy(500);
+      scheduler.submit({
+        type: 'work',
+        id: 'head',
+        priority: 'low',
+        resources: { cpu: 2 },
+        payload: { ms: 10 },
+      });
+      const seen: PriorityName[] = [];
+      for (let t = 0; t < 4; t++) {
+        seen.push(scheduler.get('head')?.effectivePriority as PriorityName);
+        if (t === 1) {
+          // The head has waited 1 s: a job that fits is backfilled past it.
+          scheduler.submit({
+            type: 'work',
+            id: 'early',
+            priority: 'background',
+            resources: { cpu: 1 },
+            payload: { ms: 10 },
+          });
+        }
+        await clock.advanceBy(999);
+        await clock.advanceBy(1);
+      }
+      expect(seen).toEqual(['low', 'normal', 'high', 'high']);
+      expect(scheduler.get('early')?.startedAt).toBe(startAt + 1_500);
+      // 4 s waited, past reserveAfterMs: nothing passes the head now.
+      scheduler.submit({
+        type: 'work',
+        id: 'late',
+        priority: 'background',
+        resources: { cpu: 1 },
+        payload: { ms: 10 },
+      });
+      await clock.advanceBy(1_000);
+      expect(scheduler.get('late')?.state).toBe('queued');
+      await clock.advanceBy(3_000); // big ends 8 s after the start
+      expect(scheduler.get('head')).toMatchObject({ submittedAt: startAt + 500, startedAt: startAt + 8_000 });
+      expect(scheduler.get('late')?.submittedAt).toBe(startAt + 4_500);
+      expect(started).toEqual(['big', 'early', 'head', 'late']);
+    },
+  );
+
+  it('a job that waited without an actor (nobody listening) keeps its submit time on such a clock', async () => {
+    const startAt = 1_796_000_000_123.75;
+    const clock = createVirtualClock({ startAt });
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: { id: 'n', cpu: 1, memoryMb: 1_024 },
+      handlers: { work: ({ signal }: HandlerContext<unknown>) => delay(clock, 1_000, signal) },
+    });
+    scheduler.submit({ type: 'work', id: 'first', resources: { cpu: 1 } });
+    await clock.advanceBy(250);
+    scheduler.submit({ type: 'work', id: 'waits', resources: { cpu: 1 } });
+    await clock.advanceBy(2_000);
+    expect(scheduler.get('waits')).toMatchObject({
+      state: 'completed',
+      submittedAt: startAt + 250,
+      startedAt: startAt + 1_000,
+    });
   });
 
   /** 4 CPUs: `big` holds 3; `head` (high) needs 2 and waits; `small` (low) needs 1 and fits. */
