@@ -28,11 +28,21 @@ export type JobHandler<TPayload = never, TResult = unknown> = (
   context: HandlerContext<TPayload>,
 ) => Promise<TResult> | TResult;
 
+/**
+ * A handler of any payload, as `Handlers` holds it. Declared as a method so that its parameter is
+ * compared both ways: a handler written for one payload type (`(ctx: HandlerContext<Image>) => …`)
+ * is accepted, and a handler written inline without a type gets `HandlerContext<unknown>` — a
+ * payload it must check — rather than `never`, which would refuse every payload at `submit`.
+ */
+type AnyPayloadHandler = {
+  handle(context: HandlerContext<unknown>): unknown;
+}['handle'];
+
 /** Handlers by job type. */
-export type Handlers = Record<string, JobHandler<never, unknown>>;
+export type Handlers = Record<string, AnyPayloadHandler>;
 
 /** The payload type a handler expects. */
-export type PayloadOf<H> = H extends JobHandler<infer P, unknown> ? P : never;
+export type PayloadOf<H> = H extends (context: HandlerContext<infer P>) => unknown ? P : never;
 
 /**
  * Where the engine's own handlers (simulate's) find the attempt, to hear of its abort without
