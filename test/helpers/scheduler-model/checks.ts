@@ -97,6 +97,11 @@ export function checkStep(w: World, step: string): void {
     () => `after ${step}: ledger holds [${ledgerIds.join()}], jobs hold [${jobIds.join()}]`,
   );
   checkLedgerInvariants(w.ledger, held);
+  // Every grant is released once, and only once its job lets go.
+  ensure(
+    w.grants - w.releases === ledgerIds.length,
+    () => `after ${step}: ${w.grants} grants − ${w.releases} releases ≠ ${ledgerIds.length} held`,
+  );
   const holding = stats.jobs.scheduled + stats.jobs.running;
   ensure(holding <= cfg.maxConcurrentJobs, `after ${step}: ${holding} holding > ${cfg.maxConcurrentJobs}`);
   const waiting = stats.jobs.pending + stats.jobs.queued + stats.jobs.retrying;
@@ -237,6 +242,7 @@ export async function finish(w: World): Promise<void> {
       () => `after shutdown ${k} allocated ${stats.resources.allocated[k]}`,
     );
   ensure(w.ledger.allocations().length === 0, 'after shutdown the ledger holds nothing');
+  ensure(w.grants === w.releases, () => `after shutdown ${w.grants} grants, ${w.releases} releases`);
   ensure(stats.queue.size === 0, 'after shutdown the queue is empty');
   ensure(stats.jobs.scheduled + stats.jobs.running === 0, 'after shutdown nothing runs');
   const named = [...report.completed, ...report.failed, ...report.cancelled, ...report.aborted];

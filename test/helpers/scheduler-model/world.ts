@@ -52,6 +52,13 @@ export class World {
   closed = false;
   queueSeq = 0;
   idSeq = 0;
+  /**
+   * Grants and releases counted on the ledger itself: the scheduler places on it directly, so
+   * the resource manager's `resources.releaseIgnored` event never fires for the scheduler's own
+   * releases; a release of nothing held (twice, or unknown) is counted here.
+   */
+  grants = 0;
+  releases = 0;
   releaseIgnored = 0;
   eventsDone = false;
   eventsAfterShutdown = 0;
@@ -107,6 +114,19 @@ export class World {
     const rm = this.scheduler['actor'].system.get('resourceManager');
     ensure(rm !== undefined, 'a declared pool starts the resource manager at once');
     this.ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
+    const ledger = this.ledger;
+    const { tryAllocate, release } = ledger;
+    ledger.tryAllocate = (...args) => {
+      const allocation = tryAllocate.apply(ledger, args);
+      if (allocation) this.grants++;
+      return allocation;
+    };
+    ledger.release = (id) => {
+      const result = release.call(ledger, id);
+      if (result.released) this.releases++;
+      else this.releaseIgnored++;
+      return result;
+    };
     rm.on('resources.releaseIgnored', () => this.releaseIgnored++);
     this.scheduler.events$.subscribe({
       next: (e) => this.onEvent(e),
