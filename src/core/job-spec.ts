@@ -68,6 +68,40 @@ export type JobSpecContext = {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * Throws for a key that `known` does not hold: a misspelt field (`timeout`, `retries`, `gpus`)
+ * would otherwise be dropped without a word, and the job run without what it asked for.
+ */
+export function checkKeys(
+  field: string,
+  value: Record<string, unknown>,
+  known: ReadonlySet<string>,
+  error: (field: string, value: unknown, expected: string) => Error = (f, v, e) =>
+    new InvalidJobError(f, v, e),
+): void {
+  for (const key in value) {
+    if (!known.has(key)) {
+      const at = field ? `${field}.${key}` : key;
+      throw error(at, value[key], `no such field: the fields are ${[...known].join(', ')}`);
+    }
+  }
+}
+
+const SPEC_KEYS: ReadonlySet<string> = new Set([
+  'type',
+  'payload',
+  'id',
+  'priority',
+  'resources',
+  'timeoutMs',
+  'retry',
+  'group',
+  'dependsOn',
+  'dependencyPolicy',
+]);
+const RETRY_KEYS: ReadonlySet<string> = new Set(['attempts', 'backoff']);
+const BACKOFF_KEYS: ReadonlySet<string> = new Set(['type', 'delayMs', 'maxDelayMs', 'jitter']);
+
 function positiveTimeout(field: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
@@ -85,6 +119,7 @@ export function checkBackoff(
   if (value === undefined) return base;
   if (!isObject(value))
     throw new InvalidJobError(field, value, 'an object { type, delayMs, maxDelayMs, jitter }');
+  checkKeys(field, value, BACKOFF_KEYS);
   const out = { ...base };
   if (value['type'] !== undefined) {
     if (value['type'] !== 'fixed' && value['type'] !== 'exponential') {
@@ -122,6 +157,7 @@ export function checkAttempts(field: string, value: unknown): number {
  */
 export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): NormalisedJob<T> {
   if (!isObject(spec)) throw new InvalidJobError('job', spec, 'an object such as { type, payload }');
+  checkKeys('', spec, SPEC_KEYS);
   const { type } = spec;
   if (typeof type !== 'string' || !ctx.isHandlerType(type)) {
     const known = ctx.handlerTypes();
@@ -152,6 +188,7 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
   if (spec.retry !== undefined) {
     if (!isObject(spec.retry))
       throw new InvalidJobError('retry', spec.retry, 'an object { attempts, backoff }');
+    checkKeys('retry', spec.retry, RETRY_KEYS);
     if (spec.retry.attempts !== undefined) maxAttempts = checkAttempts('retry.attempts', spec.retry.attempts);
     backoff = checkBackoff('retry.backoff', spec.retry.backoff, ctx.backoff);
   }

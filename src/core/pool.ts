@@ -46,6 +46,9 @@ function poolNumber(field: string, value: unknown, allowZero = true): number {
 }
 
 /** Validates a pool and gives every node an id and every GPU an index. */
+const NODE_KEYS: ReadonlySet<string> = new Set(['id', 'cpu', 'memoryMb', 'gpus', 'custom']);
+const GPU_KEYS: ReadonlySet<string> = new Set(['index', 'vramMb', 'model']);
+
 export function normalisePool(pool: ResourcePool): NormalisedNode[] {
   const specs: NodeSpec[] = 'nodes' in pool ? pool.nodes : [pool];
   if (!Array.isArray(specs) || specs.length === 0)
@@ -53,6 +56,15 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
   const ids = new Set<string>();
   return specs.map((spec, n) => {
     const at = `nodes[${n}]`;
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+      throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
+    for (const key in spec)
+      if (!NODE_KEYS.has(key))
+        throw new InvalidPoolError(
+          `${at}.${key}`,
+          (spec as Record<string, unknown>)[key],
+          `no such field: the fields are ${[...NODE_KEYS].join(', ')}`,
+        );
     const id = spec.id ?? `node-${n}`;
     if (typeof id !== 'string' || id === '') throw new InvalidPoolError(`${at}.id`, id, 'a non-empty string');
     if (ids.has(id)) throw new InvalidPoolError(`${at}.id`, id, 'unique within the pool');
@@ -61,8 +73,21 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       typeof spec.gpus === 'number'
         ? Array.from({ length: integerCount(`${at}.gpus`, spec.gpus) }, () => ({ vramMb: 0 }))
         : (spec.gpus ?? []);
+    if (!Array.isArray(gpuSpecs))
+      throw new InvalidPoolError(`${at}.gpus`, gpuSpecs, 'a number of GPUs or an array of { vramMb, model }');
     const indexes = new Set<number>();
-    const gpus = gpuSpecs.map((g, i) => {
+    const gpus = Array.from(gpuSpecs, (g: GpuSpec | undefined, i) => {
+      if (typeof g !== 'object' || g === null || Array.isArray(g))
+        throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
+      for (const key in g)
+        if (!GPU_KEYS.has(key))
+          throw new InvalidPoolError(
+            `${at}.gpus[${i}].${key}`,
+            (g as Record<string, unknown>)[key],
+            `no such field: the fields are ${[...GPU_KEYS].join(', ')}`,
+          );
+      if (g.model !== undefined && typeof g.model !== 'string')
+        throw new InvalidPoolError(`${at}.gpus[${i}].model`, g.model, 'a string');
       const index = g.index ?? i;
       if (!Number.isInteger(index) || index < 0) {
         throw new InvalidPoolError(`${at}.gpus[${i}].index`, index, 'an integer ≥ 0');
@@ -74,6 +99,11 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       return { index, vramMb, model: g.model ?? 'unknown' };
     });
     const custom: Record<string, number> = {};
+    if (
+      spec.custom !== undefined &&
+      (typeof spec.custom !== 'object' || spec.custom === null || Array.isArray(spec.custom))
+    )
+      throw new InvalidPoolError(`${at}.custom`, spec.custom, 'an object of name → amount');
     for (const [name, amount] of Object.entries(spec.custom ?? {})) {
       custom[name] = poolNumber(`${at}.custom.${name}`, amount);
     }
@@ -145,6 +175,8 @@ function unitsOf(
   return units;
 }
 
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['cpu', 'memoryMb', 'gpu', 'vramMb', 'custom']);
+
 /**
  * Checks a request's values and converts them to integer units. Throws `InvalidJobError` for a
  * value out of range (negative, NaN, infinite, a GPU count that is neither a share nor whole).
@@ -152,6 +184,17 @@ function unitsOf(
 export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitRequest {
   if (typeof request !== 'object' || request === null) {
     throw new InvalidJobError(prefix, request, 'an object such as { cpu: 1, memoryMb: 512 }');
+  }
+  // A misspelt resource (`gpus`, `vram`, `memory`) would otherwise be dropped, and the job run
+  // without it: on a GPU job, with no GPU.
+  for (const key in request) {
+    if (!REQUEST_KEYS.has(key)) {
+      throw new InvalidJobError(
+        `${prefix}.${key}`,
+        (request as Record<string, unknown>)[key],
+        `no such resource: the fields are ${[...REQUEST_KEYS].join(', ')}`,
+      );
+    }
   }
   const cpu = requestNumber(prefix, 'cpu', request.cpu);
   const memoryMb = requestNumber(prefix, 'memoryMb', request.memoryMb);

@@ -4,8 +4,9 @@
  */
 import type { InspectionEvent, Observer } from 'xstate';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../core/backoff.js';
-import { InvalidOptionError } from '../core/errors.js';
-import { checkAttempts, checkBackoff, MAX_TIMEOUT_MS } from '../core/job-spec.js';
+import { InvalidOptionError, InvalidPoolError } from '../core/errors.js';
+import { checkAttempts, checkBackoff, checkKeys, MAX_TIMEOUT_MS } from '../core/job-spec.js';
+import { normalisePool } from '../core/pool.js';
 import type { PlacementPolicy } from '../core/resources.js';
 import type { DetectHostOptions } from '../actors/host.js';
 import type { Measured } from '../actors/measure.js';
@@ -113,12 +114,104 @@ function oneOf<T extends string>(field: string, value: unknown, allowed: readonl
   return value as T;
 }
 
+const OPTION_KEYS: ReadonlySet<string> = new Set([
+  'handlers',
+  'resources',
+  'maxConcurrentJobs',
+  'maxQueueSize',
+  'schedulingIntervalMs',
+  'monitorIntervalMs',
+  'monitor',
+  'headroom',
+  'defaultTimeoutMs',
+  'retry',
+  'aging',
+  'queuePolicy',
+  'placement',
+  'reserveAfterMs',
+  'backfillDepth',
+  'retainFinished',
+  'clock',
+  'random',
+  'inspect',
+  'detect',
+  'measure',
+]);
+const optionError = (field: string, value: unknown, allowed: string) =>
+  new InvalidOptionError(field, value, allowed);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An optional object option whose keys are all in `keys`. */
+function objectOption(field: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) throw new InvalidOptionError(field, value, `an object { ${keys.join(', ')} }`);
+  checkKeys(field, value, new Set(keys), optionError);
+  return value;
+}
+
+/** The clock must be one: a misshapen one would fail later, from a timer, out of reach. */
+function checkClock(clock: unknown): void {
+  if (clock === undefined) return;
+  const c = clock as Record<string, unknown> | null;
+  const ok =
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c['now'] === 'function' &&
+    typeof c['setTimeout'] === 'function' &&
+    typeof c['clearTimeout'] === 'function' &&
+    typeof c['scheduler'] === 'object' &&
+    typeof c['backgroundScheduler'] === 'object';
+  if (!ok) {
+    throw new InvalidOptionError(
+      'clock',
+      clock,
+      'a SchedulerClock { now, setTimeout, clearTimeout, scheduler, backgroundScheduler } (createVirtualClock() or createRealClock())',
+    );
+  }
+}
+
+/**
+ * `{ detect: true, override }`: the override is checked now, as a node, so that a bad one fails
+ * here and not once detection ends (when jobs would already be waiting for a pool).
+ */
+function checkDetectedPool(resources: Record<string, unknown>): void {
+  if (resources['detect'] !== true) {
+    throw new InvalidOptionError(
+      'resources.detect',
+      resources['detect'],
+      'true (with an optional override); to declare a pool, leave detect out',
+    );
+  }
+  checkKeys('resources', resources, new Set(['detect', 'override']), optionError);
+  const override = resources['override'];
+  if (override === undefined) return;
+  if (!isPlainObject(override))
+    throw new InvalidOptionError('resources.override', override, 'an object of node fields');
+  try {
+    normalisePool({ cpu: 1, memoryMb: 1, ...override } as Parameters<typeof normalisePool>[0]);
+  } catch (error) {
+    if (!(error instanceof InvalidPoolError)) throw error;
+    throw new InvalidOptionError(
+      error.field.replace(/^nodes\[0\]/, 'resources.override'),
+      error.value,
+      error.allowed,
+    );
+  }
+}
+
 /** Applies the defaults and checks every option. */
 export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null)
     throw new InvalidOptionError('options', options, 'an object');
+  checkKeys('', options, OPTION_KEYS, optionError);
   const handlers: unknown = options.handlers;
-  if (typeof handlers !== 'object' || handlers === null) {
+  if (
+    typeof handlers !== 'object' ||
+    handlers === null ||
+    Array.isArray(handlers) ||
+    handlers instanceof Map
+  ) {
     throw new InvalidOptionError('handlers', handlers, 'an object of job type → async function');
   }
   for (const [type, fn] of Object.entries(handlers)) {
@@ -136,10 +229,36 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     );
   }
   const detected = resources === 'detect' || (typeof resources === 'object' && 'detect' in resources);
-  const retry: unknown = options.retry ?? {};
-  if (typeof retry !== 'object' || retry === null) throw new InvalidOptionError('retry', retry, 'an object');
-  const { attempts, backoff } = retry as { attempts?: unknown; backoff?: unknown };
-  const headroom = options.headroom ?? {};
+  if (detected && resources !== 'detect') checkDetectedPool(resources as Record<string, unknown>);
+  const { attempts, backoff } = objectOption('retry', options.retry, ['attempts', 'backoff']);
+  const headroom = objectOption('headroom', options.headroom, ['memoryMb', 'vramMb']);
+  const aging = objectOption('aging', options.aging, ['intervalMs', 'maxLevels']);
+  if (options.monitor !== undefined && typeof options.monitor !== 'boolean')
+    throw new InvalidOptionError('monitor', options.monitor, 'true or false');
+  checkClock(options.clock);
+  const inspect: unknown = options.inspect;
+  if (
+    inspect !== undefined &&
+    typeof inspect !== 'function' &&
+    !(isPlainObject(inspect) && ['next', 'error', 'complete'].some((k) => typeof inspect[k] === 'function'))
+  ) {
+    throw new InvalidOptionError('inspect', inspect, 'a function or an Observer { next, error, complete }');
+  }
+  if (options.measure !== undefined && typeof options.measure !== 'function')
+    throw new InvalidOptionError('measure', options.measure, 'a function resolving with a measurement');
+  const detect = objectOption('detect', options.detect, ['si', 'os', 'id', 'timeoutMs', 'runNvidiaSmi']);
+  if (detect['timeoutMs'] !== undefined) duration('detect.timeoutMs', detect['timeoutMs'], 0);
+  for (const key of ['si', 'os'] as const)
+    if (detect[key] !== undefined && !isPlainObject(detect[key]))
+      throw new InvalidOptionError(
+        `detect.${key}`,
+        detect[key],
+        'an object like the systeminformation / node:os module',
+      );
+  if (detect['runNvidiaSmi'] !== undefined && typeof detect['runNvidiaSmi'] !== 'function')
+    throw new InvalidOptionError('detect.runNvidiaSmi', detect['runNvidiaSmi'], 'a function');
+  if (detect['id'] !== undefined && (typeof detect['id'] !== 'string' || detect['id'] === ''))
+    throw new InvalidOptionError('detect.id', detect['id'], 'a non-empty string');
   if (options.random !== undefined && typeof options.random !== 'function') {
     throw new InvalidOptionError('random', options.random, 'a function returning [0, 1)');
   }
@@ -158,8 +277,8 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     monitorIntervalMs: duration('monitorIntervalMs', options.monitorIntervalMs, 30_000),
     monitor: options.monitor ?? detected,
     headroom: {
-      memoryMb: count('headroom.memoryMb', headroom.memoryMb, 512, 0),
-      vramMb: count('headroom.vramMb', headroom.vramMb, 256, 0),
+      memoryMb: count('headroom.memoryMb', headroom['memoryMb'], 512, 0),
+      vramMb: count('headroom.vramMb', headroom['vramMb'], 256, 0),
     },
     defaultTimeoutMs:
       options.defaultTimeoutMs === undefined
@@ -168,8 +287,8 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     retryAttempts: attempts === undefined ? 3 : checkAttemptsOption(attempts),
     backoff: backoffPolicy,
     aging: {
-      intervalMs: duration('aging.intervalMs', options.aging?.intervalMs, 60_000),
-      maxLevels: count('aging.maxLevels', options.aging?.maxLevels, 2, 0),
+      intervalMs: duration('aging.intervalMs', aging['intervalMs'], 60_000),
+      maxLevels: count('aging.maxLevels', aging['maxLevels'], 2, 0),
     },
     queuePolicy: oneOf('queuePolicy', options.queuePolicy, ['strict', 'backfill'] as const, 'backfill'),
     placement: oneOf('placement', options.placement, ['best-fit', 'first-fit'] as const, 'best-fit'),

@@ -20,7 +20,7 @@ import {
 import { Dispatcher } from '../core/dispatcher.js';
 import { findCycle, type JobSpec } from '../core/job-spec.js';
 import type { ResourceLedger } from '../core/ledger.js';
-import type { JobState } from '../core/types.js';
+import { JOB_STATES, type JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
 import { createJobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
@@ -244,12 +244,22 @@ export class Scheduler<H extends Handlers = Handlers> {
    */
   submitAll(specs: ReadonlyArray<JobSubmission<H>>): JobHandle[] {
     if (!Array.isArray(specs)) throw new InvalidJobError('jobs', specs, 'an array of job specs');
+    // Array.from: a hole in a sparse array is a job spec of `undefined`, refused as one.
+    const all: ReadonlyArray<JobSubmission<H> | undefined> = Array.from(specs);
     const batch = new Set<string>(this.reserved);
     const declared = new Set(
-      specs.map((s) => (s as JobSpec)?.id).filter((id): id is string => typeof id === 'string'),
+      all.map((s) => (s as JobSpec | undefined)?.id).filter((id): id is string => typeof id === 'string'),
     );
-    const jobs = specs.map((spec) => {
-      const checked = this.check(spec as JobSpec, batch, declared);
+    const jobs = all.map((spec, i) => {
+      let checked: CheckedJob;
+      try {
+        checked = this.check(spec as JobSpec, batch, declared);
+      } catch (error) {
+        // Which job of the batch: `jobs[3].resources.gpu`.
+        if (error instanceof InvalidJobError)
+          throw new InvalidJobError(`jobs[${i}].${error.field}`, error.value, error.allowed);
+        throw error;
+      }
       batch.add(checked.job.id);
       return checked;
     });
@@ -291,6 +301,7 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** Jobs, optionally of one state and/or group, in submission order. */
   list(filter: { state?: JobState; group?: string } = {}): JobSnapshot[] {
+    checkListFilter(filter);
     const out: JobSnapshot[] = [];
     for (const id of this.records.ids(filter.group)) {
       const record = this.records.get(id);
@@ -319,6 +330,14 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** Applies every boost signal of a stream (e.g. "a user is waiting on group X") as it comes. */
   connectBoosts(boost$: Observable<BoostSignal>): Subscription {
+    if (typeof (boost$ as { subscribe?: unknown } | null)?.subscribe !== 'function')
+      throw new InvalidJobError(
+        'boost$',
+        boost$,
+        'an Observable of boost signals { target, to | by, forMs }',
+      );
+    // Closed: its streams were ended at shutdown, and one connected now would never be.
+    if (this.closed) throw new SchedulerClosedError();
     return this.boosts.connect(boost$);
   }
 
@@ -360,13 +379,14 @@ export class Scheduler<H extends Handlers = Handlers> {
    * with a report once every resource is free and no timer, subscription or actor is left.
    */
   shutdown(options: { timeoutMs?: number; mode?: 'drain' | 'cancel' } = {}): Promise<ShutdownReport> {
+    const checked = checkShutdownOptions(options);
     if (this.shutdownPromise) {
       // A second call may turn a drain into a cancel (a second Ctrl-C); it never turns one back.
       if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain')
         abortRunning(this.records, this.shutdownReport);
       return this.shutdownPromise;
     }
-    const { mode, timeoutMs } = checkShutdownOptions(options);
+    const { mode, timeoutMs } = checked;
     this.closed = true;
     const report = emptyShutdownReport(mode);
     this.shutdownReport = report;
@@ -666,6 +686,23 @@ export class Scheduler<H extends Handlers = Handlers> {
 }
 
 /** Creates a scheduler; see `SchedulerOptions` for every option and its default. */
+/** `list()`'s filter: an object of a known state and/or a group, or a typed error naming it. */
+function checkListFilter(filter: unknown): void {
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
+    throw new InvalidJobError('filter', filter, 'an object { state, group }');
+  const { state, group, ...rest } = filter as { state?: unknown; group?: unknown };
+  for (const key in rest)
+    throw new InvalidJobError(
+      `filter.${key}`,
+      (rest as Record<string, unknown>)[key],
+      'no such field: the fields are state, group',
+    );
+  if (state !== undefined && !JOB_STATES.includes(state as JobState))
+    throw new InvalidJobError('filter.state', state, `one of ${JOB_STATES.join(', ')}`);
+  if (group !== undefined && typeof group !== 'string')
+    throw new InvalidJobError('filter.group', group, 'a string');
+}
+
 export function createScheduler<H extends Handlers>(options: SchedulerOptions<H>): Scheduler<H> {
   return new Scheduler(options);
 }

@@ -16,6 +16,15 @@ export type ShutdownOptions = { timeoutMs?: number; mode?: ShutdownMode };
 
 /** Checks shutdown options and fills in the defaults (drain, for up to 10 s). */
 export function checkShutdownOptions(options: ShutdownOptions): { mode: ShutdownMode; timeoutMs: number } {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new InvalidOptionError('options', options, "an object { mode: 'drain' | 'cancel', timeoutMs }");
+  for (const key in options)
+    if (key !== 'mode' && key !== 'timeoutMs')
+      throw new InvalidOptionError(
+        key,
+        (options as Record<string, unknown>)[key],
+        'no such field: the fields are mode, timeoutMs',
+      );
   const mode = options.mode ?? 'drain';
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (mode !== 'drain' && mode !== 'cancel')

@@ -90,6 +90,11 @@ export async function simulate(input: SimulationInput): Promise<SimulationReport
   if (typeof input !== 'object' || input === null) {
     throw new InvalidOptionError('input', input, 'an object { resources, jobs, options }');
   }
+  const pool: unknown = input.resources;
+  if (typeof pool !== 'object' || pool === null || Array.isArray(pool) || 'detect' in pool) {
+    // Not 'detect': a simulation runs on the pool it is given, never on this host's.
+    throw new InvalidOptionError('resources', pool, 'a pool { cpu, memoryMb, gpus } or { nodes: [...] }');
+  }
   const options = input.options ?? {};
   checkSimulationOptions(options);
   const { untilMs, seed, ...engine } = options;

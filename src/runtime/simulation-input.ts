@@ -5,6 +5,7 @@
  */
 import { DependencyCycleError, InvalidJobError, InvalidOptionError } from '../core/errors.js';
 import { levelOf, PRIORITY_NAMES } from '../core/priority.js';
+import { checkKeys } from '../core/job-spec.js';
 import { toUnits } from '../core/pool.js';
 import type { SimulationJob, SimulationOptions } from './simulation-types.js';
 
@@ -12,8 +13,21 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Checks one job's own fields (not its dependencies). */
+const JOB_KEYS: ReadonlySet<string> = new Set([
+  'id',
+  'submitAtMs',
+  'durationMs',
+  'resources',
+  'priority',
+  'dependsOn',
+  'dependencyPolicy',
+  'group',
+  'fails',
+]);
+
 function checkJob(job: unknown, at: string): asserts job is SimulationJob {
   if (!isObject(job)) throw new InvalidJobError(at, job, 'an object { id, submitAtMs, durationMs }');
+  checkKeys(at, job, JOB_KEYS);
   const { id, submitAtMs, durationMs, fails, priority, resources, group, dependencyPolicy } = job;
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
     throw new InvalidJobError(`${at}.id`, id, 'a string of 1 to 256 characters');
@@ -51,11 +65,13 @@ function checkJob(job: unknown, at: string): asserts job is SimulationJob {
 export function checkSimulationJobs(jobs: readonly SimulationJob[]): number[] {
   if (!Array.isArray(jobs)) throw new InvalidJobError('jobs', jobs, 'an array of jobs');
   const index = new Map<string, number>();
-  jobs.forEach((job: unknown, i) => {
+  // By index, not forEach: a hole in a sparse array is a job of `undefined`, refused as one.
+  for (let i = 0; i < jobs.length; i++) {
+    const job: unknown = jobs[i];
     checkJob(job, `jobs[${i}]`);
     if (index.has(job.id)) throw new InvalidJobError(`jobs[${i}].id`, job.id, 'unique within the input');
     index.set(job.id, i);
-  });
+  }
   const deps: number[][] = jobs.map((job, i) => {
     const list: unknown = job.dependsOn ?? [];
     const field = `jobs[${i}].dependsOn`;
