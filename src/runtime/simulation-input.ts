@@ -25,6 +25,13 @@ const JOB_KEYS: ReadonlySet<string> = new Set([
   'fails',
 ]);
 
+/**
+ * The latest virtual time a simulation takes (2^50 ms, ~35,700 years): far beyond it, adding a
+ * tick's milliseconds no longer changes a double, and virtual time would stop moving (1e300 ran
+ * forever). Epoch-stamped traces (~1.8e12) are well within.
+ */
+export const MAX_SIMULATED_MS = 2 ** 50;
+
 function checkJob(job: unknown, at: string): asserts job is SimulationJob {
   if (!isObject(job)) throw new InvalidJobError(at, job, 'an object { id, submitAtMs, durationMs }');
   checkKeys(at, job, JOB_KEYS);
@@ -32,11 +39,18 @@ function checkJob(job: unknown, at: string): asserts job is SimulationJob {
   if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
     throw new InvalidJobError(`${at}.id`, id, 'a string of 1 to 256 characters');
   }
-  if (typeof submitAtMs !== 'number' || !Number.isFinite(submitAtMs) || submitAtMs < 0) {
-    throw new InvalidJobError(`${at}.submitAtMs`, submitAtMs, 'a finite number of ms ≥ 0');
+  if (typeof submitAtMs !== 'number' || !(submitAtMs >= 0 && submitAtMs <= MAX_SIMULATED_MS)) {
+    throw new InvalidJobError(`${at}.submitAtMs`, submitAtMs, `a number of ms in [0, ${MAX_SIMULATED_MS}]`);
   }
-  if (typeof durationMs !== 'number' || Number.isNaN(durationMs) || durationMs < 0) {
-    throw new InvalidJobError(`${at}.durationMs`, durationMs, 'a number of ms ≥ 0, or Infinity');
+  if (
+    typeof durationMs !== 'number' ||
+    !(durationMs === Number.POSITIVE_INFINITY || (durationMs >= 0 && durationMs <= MAX_SIMULATED_MS))
+  ) {
+    throw new InvalidJobError(
+      `${at}.durationMs`,
+      durationMs,
+      `a number of ms in [0, ${MAX_SIMULATED_MS}], or Infinity`,
+    );
   }
   if (
     fails !== undefined &&
@@ -127,8 +141,11 @@ export function checkSimulationJobs(jobs: readonly SimulationJob[]): number[] {
 export function checkSimulationOptions(options: SimulationOptions): void {
   if (!isObject(options)) throw new InvalidOptionError('options', options, 'an object');
   const { untilMs, seed } = options;
-  if (untilMs !== undefined && (typeof untilMs !== 'number' || !Number.isFinite(untilMs) || untilMs < 0)) {
-    throw new InvalidOptionError('untilMs', untilMs, 'a finite number of ms ≥ 0');
+  if (
+    untilMs !== undefined &&
+    (typeof untilMs !== 'number' || !(untilMs >= 0 && untilMs <= MAX_SIMULATED_MS))
+  ) {
+    throw new InvalidOptionError('untilMs', untilMs, `a number of ms in [0, ${MAX_SIMULATED_MS}]`);
   }
   if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed))) {
     throw new InvalidOptionError('seed', seed, 'an integer');

@@ -228,6 +228,17 @@ describe('simulate refuses bad input with a typed error naming the field', () =>
     ['a hole in the jobs', { resources: POOL, jobs: withHole(undefined, job).slice(1) }, 'jobs[0]'],
     ['a misspelt job field', { resources: POOL, jobs: [{ ...job, timeoutMs: 5 }] }, 'jobs[0].timeoutMs'],
     [
+      'a time where a ms no longer adds up',
+      { resources: POOL, jobs: [{ ...job, submitAtMs: 1e300 }] },
+      'jobs[0].submitAtMs',
+    ],
+    [
+      'a duration that large',
+      { resources: POOL, jobs: [{ ...job, durationMs: 1e300 }] },
+      'jobs[0].durationMs',
+    ],
+    ['untilMs that large', { resources: POOL, jobs: [job], options: { untilMs: 1e300 } }, 'untilMs'],
+    [
       'a misspelt engine option',
       { resources: POOL, jobs: [job], options: { maxConcurrent: 1 } },
       'maxConcurrent',

@@ -60,6 +60,29 @@ describe('simulate(): hand-computed runs on the real engine', () => {
     expect(report.resources.allocatedAtEnd).toMatchObject({ cpu: 0, memoryMb: 0, gpu: 0 });
   });
 
+  it('runs a trace stamped with epoch times as one stamped from 0: the same schedule, shifted', async () => {
+    // Times far from 0: a queued job's enqueue time is kept as an offset, aging and waits not.
+    const at = 1_796_000_000_000;
+    const jobs = (t0: number): SimulationJob[] => [
+      { id: 'a', submitAtMs: t0, durationMs: 10_000, resources: { gpu: 2 } },
+      { id: 'b', submitAtMs: t0 + 1_000, durationMs: 5_000, resources: { gpu: 1 }, priority: 'low' },
+      { id: 'c', submitAtMs: t0 + 2_000, durationMs: 5_000, resources: { gpu: 1 }, priority: 'high' },
+    ];
+    const pool = { cpu: 4, memoryMb: 8_192, gpus: 2 };
+    const [fromZero, fromEpoch] = await Promise.all([
+      simulate({ resources: pool, jobs: jobs(0) }),
+      simulate({ resources: pool, jobs: jobs(at) }),
+    ]);
+    expect(byId(fromEpoch).get('c')).toMatchObject({
+      startedAt: at + 10_000,
+      waitMs: 8_000,
+      endedAt: at + 15_000,
+    });
+    expect(fromEpoch).toMatchObject({ startMs: at, endMs: at + 15_000, makespanMs: 15_000 });
+    expect(fromEpoch.wait).toEqual(fromZero.wait);
+    expect(fromEpoch.utilisation).toEqual(fromZero.utilisation);
+  });
+
   it('backfills a small job past a blocked head; strict makes it wait', async () => {
     const jobs: SimulationJob[] = [
       { id: 'long', submitAtMs: 0, durationMs: 100_000, resources: { gpu: 1 } },
