@@ -24,7 +24,12 @@ export type SchedulerOptions<H extends Handlers = Handlers> = {
   resources?: PoolOption;
   /** Jobs holding resources (scheduled or running) at once. @default 4 */
   maxConcurrentJobs?: number;
-  /** Pending + queued + retrying jobs at once; `submit()` throws `QueueFullError` beyond. @default 100 */
+  /**
+   * Pending + queued + retrying jobs at once; `submit()` throws `QueueFullError` beyond. A running
+   * job that may still retry keeps its place (a failed attempt brings it back to the queue, which
+   * must then have room), so with retries on, `submit()` may refuse while `stats().queue.size` is
+   * below this. @default 100
+   */
   maxQueueSize?: number;
   /** The safety-net scheduling tick; scheduling is also event-driven. @default 5_000 */
   schedulingIntervalMs?: number;

@@ -117,7 +117,7 @@ describe('bad input and back-pressure', () => {
     },
   );
 
-  it('throws QueueFullError at maxQueueSize (running jobs do not count), and nothing changes', async () => {
+  it('throws QueueFullError at maxQueueSize (running jobs with no retry left do not count), and nothing changes', async () => {
     // One attempt each: a running job can never come back to the queue.
     const { clock, scheduler, events } = make({
       maxConcurrentJobs: 1,
