@@ -80,6 +80,8 @@ export class Boosts {
     const subscription = boost$.subscribe({
       next: (signal) => {
         try {
+          if (typeof signal !== 'object' || signal === null)
+            throw new InvalidJobError('signal', signal, 'a boost signal { target, to | by, forMs }');
           const { target, ...spec } = signal;
           this.apply(target, spec as BoostSpec);
         } catch (error) {

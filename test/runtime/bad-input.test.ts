@@ -195,6 +195,24 @@ describe('the scheduler refuses bad calls and changes nothing', () => {
     await expect(more.result).resolves.toBe('ok');
   });
 
+  it('a null boost signal is reported by name, and the stream goes on', () => {
+    const { scheduler, state } = make();
+    const events: string[] = [];
+    scheduler.events$.subscribe((e) => {
+      if (e.type === 'boost.invalid') events.push(e.message);
+    });
+    const boosts = new Subject<BoostSignal>();
+    scheduler.connectBoosts(boosts);
+    const before = state();
+    boosts.next(null as never);
+    expect(events).toEqual([
+      expect.stringContaining('signal must be a boost signal { target, to | by, forMs }'),
+    ]);
+    expect(state()).toBe(before);
+    boosts.next({ target: { ids: ['queued'] }, to: 'critical', forMs: 1_000 });
+    expect(scheduler.get('queued')?.effectivePriority).toBe('critical');
+  });
+
   it('a closed scheduler takes no boost stream: none is left subscribed', async () => {
     const { clock, scheduler } = make();
     const done = scheduler.shutdown({ mode: 'cancel' });
