@@ -3,6 +3,7 @@
  * at once (all or nothing), reports events as they come, handles Ctrl-C, waits until every job
  * process tree is gone, and returns the exit code (0 when every job completed, 1 otherwise).
  */
+import { mkdirSync } from 'node:fs';
 import nodePath from 'node:path';
 import { resolvePool } from '../runtime/pool.js';
 import { createScheduler } from '../runtime/scheduler.js';
@@ -18,6 +19,7 @@ import { ProcessRegistry } from './process-registry.js';
 import { jsonReporter, lineReporter, type Reporter, type Writers } from './reporter.js';
 import { submitErrorToJobFileError, toSubmission, type CliHandlers } from './submission.js';
 import { summarise } from './summary.js';
+import { UsageError } from './usage-error.js';
 
 /** The default log folder of a run that began at `date`: `ai-batch-logs/2025-01-31T09-30-00-000Z`. */
 export function defaultLogDir(date: Date): string {
@@ -72,6 +74,14 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
   checkJobsFitPool(jobFile.file, jobFile.jobs, pool, label);
 
   const logDir = nodePath.resolve(args.logs ?? defaultLogDir(new Date(startAt)));
+  // Made now: a log folder that cannot be made (a file of that name, no permission) would fail
+  // every job at its start; refused here, before anything runs.
+  try {
+    mkdirSync(logDir, { recursive: true });
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new UsageError(`--logs: cannot make the log folder ${logDir} (${why}); nothing was run`, 'run');
+  }
   const registry = new ProcessRegistry();
   const scheduler = createScheduler<CliHandlers>({
     resources: pool,

@@ -64,6 +64,19 @@ describe('ai-batch run: a bad job file', () => {
     expect(existsSync(nodePath.join(dir, 'logs'))).toBe(false);
   });
 
+  it('refuses a --logs path that cannot be a folder (a file of that name), runs nothing, exits 2', async () => {
+    const dir = mkdtempSync(nodePath.join(tmpdir(), 'ai-batch-bad-'));
+    dirs.push(dir);
+    writeFileSync(nodePath.join(dir, 'jobs.yaml'), [POOL, 'jobs:', ...GOOD_JOB].join('\n'));
+    writeFileSync(nodePath.join(dir, 'logs'), 'a file, not a folder');
+    const result = await runCli(['run', 'jobs.yaml', '--logs', 'logs'], { cwd: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^ai-batch: --logs: cannot make the log folder .*logs \(EEXIST\); nothing was run$/m,
+    );
+    expect(existsSync(nodePath.join(dir, 'good.ran'))).toBe(false);
+  });
+
   it('exits 2 on bad usage, naming the flag', async () => {
     const result = await runCli(['run', 'jobs.yaml', '--max-concurrent', 'lots']);
     expect(result.code).toBe(2);
