@@ -402,6 +402,15 @@ export class JobRecords {
     return this.queueSize() + this.counts.scheduled + this.counts.running;
   }
 
+  /** Where the generated ids stand: `rewindIds` takes back those made since (a refused submit). */
+  idMark(): number {
+    return this.idSeq;
+  }
+
+  rewindIds(mark: number): void {
+    this.idSeq = mark;
+  }
+
   /** A fresh `job-N` id, taken neither by a record nor by `batch`. */
   newId(batch: ReadonlySet<string>): string {
     let id: string;

@@ -233,8 +233,16 @@ export class Scheduler<H extends Handlers = Handlers> {
    */
   submit<TResult = unknown>(spec: JobSubmission<H>): JobHandle<TResult> {
     // A submit from a listener while a batch goes in must not take an id or a place of the batch.
-    const checked = this.check(spec as JobSpec, this.reserved, NO_IDS);
-    this.assertRoom(1);
+    const ids = this.records.idMark();
+    let checked: CheckedJob;
+    try {
+      checked = this.check(spec as JobSpec, this.reserved, NO_IDS);
+      this.assertRoom(1);
+    } catch (error) {
+      // Refused: it changes nothing, not even the next generated id.
+      this.records.rewindIds(ids);
+      throw error;
+    }
     return this.accept(checked) as JobHandle<TResult>;
   }
 
@@ -250,22 +258,29 @@ export class Scheduler<H extends Handlers = Handlers> {
     const declared = new Set(
       all.map((s) => (s as JobSpec | undefined)?.id).filter((id): id is string => typeof id === 'string'),
     );
-    const jobs = all.map((spec, i) => {
-      let checked: CheckedJob;
-      try {
-        checked = this.check(spec as JobSpec, batch, declared);
-      } catch (error) {
-        // Which job of the batch: `jobs[3].resources.gpu`.
-        if (error instanceof InvalidJobError)
-          throw new InvalidJobError(`jobs[${i}].${error.field}`, error.value, error.allowed);
-        throw error;
-      }
-      batch.add(checked.job.id);
-      return checked;
-    });
-    const cycle = findCycle(new Map(jobs.map(({ job }) => [job.id, job.dependsOn])));
-    if (cycle) throw new DependencyCycleError(cycle);
-    this.assertRoom(jobs.length);
+    const ids = this.records.idMark();
+    let jobs: CheckedJob[];
+    try {
+      jobs = all.map((spec, i) => {
+        let checked: CheckedJob;
+        try {
+          checked = this.check(spec as JobSpec, batch, declared);
+        } catch (error) {
+          // Which job of the batch: `jobs[3].resources.gpu`.
+          if (error instanceof InvalidJobError)
+            throw new InvalidJobError(`jobs[${i}].${error.field}`, error.value, error.allowed);
+          throw error;
+        }
+        batch.add(checked.job.id);
+        return checked;
+      });
+      const cycle = findCycle(new Map(jobs.map(({ job }) => [job.id, job.dependsOn])));
+      if (cycle) throw new DependencyCycleError(cycle);
+      this.assertRoom(jobs.length);
+    } catch (error) {
+      this.records.rewindIds(ids);
+      throw error;
+    }
     const byId = new Map(jobs.map((c) => [c.job.id, c]));
     const handles = new Map<string, JobHandle>();
     const visit = (checked: CheckedJob) => {

@@ -195,6 +195,19 @@ describe('the scheduler refuses bad calls and changes nothing', () => {
     await expect(more.result).resolves.toBe('ok');
   });
 
+  it('a refused submit does not use up a generated id', () => {
+    const { scheduler } = make();
+    expect(scheduler.submit({ type: 'work' }).id).toBe('job-1');
+    expect(() => scheduler.submit({ type: 'work', priority: 'urgent' as never })).toThrow();
+    expect(() => scheduler.submit({ type: 'work', dependsOn: ['ghost'] })).toThrow();
+    expect(() => scheduler.submitAll([{ type: 'work' }, { type: 'work', resources: { gpu: 5 } }])).toThrow();
+    expect(scheduler.submit({ type: 'work' }).id).toBe('job-2');
+    expect(scheduler.submitAll([{ type: 'work' }, { type: 'work' }]).map((h) => h.id)).toEqual([
+      'job-3',
+      'job-4',
+    ]);
+  });
+
   it('a null boost signal is reported by name, and the stream goes on', () => {
     const { scheduler, state } = make();
     const events: string[] = [];
