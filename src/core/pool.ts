@@ -45,10 +45,10 @@ function poolNumber(field: string, value: unknown, allowZero = true): number {
   return value;
 }
 
-/** Validates a pool and gives every node an id and every GPU an index. */
 const NODE_KEYS: ReadonlySet<string> = new Set(['id', 'cpu', 'memoryMb', 'gpus', 'custom']);
 const GPU_KEYS: ReadonlySet<string> = new Set(['index', 'vramMb', 'model']);
 
+/** Validates a pool and gives every node an id and every GPU an index. */
 export function normalisePool(pool: ResourcePool): NormalisedNode[] {
   const specs: NodeSpec[] = 'nodes' in pool ? pool.nodes : [pool];
   if (!Array.isArray(specs) || specs.length === 0)
@@ -59,7 +59,7 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
       throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
     for (const key in spec)
-      if (!NODE_KEYS.has(key))
+      if (!NODE_KEYS.has(key) && Object.hasOwn(spec, key))
         throw new InvalidPoolError(
           `${at}.${key}`,
           (spec as Record<string, unknown>)[key],
@@ -80,7 +80,7 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       if (typeof g !== 'object' || g === null || Array.isArray(g))
         throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
       for (const key in g)
-        if (!GPU_KEYS.has(key))
+        if (!GPU_KEYS.has(key) && Object.hasOwn(g, key))
           throw new InvalidPoolError(
             `${at}.gpus[${i}].${key}`,
             (g as Record<string, unknown>)[key],
@@ -188,7 +188,7 @@ export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitReq
   // A misspelt resource (`gpus`, `vram`, `memory`) would otherwise be dropped, and the job run
   // without it: on a GPU job, with no GPU.
   for (const key in request) {
-    if (!REQUEST_KEYS.has(key)) {
+    if (!REQUEST_KEYS.has(key) && Object.hasOwn(request, key)) {
       throw new InvalidJobError(
         `${prefix}.${key}`,
         (request as Record<string, unknown>)[key],

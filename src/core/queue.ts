@@ -84,6 +84,7 @@ export class JobQueue<T> {
     if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return Number.NEGATIVE_INFINITY;
     let newest = Number.NEGATIVE_INFINITY;
     for (const fifo of this.fifos) if (fifo.tail && fifo.tail.queuedAt > newest) newest = fifo.tail.queuedAt;
+    if (newest === Number.NEGATIVE_INFINITY) return newest;
     return newest + this.epoch + this.aging.maxLevels * this.aging.intervalMs;
   }
 
@@ -123,7 +124,8 @@ export class JobQueue<T> {
   /** Appends a job at the back of its priority's FIFO. */
   add(id: string, base: number, now: number, value: T): QueueEntry<T> {
     if (this.holdsValue(id, value)) throw new Error(`job ${id} is already queued`);
-    if (Number.isNaN(this.epoch)) this.epoch = Number.isFinite(now) ? Math.floor(now) : 0;
+    // Never below 0: a clock that starts below 0 keeps an exact offset (its own time).
+    if (Number.isNaN(this.epoch)) this.epoch = Number.isFinite(now) ? Math.max(0, Math.floor(now)) : 0;
     // `| 0` where it loses nothing: a difference of two doubles is itself a (boxed) double even
     // when whole, and one stored double would make the field boxed for every record.
     const offset = now - this.epoch;

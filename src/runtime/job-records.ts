@@ -227,12 +227,12 @@ export class JobRecords {
   private timesChunk = new Float64Array(0);
   private timesUsed = CHUNK;
 
+  private droppedCount = 0;
+
   /**
    * @param retainFinished how many finished records to keep
    * @param wake makes the actor of a job that has none yet (see `actorOf`)
    */
-  private droppedCount = 0;
-
   constructor(
     private readonly retainFinished: number,
     private readonly wake: (record: JobRecord) => JobActor = noActor,

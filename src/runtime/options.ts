@@ -8,7 +8,8 @@ import { InvalidOptionError, InvalidPoolError } from '../core/errors.js';
 import { checkAttempts, checkBackoff, checkKeys, MAX_TIMEOUT_MS } from '../core/job-spec.js';
 import { normalisePool } from '../core/pool.js';
 import type { PlacementPolicy } from '../core/resources.js';
-import type { DetectHostOptions } from '../actors/host.js';
+import { applyOverrides, type DetectHostOptions } from '../actors/host.js';
+import type { NodeSpec } from '../core/resources.js';
 import type { Measured } from '../actors/measure.js';
 import type { Handlers } from '../actors/handler.js';
 import { createRealClock, type SchedulerClock } from './clock.js';
@@ -194,7 +195,8 @@ function checkDetectedPool(resources: Record<string, unknown>): void {
   if (!isPlainObject(override))
     throw new InvalidOptionError('resources.override', override, 'an object of node fields');
   try {
-    normalisePool({ cpu: 1, memoryMb: 1, ...override } as Parameters<typeof normalisePool>[0]);
+    // As detection will apply it: its undefined fields leave the detected figures alone.
+    normalisePool(applyOverrides({ cpu: 1, memoryMb: 1 }, override as Partial<NodeSpec>));
   } catch (error) {
     if (!(error instanceof InvalidPoolError)) throw error;
     throw new InvalidOptionError(
@@ -252,7 +254,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   if (options.measure !== undefined && typeof options.measure !== 'function')
     throw new InvalidOptionError('measure', options.measure, 'a function resolving with a measurement');
   const detect = objectOption('detect', options.detect, ['si', 'os', 'id', 'timeoutMs', 'runNvidiaSmi']);
-  if (detect['timeoutMs'] !== undefined) duration('detect.timeoutMs', detect['timeoutMs'], 0);
+  if (detect['timeoutMs'] !== undefined) duration('detect.timeoutMs', detect['timeoutMs'], 0, 0);
   for (const key of ['si', 'os'] as const)
     if (detect[key] !== undefined && !isPlainObject(detect[key]))
       throw new InvalidOptionError(

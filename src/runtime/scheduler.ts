@@ -700,7 +700,6 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 }
 
-/** Creates a scheduler; see `SchedulerOptions` for every option and its default. */
 /** `list()`'s filter: an object of a known state and/or a group, or a typed error naming it. */
 function checkListFilter(filter: unknown): void {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
@@ -718,6 +717,7 @@ function checkListFilter(filter: unknown): void {
     throw new InvalidJobError('filter.group', group, 'a string');
 }
 
+/** Creates a scheduler; see `SchedulerOptions` for every option and its default. */
 export function createScheduler<H extends Handlers>(options: SchedulerOptions<H>): Scheduler<H> {
   return new Scheduler(options);
 }

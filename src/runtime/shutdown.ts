@@ -19,7 +19,7 @@ export function checkShutdownOptions(options: ShutdownOptions): { mode: Shutdown
   if (typeof options !== 'object' || options === null || Array.isArray(options))
     throw new InvalidOptionError('options', options, "an object { mode: 'drain' | 'cancel', timeoutMs }");
   for (const key in options)
-    if (key !== 'mode' && key !== 'timeoutMs')
+    if (key !== 'mode' && key !== 'timeoutMs' && Object.hasOwn(options, key))
       throw new InvalidOptionError(
         key,
         (options as Record<string, unknown>)[key],

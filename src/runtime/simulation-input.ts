@@ -12,7 +12,6 @@ import type { SimulationJob, SimulationOptions } from './simulation-types.js';
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Checks one job's own fields (not its dependencies). */
 const JOB_KEYS: ReadonlySet<string> = new Set([
   'id',
   'submitAtMs',
@@ -32,6 +31,7 @@ const JOB_KEYS: ReadonlySet<string> = new Set([
  */
 export const MAX_SIMULATED_MS = 2 ** 50;
 
+/** Checks one job's own fields (not its dependencies). */
 function checkJob(job: unknown, at: string): asserts job is SimulationJob {
   if (!isObject(job)) throw new InvalidJobError(at, job, 'an object { id, submitAtMs, durationMs }');
   checkKeys(at, job, JOB_KEYS);

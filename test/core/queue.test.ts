@@ -29,6 +29,11 @@ describe('priorities', () => {
 });
 
 describe('job queue', () => {
+  it('a queue that never held a job settles its aging at -Infinity (nothing to age)', () => {
+    const q = new JobQueue<V>({ intervalMs: 30, maxLevels: 2 });
+    expect(q.agingSettlesAt()).toBe(Number.NEGATIVE_INFINITY);
+  });
+
   it('is FIFO within a priority and higher priorities first', () => {
     const q = new JobQueue<null>({ intervalMs: 0, maxLevels: 0 });
     q.add('n1', 2, 0, null);

@@ -251,6 +251,47 @@ describe('the scheduler refuses bad calls and changes nothing', () => {
   });
 });
 
+describe('what is valid stays accepted', () => {
+  it('a spec whose prototype has keys (even Object.prototype) is judged by its own keys', async () => {
+    const { clock, scheduler } = make();
+    const spec = Object.assign(Object.create({ note: 'inherited' }) as object, { type: 'work' as const });
+    const inherited = scheduler.submit(spec);
+    const proto = Object.prototype as Record<string, unknown>;
+    proto['polluted'] = 1;
+    let plain;
+    try {
+      plain = scheduler.submit({ type: 'work', resources: { cpu: 1 }, retry: { attempts: 1 } });
+    } finally {
+      delete proto['polluted'];
+    }
+    await clock.advanceBy(1_000);
+    await expect(inherited.result).resolves.toBe('ok');
+    await expect(plain.result).resolves.toBe('ok');
+  });
+
+  it('a detected pool with an override whose fields are undefined keeps the detected figures', async () => {
+    const scheduler = createScheduler({
+      clock: createVirtualClock(),
+      handlers: { work: async () => 'ok' },
+      // As a plain-JS caller (or a spread of optional fields) writes it.
+      resources: { detect: true, override: { cpu: undefined, memoryMb: 4_096 } as { memoryMb: number } },
+      detect: {
+        si: {
+          cpu: async () => ({ cores: 6 }),
+          mem: async () => ({ total: 8 * 1024 ** 3, available: 8 * 1024 ** 3 }),
+          graphics: async () => ({ controllers: [] }),
+        },
+        id: 'box',
+        runNvidiaSmi: async () => '',
+      },
+      monitor: false,
+    });
+    await scheduler.ready;
+    expect(scheduler.stats().resources.capacity).toMatchObject({ cpu: 6, memoryMb: 4_096 });
+    await scheduler.shutdown();
+  });
+});
+
 describe('simulate refuses bad input with a typed error naming the field', () => {
   const job = { id: 'a', submitAtMs: 0, durationMs: 10 };
   it.each<[string, Record<string, unknown>, string]>([
