@@ -100,7 +100,12 @@ export async function simulate(input: SimulationInput): Promise<SimulationReport
   const { untilMs, seed, ...engine } = options;
   const jobs = input.jobs;
   const order = checkSimulationJobs(jobs);
-  const clock = createVirtualClock();
+  // Virtual time starts at the first arrival, not at 0: before it, the engine's periodic tick
+  // would step through nothing — for a trace stamped with epoch times (~1.8e12 ms), 3e7 ticks.
+  const firstArrival = order[0];
+  const clock = createVirtualClock({
+    startAt: firstArrival === undefined ? 0 : (jobs[firstArrival] as SimulationJob).submitAtMs,
+  });
   const hasDependencies = jobs.some((job) => (job.dependsOn?.length ?? 0) > 0);
   const scheduler = createScheduler({
     ...engine,
