@@ -28,6 +28,8 @@ import {
   type ShutdownReport,
 } from '../../src/index.js';
 import type { ResourceLedger } from '../../src/core/ledger.js';
+import { JOB_STATES } from '../../src/core/types.js';
+import { countOnLedger } from '../helpers/ledger-count.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 type Host = 'unwatched' | 'inspect' | 'watched';
@@ -98,16 +100,7 @@ function ensure(condition: boolean, what: () => string): asserts condition {
 const HOLDING = new Set<JobState>(['scheduled', 'running']);
 const WAITING = new Set<JobState>(['pending', 'queued', 'retrying']);
 const FINAL = new Set<JobState>(['completed', 'failed', 'cancelled']);
-const STATES: JobState[] = [
-  'pending',
-  'queued',
-  'scheduled',
-  'running',
-  'retrying',
-  'completed',
-  'failed',
-  'cancelled',
-];
+const STATES = JOB_STATES;
 
 async function run(
   steps: Step[],
@@ -146,21 +139,7 @@ async function run(
   const rm = scheduler['actor'].system.get('resourceManager');
   ensure(rm !== undefined, () => 'a declared pool starts the resource manager at once');
   const ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
-  let grants = 0;
-  let releases = 0;
-  let releaseIgnored = 0;
-  const { tryAllocate, release } = ledger;
-  ledger.tryAllocate = (...args) => {
-    const allocation = tryAllocate.apply(ledger, args);
-    if (allocation) grants++;
-    return allocation;
-  };
-  ledger.release = (id) => {
-    const result = release.call(ledger, id);
-    if (result.released) releases++;
-    else releaseIgnored++;
-    return result;
-  };
+  const onLedger = countOnLedger(ledger);
 
   const ids: string[] = [];
   const settled = new Map<string, number>();
@@ -171,7 +150,7 @@ async function run(
 
   const check = (at: string): void => {
     const where = () => `${host}, ${at} [${log.join(' ')}]`;
-    ensure(releaseIgnored === 0, () => `${where()}: a release of nothing held (twice, or unknown)`);
+    ensure(onLedger.releaseIgnored === 0, () => `${where()}: a release of nothing held (twice, or unknown)`);
     const stats = scheduler.stats();
     const { capacity, allocated } = stats.resources;
     for (const k of ['cpu', 'memoryMb', 'gpu', 'vramMb'] as const)
@@ -228,7 +207,10 @@ async function run(
       .sort()
       .join();
     ensure(ledgerIds === jobIds, () => `${where()}: ledger holds [${ledgerIds}], jobs hold [${jobIds}]`);
-    ensure(grants - releases === held.length, () => `${where()}: ${grants} grants − ${releases} releases`);
+    ensure(
+      onLedger.grants - onLedger.releases === held.length,
+      () => `${where()}: ${onLedger.grants} grants − ${onLedger.releases} releases`,
+    );
     ensure(held.length <= maxConcurrentJobs, () => `${where()}: ${held.length} jobs hold resources`);
     const waiting =
       (counts.get('pending') ?? 0) + (counts.get('queued') ?? 0) + (counts.get('retrying') ?? 0);
@@ -331,7 +313,7 @@ async function run(
   await clock.advanceBy(5_000); // the abort-ignoring handlers settle now: nothing may change
   check('after late results');
   ensure(
-    ledger.allocations().length === 0 && grants === releases,
+    ledger.allocations().length === 0 && onLedger.grants === onLedger.releases,
     () => `${host}: resources held at the end`,
   );
   for (const [id, n] of settled) ensure(n === 1, () => `${host}: ${id}'s result settled ${n} times`);

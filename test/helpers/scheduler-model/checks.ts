@@ -16,7 +16,7 @@ import { startShutdown, type World } from './world.js';
 /** Every per-step invariant. */
 export function checkStep(w: World, step: string): void {
   ensure(w.violations.length === 0, () => `after ${step}: ${w.violations.join('; ')}`);
-  ensure(w.releaseIgnored === 0, `after ${step}: a release was ignored (released twice or unknown)`);
+  ensure(w.counts.releaseIgnored === 0, `after ${step}: a release was ignored (released twice or unknown)`);
   const now = w.clock.now();
   const cfg = w.cfg;
   const stats = w.scheduler.stats();
@@ -99,8 +99,9 @@ export function checkStep(w: World, step: string): void {
   checkLedgerInvariants(w.ledger, held);
   // Every grant is released once, and only once its job lets go.
   ensure(
-    w.grants - w.releases === ledgerIds.length,
-    () => `after ${step}: ${w.grants} grants − ${w.releases} releases ≠ ${ledgerIds.length} held`,
+    w.counts.grants - w.counts.releases === ledgerIds.length,
+    () =>
+      `after ${step}: ${w.counts.grants} grants − ${w.counts.releases} releases ≠ ${ledgerIds.length} held`,
   );
   const holding = stats.jobs.scheduled + stats.jobs.running;
   ensure(holding <= cfg.maxConcurrentJobs, `after ${step}: ${holding} holding > ${cfg.maxConcurrentJobs}`);
@@ -242,7 +243,10 @@ export async function finish(w: World): Promise<void> {
       () => `after shutdown ${k} allocated ${stats.resources.allocated[k]}`,
     );
   ensure(w.ledger.allocations().length === 0, 'after shutdown the ledger holds nothing');
-  ensure(w.grants === w.releases, () => `after shutdown ${w.grants} grants, ${w.releases} releases`);
+  ensure(
+    w.counts.grants === w.counts.releases,
+    () => `after shutdown ${w.counts.grants} grants, ${w.counts.releases} releases`,
+  );
   ensure(stats.queue.size === 0, 'after shutdown the queue is empty');
   ensure(stats.jobs.scheduled + stats.jobs.running === 0, 'after shutdown nothing runs');
   const named = [...report.completed, ...report.failed, ...report.cancelled, ...report.aborted];

@@ -31,6 +31,7 @@ import {
   type Output,
   type Payload,
 } from './types.js';
+import { countOnLedger, type LedgerCounts } from '../ledger-count.js';
 
 /** The system under test and the model beside it. */
 export class World {
@@ -52,14 +53,8 @@ export class World {
   closed = false;
   queueSeq = 0;
   idSeq = 0;
-  /**
-   * Grants and releases counted on the ledger itself: the scheduler places on it directly, so
-   * the resource manager's `resources.releaseIgnored` event never fires for the scheduler's own
-   * releases; a release of nothing held (twice, or unknown) is counted here.
-   */
-  grants = 0;
-  releases = 0;
-  releaseIgnored = 0;
+  /** Grants and releases counted on the ledger itself (see `countOnLedger`). */
+  readonly counts: LedgerCounts;
   eventsDone = false;
   eventsAfterShutdown = 0;
   shutdown:
@@ -114,20 +109,9 @@ export class World {
     const rm = this.scheduler['actor'].system.get('resourceManager');
     ensure(rm !== undefined, 'a declared pool starts the resource manager at once');
     this.ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
-    const ledger = this.ledger;
-    const { tryAllocate, release } = ledger;
-    ledger.tryAllocate = (...args) => {
-      const allocation = tryAllocate.apply(ledger, args);
-      if (allocation) this.grants++;
-      return allocation;
-    };
-    ledger.release = (id) => {
-      const result = release.call(ledger, id);
-      if (result.released) this.releases++;
-      else this.releaseIgnored++;
-      return result;
-    };
-    rm.on('resources.releaseIgnored', () => this.releaseIgnored++);
+    const counts = countOnLedger(this.ledger);
+    this.counts = counts;
+    rm.on('resources.releaseIgnored', () => counts.releaseIgnored++);
     this.scheduler.events$.subscribe({
       next: (e) => this.onEvent(e),
       complete: () => (this.eventsDone = true),
