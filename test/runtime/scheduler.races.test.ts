@@ -22,6 +22,7 @@ import {
 } from '../../src/index.js';
 import type { ResourceLedger } from '../../src/core/ledger.js';
 import { checkLedgerInvariants } from '../helpers/ledger-invariants.js';
+import { countOnLedger, type LedgerCounts } from '../helpers/ledger-count.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 function ensure(condition: boolean, what: string | (() => string)): asserts condition {
@@ -47,9 +48,8 @@ class Rig {
   readonly streamEnds = new Map<string, { finals: number; completes: number }>();
   readonly startedAt = new Map<string, number[]>();
   readonly log: string[] = [];
-  grants = 0;
-  releases = 0;
-  releaseIgnored = 0;
+  /** Grants and releases counted on the ledger itself (the scheduler places on it directly). */
+  readonly counts: LedgerCounts;
   /** Outcomes released after their attempt had ended: they must change nothing. */
   late = 0;
   closedAt: number | undefined;
@@ -80,19 +80,7 @@ class Rig {
     ensure(rm !== undefined, 'the resource manager runs');
     const ledger = (rm.getSnapshot() as { context: { ledger: ResourceLedger } }).context.ledger;
     this.ledger = ledger;
-    // Count grants and releases on the ledger itself (the scheduler places on it directly).
-    const { tryAllocate, release } = ledger;
-    ledger.tryAllocate = (...args) => {
-      const allocation = tryAllocate.apply(ledger, args);
-      if (allocation) this.grants++;
-      return allocation;
-    };
-    ledger.release = (id) => {
-      const result = release.call(ledger, id);
-      if (result.released) this.releases++;
-      else this.releaseIgnored++;
-      return result;
-    };
+    this.counts = countOnLedger(ledger);
     this.scheduler.events$.subscribe((e) => {
       if (e.type === 'job.started') {
         this.log.push(`started ${e.job.id}`);
@@ -203,7 +191,7 @@ class Rig {
       () => `${when}: the ledger holds [${inLedger}], jobs hold [${allocations.map((a) => a.id).join()}]`,
     );
     checkLedgerInvariants(this.ledger, allocations);
-    ensure(this.releaseIgnored === 0, `${when}: an allocation was released twice`);
+    ensure(this.counts.releaseIgnored === 0, `${when}: an allocation was released twice`);
     ensure(!this.log.some((l) => l.startsWith('!!')), () => `${when}: ${this.log.join('; ')}`);
   }
 
@@ -267,13 +255,13 @@ class Rig {
       void handle;
     }
     ensure(
-      this.grants === this.releases,
-      () => `${this.grants} grants, ${this.releases} releases (${where()})`,
+      this.counts.grants === this.counts.releases,
+      () => `${this.counts.grants} grants, ${this.counts.releases} releases (${where()})`,
     );
     const starts = [...this.startedAt.values()].reduce((n, times) => n + times.length, 0);
     ensure(
-      this.grants >= starts,
-      () => `${starts} starts but only ${this.grants} grants counted on the ledger (${where()})`,
+      this.counts.grants >= starts,
+      () => `${starts} starts but only ${this.counts.grants} grants counted on the ledger (${where()})`,
     );
     ensure(this.ledger.allocations().length === 0, 'every resource is free');
     const stats = this.scheduler.stats();
