@@ -4,6 +4,7 @@
  */
 import { InvalidJobError, InvalidPoolError, UnschedulableError } from './errors.js';
 import type { GpuSpec, NodeSpec, NormalisedNode, ResourcePool, ResourceRequest } from './resources.js';
+import { checkKeys } from './job-spec.js';
 
 /** Internal units: CPU and custom amounts in thousandths, GPU shares in millionths. */
 export const CPU_UNITS = 1_000;
@@ -47,6 +48,8 @@ function poolNumber(field: string, value: unknown, allowZero = true): number {
 
 const NODE_KEYS: ReadonlySet<string> = new Set(['id', 'cpu', 'memoryMb', 'gpus', 'custom']);
 const GPU_KEYS: ReadonlySet<string> = new Set(['index', 'vramMb', 'model']);
+const poolError = (field: string, value: unknown, allowed: string): Error =>
+  new InvalidPoolError(field, value, allowed);
 
 /** Validates a pool and gives every node an id and every GPU an index. */
 export function normalisePool(pool: ResourcePool): NormalisedNode[] {
@@ -58,13 +61,7 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
     const at = `nodes[${n}]`;
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
       throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
-    for (const key in spec)
-      if (!NODE_KEYS.has(key) && Object.hasOwn(spec, key))
-        throw new InvalidPoolError(
-          `${at}.${key}`,
-          (spec as Record<string, unknown>)[key],
-          `no such field: the fields are ${[...NODE_KEYS].join(', ')}`,
-        );
+    checkKeys(at, spec as Record<string, unknown>, NODE_KEYS, poolError);
     const id = spec.id ?? `node-${n}`;
     if (typeof id !== 'string' || id === '') throw new InvalidPoolError(`${at}.id`, id, 'a non-empty string');
     if (ids.has(id)) throw new InvalidPoolError(`${at}.id`, id, 'unique within the pool');
@@ -79,13 +76,7 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
     const gpus = Array.from(gpuSpecs, (g: GpuSpec | undefined, i) => {
       if (typeof g !== 'object' || g === null || Array.isArray(g))
         throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
-      for (const key in g)
-        if (!GPU_KEYS.has(key) && Object.hasOwn(g, key))
-          throw new InvalidPoolError(
-            `${at}.gpus[${i}].${key}`,
-            (g as Record<string, unknown>)[key],
-            `no such field: the fields are ${[...GPU_KEYS].join(', ')}`,
-          );
+      checkKeys(`${at}.gpus[${i}]`, g as Record<string, unknown>, GPU_KEYS, poolError);
       if (g.model !== undefined && typeof g.model !== 'string')
         throw new InvalidPoolError(`${at}.gpus[${i}].model`, g.model, 'a string');
       const index = g.index ?? i;
@@ -186,14 +177,17 @@ export function toUnits(request: ResourceRequest, prefix = 'resources'): UnitReq
     throw new InvalidJobError(prefix, request, 'an object such as { cpu: 1, memoryMb: 512 }');
   }
   // A misspelt resource (`gpus`, `vram`, `memory`) would otherwise be dropped, and the job run
-  // without it: on a GPU job, with no GPU.
+  // without it: on a GPU job, with no GPU. A switch first: this runs on every submit.
   for (const key in request) {
-    if (!REQUEST_KEYS.has(key) && Object.hasOwn(request, key)) {
-      throw new InvalidJobError(
-        `${prefix}.${key}`,
-        (request as Record<string, unknown>)[key],
-        `no such resource: the fields are ${[...REQUEST_KEYS].join(', ')}`,
-      );
+    switch (key) {
+      case 'cpu':
+      case 'memoryMb':
+      case 'gpu':
+      case 'vramMb':
+      case 'custom':
+        continue;
+      default:
+        checkKeys(prefix, request as Record<string, unknown>, REQUEST_KEYS);
     }
   }
   const cpu = requestNumber(prefix, 'cpu', request.cpu);

@@ -3,6 +3,7 @@
  * runs, and the report of what became of each job.
  */
 import { InvalidOptionError } from '../core/errors.js';
+import { checkKeys } from '../core/job-spec.js';
 import type { JobState } from '../core/types.js';
 import type { SchedulerClock } from './clock.js';
 import { HOLDING, WAITING, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
@@ -14,17 +15,18 @@ export type ShutdownMode = 'drain' | 'cancel';
 /** The options of `Scheduler.shutdown()`. */
 export type ShutdownOptions = { timeoutMs?: number; mode?: ShutdownMode };
 
+const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['mode', 'timeoutMs']);
+
 /** Checks shutdown options and fills in the defaults (drain, for up to 10 s). */
 export function checkShutdownOptions(options: ShutdownOptions): { mode: ShutdownMode; timeoutMs: number } {
   if (typeof options !== 'object' || options === null || Array.isArray(options))
     throw new InvalidOptionError('options', options, "an object { mode: 'drain' | 'cancel', timeoutMs }");
-  for (const key in options)
-    if (key !== 'mode' && key !== 'timeoutMs' && Object.hasOwn(options, key))
-      throw new InvalidOptionError(
-        key,
-        (options as Record<string, unknown>)[key],
-        'no such field: the fields are mode, timeoutMs',
-      );
+  checkKeys(
+    '',
+    options as Record<string, unknown>,
+    SHUTDOWN_KEYS,
+    (field, value, allowed) => new InvalidOptionError(field, value, allowed),
+  );
   const mode = options.mode ?? 'drain';
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (mode !== 'drain' && mode !== 'cancel')
