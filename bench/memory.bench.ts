@@ -70,19 +70,10 @@ async function rounds(measure: () => Promise<number>): Promise<number[]> {
 
 // Finished records first (as before the rounds were added): the 100k backlog's rounds leave
 // the larger heap behind.
-const finished = await rounds(perFinished);
-report({
-  name: 'heap per retained finished job',
-  params: { finished: FINISHED },
-  unit: 'bytes',
-  runs: RUNS,
-  ...summarise(finished),
-});
-const queued = await rounds(perQueued);
-report({
-  name: 'heap per queued job',
-  params: { queued: QUEUED },
-  unit: 'bytes',
-  runs: RUNS,
-  ...summarise(queued),
-});
+const measures = [
+  { name: 'heap per retained finished job', params: { finished: FINISHED }, measure: perFinished },
+  { name: 'heap per queued job', params: { queued: QUEUED }, measure: perQueued },
+];
+for (const { name, params, measure } of measures) {
+  report({ name, params, unit: 'bytes', runs: RUNS, ...summarise(await rounds(measure)) });
+}

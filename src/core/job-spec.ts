@@ -65,7 +65,8 @@ export type JobSpecContext = {
   newId: () => string;
 };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
+/** A plain object (not null, not an array): what every spec, option and pool must be. */
+export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**

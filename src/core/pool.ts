@@ -4,7 +4,7 @@
  */
 import { InvalidJobError, InvalidPoolError, UnschedulableError } from './errors.js';
 import type { GpuSpec, NodeSpec, NormalisedNode, ResourcePool, ResourceRequest } from './resources.js';
-import { checkKeys } from './job-spec.js';
+import { checkKeys, isObject } from './job-spec.js';
 
 /** Internal units: CPU and custom amounts in thousandths, GPU shares in millionths. */
 export const CPU_UNITS = 1_000;
@@ -59,9 +59,8 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
   const ids = new Set<string>();
   return specs.map((spec, n) => {
     const at = `nodes[${n}]`;
-    if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
-      throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
-    checkKeys(at, spec as Record<string, unknown>, NODE_KEYS, poolError);
+    if (!isObject(spec)) throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
+    checkKeys(at, spec, NODE_KEYS, poolError);
     const id = spec.id ?? `node-${n}`;
     if (typeof id !== 'string' || id === '') throw new InvalidPoolError(`${at}.id`, id, 'a non-empty string');
     if (ids.has(id)) throw new InvalidPoolError(`${at}.id`, id, 'unique within the pool');
@@ -74,9 +73,8 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       throw new InvalidPoolError(`${at}.gpus`, gpuSpecs, 'a number of GPUs or an array of { vramMb, model }');
     const indexes = new Set<number>();
     const gpus = Array.from(gpuSpecs, (g: GpuSpec | undefined, i) => {
-      if (typeof g !== 'object' || g === null || Array.isArray(g))
-        throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
-      checkKeys(`${at}.gpus[${i}]`, g as Record<string, unknown>, GPU_KEYS, poolError);
+      if (!isObject(g)) throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
+      checkKeys(`${at}.gpus[${i}]`, g, GPU_KEYS, poolError);
       if (g.model !== undefined && typeof g.model !== 'string')
         throw new InvalidPoolError(`${at}.gpus[${i}].model`, g.model, 'a string');
       const index = g.index ?? i;
@@ -90,10 +88,7 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       return { index, vramMb, model: g.model ?? 'unknown' };
     });
     const custom: Record<string, number> = {};
-    if (
-      spec.custom !== undefined &&
-      (typeof spec.custom !== 'object' || spec.custom === null || Array.isArray(spec.custom))
-    )
+    if (spec.custom !== undefined && !isObject(spec.custom))
       throw new InvalidPoolError(`${at}.custom`, spec.custom, 'an object of name → amount');
     for (const [name, amount] of Object.entries(spec.custom ?? {})) {
       custom[name] = poolNumber(`${at}.custom.${name}`, amount);

@@ -204,7 +204,7 @@ export class JobQueue<T> {
     if (this.aging.maxLevels <= 0 || !(this.aging.intervalMs > 0)) return 0;
     return Math.min(
       this.aging.maxLevels,
-      Math.floor(Math.max(0, now - this.epoch - entry.queuedAt) / this.aging.intervalMs),
+      Math.floor(Math.max(0, now - this.enqueuedAt(entry)) / this.aging.intervalMs),
     );
   }
 

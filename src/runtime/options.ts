@@ -5,7 +5,7 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../core/backoff.js';
 import { InvalidOptionError, InvalidPoolError } from '../core/errors.js';
-import { checkAttempts, checkBackoff, checkKeys, MAX_TIMEOUT_MS } from '../core/job-spec.js';
+import { checkAttempts, checkBackoff, checkKeys, isObject, MAX_TIMEOUT_MS } from '../core/job-spec.js';
 import { normalisePool } from '../core/pool.js';
 import type { NodeSpec, PlacementPolicy } from '../core/resources.js';
 import { applyOverrides, type DetectHostOptions } from '../actors/host.js';
@@ -144,13 +144,11 @@ const OPTION_KEYS: ReadonlySet<string> = new Set([
 ]);
 const optionError = (field: string, value: unknown, allowed: string) =>
   new InvalidOptionError(field, value, allowed);
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** An optional object option whose keys are all in `keys`. */
 function objectOption(field: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
   if (value === undefined) return {};
-  if (!isPlainObject(value)) throw new InvalidOptionError(field, value, `an object { ${keys.join(', ')} }`);
+  if (!isObject(value)) throw new InvalidOptionError(field, value, `an object { ${keys.join(', ')} }`);
   checkKeys(field, value, new Set(keys), optionError);
   return value;
 }
@@ -191,7 +189,7 @@ function checkDetectedPool(resources: Record<string, unknown>): void {
   checkKeys('resources', resources, new Set(['detect', 'override']), optionError);
   const override = resources['override'];
   if (override === undefined) return;
-  if (!isPlainObject(override))
+  if (!isObject(override))
     throw new InvalidOptionError('resources.override', override, 'an object of node fields');
   try {
     // As detection will apply it: its undefined fields leave the detected figures alone.
@@ -246,7 +244,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   if (
     inspect !== undefined &&
     typeof inspect !== 'function' &&
-    !(isPlainObject(inspect) && ['next', 'error', 'complete'].some((k) => typeof inspect[k] === 'function'))
+    !(isObject(inspect) && ['next', 'error', 'complete'].some((k) => typeof inspect[k] === 'function'))
   ) {
     throw new InvalidOptionError('inspect', inspect, 'a function or an Observer { next, error, complete }');
   }
@@ -255,7 +253,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   const detect = objectOption('detect', options.detect, ['si', 'os', 'id', 'timeoutMs', 'runNvidiaSmi']);
   if (detect['timeoutMs'] !== undefined) duration('detect.timeoutMs', detect['timeoutMs'], 0, 0);
   for (const key of ['si', 'os'] as const)
-    if (detect[key] !== undefined && !isPlainObject(detect[key]))
+    if (detect[key] !== undefined && !isObject(detect[key]))
       throw new InvalidOptionError(
         `detect.${key}`,
         detect[key],

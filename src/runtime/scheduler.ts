@@ -18,7 +18,7 @@ import {
   SchedulerClosedError,
 } from '../core/errors.js';
 import { Dispatcher } from '../core/dispatcher.js';
-import { findCycle, type JobSpec } from '../core/job-spec.js';
+import { checkKeys, findCycle, isObject, type JobSpec } from '../core/job-spec.js';
 import type { ResourceLedger } from '../core/ledger.js';
 import { JOB_STATES, type JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
@@ -700,17 +700,13 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 }
 
+const LIST_FILTER_KEYS: ReadonlySet<string> = new Set(['state', 'group']);
+
 /** `list()`'s filter: an object of a known state and/or a group, or a typed error naming it. */
 function checkListFilter(filter: unknown): void {
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
-    throw new InvalidJobError('filter', filter, 'an object { state, group }');
-  const { state, group, ...rest } = filter as { state?: unknown; group?: unknown };
-  for (const key in rest)
-    throw new InvalidJobError(
-      `filter.${key}`,
-      (rest as Record<string, unknown>)[key],
-      'no such field: the fields are state, group',
-    );
+  if (!isObject(filter)) throw new InvalidJobError('filter', filter, 'an object { state, group }');
+  checkKeys('filter', filter, LIST_FILTER_KEYS);
+  const { state, group } = filter;
   if (state !== undefined && !JOB_STATES.includes(state as JobState))
     throw new InvalidJobError('filter.state', state, `one of ${JOB_STATES.join(', ')}`);
   if (group !== undefined && typeof group !== 'string')

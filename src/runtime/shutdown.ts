@@ -3,7 +3,7 @@
  * runs, and the report of what became of each job.
  */
 import { InvalidOptionError } from '../core/errors.js';
-import { checkKeys } from '../core/job-spec.js';
+import { checkKeys, isObject } from '../core/job-spec.js';
 import type { JobState } from '../core/types.js';
 import type { SchedulerClock } from './clock.js';
 import { HOLDING, WAITING, type JobActor, type JobRecord, type JobRecords } from './job-records.js';
@@ -19,11 +19,11 @@ const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['mode', 'timeoutMs']);
 
 /** Checks shutdown options and fills in the defaults (drain, for up to 10 s). */
 export function checkShutdownOptions(options: ShutdownOptions): { mode: ShutdownMode; timeoutMs: number } {
-  if (typeof options !== 'object' || options === null || Array.isArray(options))
+  if (!isObject(options))
     throw new InvalidOptionError('options', options, "an object { mode: 'drain' | 'cancel', timeoutMs }");
   checkKeys(
     '',
-    options as Record<string, unknown>,
+    options,
     SHUTDOWN_KEYS,
     (field, value, allowed) => new InvalidOptionError(field, value, allowed),
   );

@@ -7,6 +7,7 @@
 import { ATTEMPT, type JobHandler } from '../actors/handler.js';
 import type { AttemptSignal } from '../machines/job.logic.js';
 import { InvalidOptionError } from '../core/errors.js';
+import { isObject } from '../core/job-spec.js';
 import { nextRandom } from '../core/random.js';
 import { createVirtualClock, type SchedulerClock } from './clock.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
@@ -91,7 +92,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationReport
     throw new InvalidOptionError('input', input, 'an object { resources, jobs, options }');
   }
   const pool: unknown = input.resources;
-  if (typeof pool !== 'object' || pool === null || Array.isArray(pool) || 'detect' in pool) {
+  if (!isObject(pool) || 'detect' in pool) {
     // Not 'detect': a simulation runs on the pool it is given, never on this host's.
     throw new InvalidOptionError('resources', pool, 'a pool { cpu, memoryMb, gpus } or { nodes: [...] }');
   }

@@ -5,12 +5,9 @@
  */
 import { DependencyCycleError, InvalidJobError, InvalidOptionError } from '../core/errors.js';
 import { levelOf, PRIORITY_NAMES } from '../core/priority.js';
-import { checkKeys } from '../core/job-spec.js';
+import { checkKeys, isObject } from '../core/job-spec.js';
 import { toUnits } from '../core/pool.js';
 import type { SimulationJob, SimulationOptions } from './simulation-types.js';
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const JOB_KEYS: ReadonlySet<string> = new Set([
   'id',
