@@ -39,6 +39,7 @@ export type { TransitionRow } from './machines/diagram.js';
 
 // Resources: pool and request vocabulary, validation errors, the ledger and its actor
 export { InvalidJobError, UnschedulableError, InvalidPoolError } from './core/errors.js';
+export type { UnknownField } from './core/errors.js';
 export type {
   AdmissionLimit,
   Denial,

@@ -7,13 +7,20 @@ export type BackoffPolicy = {
   /** The cap for exponential growth, in ms. @default 60000 */
   maxDelayMs: number;
   /**
-   * Full jitter: the delay is drawn uniformly from [delay/2, delay] so that jobs which failed
-   * together do not retry together. @default true
+   * Equal jitter (in the terms of the AWS Architecture Blog's "Exponential Backoff And Jitter":
+   * full jitter draws from [0, d], equal jitter from [d/2, d]): the delay is drawn uniformly from
+   * [delay/2, delay], so that jobs which failed together do not retry together. Only when asked:
+   * a backoff given without `jitter: true` (per job or in the scheduler's `retry` option) waits
+   * exactly its delay, as BullMQ's does. @default true in `DEFAULT_BACKOFF` (no backoff given
+   * anywhere); false in a backoff that does not say
    */
   jitter: boolean;
 };
 
-/** The defaults of DESIGN.md: exponential from 1 s up to 60 s, with jitter. */
+/**
+ * The defaults of DESIGN.md: exponential from 1 s up to 60 s, with equal jitter. A backoff a user
+ * gives takes its type and delays from here (or from the scheduler's), but not its jitter.
+ */
 export const DEFAULT_BACKOFF: BackoffPolicy = {
   type: 'exponential',
   delayMs: 1_000,

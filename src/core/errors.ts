@@ -48,8 +48,14 @@ export class InvalidJobError extends Error {
     readonly field: string,
     readonly value: unknown,
     readonly allowed: string,
+    /** Set when `field` is not a known field at all (a misspelt one): the fields it could be. */
+    readonly unknownField?: UnknownField,
   ) {
-    super(`${field} must be ${allowed}; got ${formatValue(value)}`);
+    super(
+      unknownField
+        ? unknownFieldSentence(field, unknownField)
+        : `${field} must be ${allowed}; got ${formatValue(value)}`,
+    );
   }
 }
 
@@ -78,8 +84,12 @@ export class InvalidPoolError extends Error {
     readonly field: string,
     readonly value: unknown,
     readonly allowed: string,
+    /** Set when `field` is not a known field at all (a misspelt one): the fields it could be. */
+    readonly unknownField?: UnknownField,
   ) {
-    super(`pool ${field} must be ${allowed}; got ${formatValue(value)}`);
+    super(
+      `pool ${unknownField ? unknownFieldSentence(field, unknownField) : `${field} must be ${allowed}; got ${formatValue(value)}`}`,
+    );
   }
 }
 
@@ -111,6 +121,23 @@ export class DuplicateJobError extends Error {
   constructor(readonly id: string) {
     super(`a job with id ${JSON.stringify(id)} already exists`);
   }
+}
+
+/** What an error about a field that is not a known one says: the known fields, the nearest. */
+export type UnknownField = {
+  /** The fields of the object the unknown one was found in. */
+  known: readonly string[];
+  /** The known field nearest to the unknown one, when one is close ("did you mean …"). */
+  suggestion: string | undefined;
+};
+
+/**
+ * The sentence for a field that is not a known one, e.g. `resources.gpus is not a known field;
+ * did you mean gpu? (known: cpu, memoryMb, gpu, vramMb, custom)`.
+ */
+export function unknownFieldSentence(field: string, { known, suggestion }: UnknownField): string {
+  const guess = suggestion === undefined ? '' : `; did you mean ${suggestion}?`;
+  return `${field} is not a known field${guess} (known: ${known.join(', ')})`;
 }
 
 /**
@@ -179,7 +206,11 @@ export class InvalidOptionError extends Error {
     readonly field: string,
     readonly value: unknown,
     readonly allowed: string,
+    /** Set when `field` is not a known option at all (a misspelt one): the options it could be. */
+    readonly unknownField?: UnknownField,
   ) {
-    super(`option ${field} must be ${allowed}; got ${formatValue(value)} (${typeof value})`);
+    super(
+      `option ${unknownField ? unknownFieldSentence(field, unknownField) : `${field} must be ${allowed}; got ${formatValue(value)} (${typeof value})`}`,
+    );
   }
 }

@@ -2,9 +2,10 @@
  * What a user submits, checked at the door: every field in range or a typed error naming it.
  */
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { DependencyCycleError, InvalidJobError } from './errors.js';
+import { DependencyCycleError, InvalidJobError, type UnknownField } from './errors.js';
 import { levelOf, PRIORITY_NAMES, type PriorityName } from './priority.js';
 import type { ResourceRequest } from './resources.js';
+import { nearestName } from './suggest.js';
 
 /** The most a timer may wait on Node (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -77,19 +78,31 @@ export function checkKeys(
   field: string,
   value: Record<string, unknown>,
   known: ReadonlySet<string>,
-  error: (field: string, value: unknown, expected: string) => Error = jobError,
+  error: UnknownFieldError = jobError,
 ): void {
   for (const key in value) {
     // Own keys only: an inherited one (a prototype's, or Object.prototype's) is not the caller's.
     if (!known.has(key) && Object.hasOwn(value, key)) {
       const at = field ? `${field}.${key}` : key;
-      throw error(at, value[key], `no such field: the fields are ${[...known].join(', ')}`);
+      const names = [...known];
+      throw error(at, value[key], `one of the known fields: ${names.join(', ')}`, {
+        known: names,
+        suggestion: nearestName(key, names),
+      });
     }
   }
 }
 
-const jobError = (field: string, value: unknown, expected: string): Error =>
-  new InvalidJobError(field, value, expected);
+/** Makes the error of an unknown field (see `checkKeys`): `InvalidJobError` unless told. */
+export type UnknownFieldError = (
+  field: string,
+  value: unknown,
+  expected: string,
+  unknown: UnknownField,
+) => Error;
+
+const jobError: UnknownFieldError = (field, value, expected, unknown) =>
+  new InvalidJobError(field, value, expected, unknown);
 
 const SPEC_KEYS: ReadonlySet<string> = new Set([
   'type',
@@ -114,7 +127,10 @@ function positiveTimeout(field: string, value: unknown): number | undefined {
   return value;
 }
 
-/** Checks the parts of a retry policy that a job may override. */
+/**
+ * Checks a backoff a job (or the scheduler's `retry` option) gives: the fields it names replace
+ * those of `base`, and its jitter is on only if it says `jitter: true`.
+ */
 export function checkBackoff(
   field: string,
   value: unknown,
@@ -124,7 +140,10 @@ export function checkBackoff(
   if (!isObject(value))
     throw new InvalidJobError(field, value, 'an object { type, delayMs, maxDelayMs, jitter }');
   checkKeys(field, value, BACKOFF_KEYS);
-  const out = { ...base };
+  // Jitter only when asked: a backoff that does not say `jitter: true` waits exactly its delay,
+  // whatever the base it fills its other fields from (a user's `{ type: 'fixed', delayMs: 100 }`
+  // retries at +100 ms, as BullMQ's does).
+  const out = { ...base, jitter: false };
   if (value['type'] !== undefined) {
     if (value['type'] !== 'fixed' && value['type'] !== 'exponential') {
       throw new InvalidJobError(`${field}.type`, value['type'], "'fixed' or 'exponential'");

@@ -4,7 +4,7 @@
  */
 import { InvalidJobError, InvalidPoolError, UnschedulableError } from './errors.js';
 import type { GpuSpec, NodeSpec, NormalisedNode, ResourcePool, ResourceRequest } from './resources.js';
-import { checkKeys, isObject } from './job-spec.js';
+import { checkKeys, isObject, type UnknownFieldError } from './job-spec.js';
 
 /** Internal units: CPU and custom amounts in thousandths, GPU shares in millionths. */
 export const CPU_UNITS = 1_000;
@@ -48,8 +48,8 @@ function poolNumber(field: string, value: unknown, allowZero = true): number {
 
 const NODE_KEYS: ReadonlySet<string> = new Set(['id', 'cpu', 'memoryMb', 'gpus', 'custom']);
 const GPU_KEYS: ReadonlySet<string> = new Set(['index', 'vramMb', 'model']);
-const poolError = (field: string, value: unknown, allowed: string): Error =>
-  new InvalidPoolError(field, value, allowed);
+const poolError: UnknownFieldError = (field, value, allowed, unknown) =>
+  new InvalidPoolError(field, value, allowed, unknown);
 
 /** Validates a pool and gives every node an id and every GPU an index. */
 export function normalisePool(pool: ResourcePool): NormalisedNode[] {

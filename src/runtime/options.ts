@@ -4,8 +4,15 @@
  */
 import type { InspectionEvent, Observer } from 'xstate';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../core/backoff.js';
-import { InvalidOptionError, InvalidPoolError } from '../core/errors.js';
-import { checkAttempts, checkBackoff, checkKeys, isObject, MAX_TIMEOUT_MS } from '../core/job-spec.js';
+import { InvalidOptionError, InvalidPoolError, type InvalidJobError } from '../core/errors.js';
+import {
+  checkAttempts,
+  checkBackoff,
+  checkKeys,
+  isObject,
+  MAX_TIMEOUT_MS,
+  type UnknownFieldError,
+} from '../core/job-spec.js';
 import { normalisePool } from '../core/pool.js';
 import type { NodeSpec, PlacementPolicy } from '../core/resources.js';
 import { applyOverrides, type DetectHostOptions } from '../actors/host.js';
@@ -142,8 +149,8 @@ const OPTION_KEYS: ReadonlySet<string> = new Set([
   'detect',
   'measure',
 ]);
-const optionError = (field: string, value: unknown, allowed: string) =>
-  new InvalidOptionError(field, value, allowed);
+const optionError: UnknownFieldError = (field, value, allowed, unknown) =>
+  new InvalidOptionError(field, value, allowed, unknown);
 
 /** An optional object option whose keys are all in `keys`. */
 function objectOption(field: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
@@ -200,6 +207,7 @@ function checkDetectedPool(resources: Record<string, unknown>): void {
       error.field.replace(/^nodes\[0\]/, 'resources.override'),
       error.value,
       error.allowed,
+      error.unknownField,
     );
   }
 }
@@ -270,8 +278,8 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   try {
     backoffPolicy = checkBackoff('retry.backoff', backoff, DEFAULT_BACKOFF);
   } catch (error) {
-    const e = error as { field: string; value: unknown; allowed: string };
-    throw new InvalidOptionError(e.field, e.value, e.allowed);
+    const e = error as InvalidJobError;
+    throw new InvalidOptionError(e.field, e.value, e.allowed, e.unknownField);
   }
   return {
     resources,

@@ -268,7 +268,12 @@ export class Scheduler<H extends Handlers = Handlers> {
         } catch (error) {
           // Which job of the batch: `jobs[3].resources.gpu`.
           if (error instanceof InvalidJobError)
-            throw new InvalidJobError(`jobs[${i}].${error.field}`, error.value, error.allowed);
+            throw new InvalidJobError(
+              `jobs[${i}].${error.field}`,
+              error.value,
+              error.allowed,
+              error.unknownField,
+            );
           throw error;
         }
         batch.add(checked.job.id);

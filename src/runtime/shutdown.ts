@@ -25,7 +25,7 @@ export function checkShutdownOptions(options: ShutdownOptions): { mode: Shutdown
     '',
     options,
     SHUTDOWN_KEYS,
-    (field, value, allowed) => new InvalidOptionError(field, value, allowed),
+    (field, value, allowed, unknown) => new InvalidOptionError(field, value, allowed, unknown),
   );
   const mode = options.mode ?? 'drain';
   const timeoutMs = options.timeoutMs ?? 10_000;

@@ -1,0 +1,211 @@
+/**
+ * Defaults and semantics users expect (issue 15 §4): a backoff does what it says (jitter only
+ * when asked), `maxQueueSize` bounds the jobs that wait, a way to wait for room, and unknown
+ * fields that suggest the field meant. All in virtual time.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  InvalidJobError,
+  InvalidOptionError,
+  InvalidPoolError,
+  createScheduler,
+  createVirtualClock,
+  delay,
+  type HandlerContext,
+  type SchedulerEvent,
+  type SchedulerOptions,
+} from '../../src/index.js';
+
+const POOL = { id: 'n1', cpu: 8, memoryMb: 16_384, gpus: [{ vramMb: 24_000 }] };
+
+function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
+  const clock = createVirtualClock();
+  const handlers = {
+    work: async ({ payload, signal }: HandlerContext<{ ms?: number } | undefined>) => {
+      await delay(clock, payload?.ms ?? 1_000, signal);
+      return 'done';
+    },
+    /** Fails its first `fails` attempts (default: every one) after `ms`. */
+    flaky: async ({
+      payload,
+      attempt,
+      signal,
+    }: HandlerContext<{ ms?: number; fails?: number } | undefined>) => {
+      await delay(clock, payload?.ms ?? 0, signal);
+      if (attempt <= (payload?.fails ?? Number.POSITIVE_INFINITY))
+        throw new Error(`attempt ${attempt} failed`);
+      return 'done';
+    },
+  };
+  const scheduler = createScheduler({ clock, monitor: false, resources: POOL, handlers, ...options });
+  const events: SchedulerEvent[] = [];
+  scheduler.events$.subscribe((e) => events.push(e));
+  return { clock, scheduler, events };
+}
+
+/** For each job: when each attempt started, and the delays its retries announced. */
+function attemptsOf(events: readonly SchedulerEvent[]) {
+  const starts = new Map<string, number[]>();
+  const delays = new Map<string, number[]>();
+  for (const e of events) {
+    if (e.type === 'job.started') starts.set(e.job.id, [...(starts.get(e.job.id) ?? []), e.at]);
+    if (e.type === 'job.retrying') delays.set(e.job.id, [...(delays.get(e.job.id) ?? []), e.delayMs]);
+  }
+  return { starts, delays };
+}
+
+describe('a backoff does what it says: jitter only when asked', () => {
+  // A random source that would make any jitter visible (the delay would be below 100 ms).
+  const random = () => 0;
+
+  it("a job's fixed 100 ms backoff retries at exactly +100 ms", async () => {
+    const { clock, scheduler, events } = make({ random });
+    const ids = ['a', 'b', 'c', 'd'];
+    for (const id of ids)
+      scheduler.submit({
+        type: 'flaky',
+        id,
+        payload: { fails: 2 },
+        retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 100 } },
+      });
+    await clock.advanceBy(1_000);
+    const { starts, delays } = attemptsOf(events);
+    for (const id of ids) {
+      expect(delays.get(id)).toEqual([100, 100]);
+      expect(starts.get(id)).toEqual([0, 100, 200]);
+      expect(scheduler.get(id)?.state).toBe('completed');
+    }
+  });
+
+  it("a scheduler's fixed backoff (retry option) has no jitter unless it says jitter: true", async () => {
+    const plain = make({ random, retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 100 } } });
+    plain.scheduler.submit({ type: 'flaky', id: 'a', payload: { fails: 2 } });
+    await plain.clock.advanceBy(1_000);
+    expect(attemptsOf(plain.events).starts.get('a')).toEqual([0, 100, 200]);
+
+    // Asked for: equal jitter, a delay in [50, 100] (random 0 → the low end of its draw).
+    const jittered = make({
+      random,
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 100, jitter: true } },
+    });
+    jittered.scheduler.submit({ type: 'flaky', id: 'a', payload: { fails: 2 } });
+    await jittered.clock.advanceBy(1_000);
+    const delays = attemptsOf(jittered.events).delays.get('a') ?? [];
+    expect(delays).toHaveLength(2);
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(50);
+      expect(d).toBeLessThanOrEqual(100);
+    }
+    expect(delays.some((d) => d < 100)).toBe(true);
+  });
+
+  it('a job that gives a backoff without jitter has none, even where the scheduler asked for it', async () => {
+    const { clock, scheduler, events } = make({
+      random,
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 1_000, jitter: true } },
+    });
+    scheduler.submit({ type: 'flaky', id: 'a', payload: { fails: 1 }, retry: { backoff: { delayMs: 100 } } });
+    await clock.advanceBy(1_000);
+    expect(attemptsOf(events).starts.get('a')).toEqual([0, 100]);
+  });
+
+  it('with no backoff given anywhere, the default (exponential from 1 s) has equal jitter', async () => {
+    const { clock, scheduler, events } = make({ random });
+    scheduler.submit({ type: 'flaky', id: 'a', payload: { fails: 1 } });
+    await clock.advanceBy(2_000);
+    const [d] = attemptsOf(events).delays.get('a') ?? [];
+    expect(d).toBeGreaterThanOrEqual(500);
+    expect(d).toBeLessThan(1_000);
+  });
+});
+
+describe('an unknown field names the nearest known one', () => {
+  const { scheduler } = make();
+  const cases: Array<[string, () => unknown, string, string]> = [
+    [
+      'gpus → gpu',
+      () => scheduler.submit({ type: 'work', resources: { gpus: 1 } } as never),
+      'resources.gpus',
+      'resources.gpus is not a known field; did you mean gpu? (known: cpu, memoryMb, gpu, vramMb, custom)',
+    ],
+    [
+      'timeout → timeoutMs',
+      () => scheduler.submit({ type: 'work', timeout: 5 } as never),
+      'timeout',
+      'timeout is not a known field; did you mean timeoutMs?',
+    ],
+    [
+      'retries → retry',
+      () => scheduler.submit({ type: 'work', retries: 2 } as never),
+      'retries',
+      'retries is not a known field; did you mean retry?',
+    ],
+    [
+      'prority → priority',
+      () => scheduler.submit({ type: 'work', prority: 'high' } as never),
+      'prority',
+      'prority is not a known field; did you mean priority?',
+    ],
+    [
+      'a swapped pair (dealyMs → delayMs)',
+      () => scheduler.submit({ type: 'work', retry: { backoff: { dealyMs: 5 } } } as never),
+      'retry.backoff.dealyMs',
+      'retry.backoff.dealyMs is not a known field; did you mean delayMs?',
+    ],
+  ];
+
+  it.each(cases)('%s', (_, bad, field, message) => {
+    let thrown: unknown;
+    try {
+      bad();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidJobError);
+    expect((thrown as InvalidJobError).field).toBe(field);
+    expect((thrown as Error).message.startsWith(message)).toBe(true);
+    expect(scheduler.list()).toEqual([]);
+  });
+
+  it('suggests nothing when no field is close', () => {
+    expect(() => scheduler.submit({ type: 'work', banana: 1 } as never)).toThrow(
+      'banana is not a known field (known: type, payload, id, priority, resources, timeoutMs, retry, group, ' +
+        'dependsOn, dependencyPolicy)',
+    );
+    expect(() => scheduler.submit({ type: 'work', resources: { x: 1 } } as never)).toThrow(
+      /^resources\.x is not a known field \(known: /,
+    );
+  });
+
+  it('a batch names the job and keeps the suggestion', () => {
+    let thrown: unknown;
+    try {
+      scheduler.submitAll([{ type: 'work' }, { type: 'work', resources: { gpus: 1 } } as never]);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidJobError);
+    expect(thrown).toMatchObject({
+      field: 'jobs[1].resources.gpus',
+      unknownField: { suggestion: 'gpu', known: ['cpu', 'memoryMb', 'gpu', 'vramMb', 'custom'] },
+    });
+    expect((thrown as Error).message).toMatch(
+      /^jobs\[1\]\.resources\.gpus is not a known field; did you mean gpu\?/,
+    );
+    expect(scheduler.list()).toEqual([]);
+  });
+
+  it('options and pools say it the same way', () => {
+    expect(() => make({ maxQueue: 5 } as never)).toThrow(InvalidOptionError);
+    expect(() => make({ maxQueue: 5 } as never)).toThrow(
+      /^option maxQueue is not a known field; did you mean maxQueueSize\? \(known: handlers, /,
+    );
+    expect(() => make({ resources: { ...POOL, gpu: 1 } } as never)).toThrow(InvalidPoolError);
+    expect(() => make({ resources: { ...POOL, gpu: 1 } } as never)).toThrow(
+      /^pool nodes\[0\]\.gpu is not a known field; did you mean gpus\? \(known: /,
+    );
+    expect(() => make().scheduler.shutdown({ mdoe: 'cancel' } as never)).toThrow(
+      /^option mdoe is not a known field; did you mean mode\? \(known: /,
+    );
+  });
+});
