@@ -19,4 +19,10 @@ export default tseslint.config(
     files: ['scripts/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // What users copy and run with node: it prints as their programs would.
+    files: ['examples/**/*.mjs'],
+    languageOptions: { globals: { console: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
 );

@@ -18,7 +18,7 @@ export type BackoffPolicy = {
 };
 
 /**
- * The defaults of DESIGN.md: exponential from 1 s up to 60 s, with equal jitter. A backoff a user
+ * The default backoff: exponential from 1 s up to 60 s, with equal jitter. A backoff a user
  * gives takes its type and delays from here (or from the scheduler's), but not its jitter.
  */
 export const DEFAULT_BACKOFF: BackoffPolicy = {

@@ -1,5 +1,5 @@
 /**
- * The resource vocabulary of DESIGN.md: pools of nodes, requests, totals. Plain data only.
+ * The resource vocabulary: pools of nodes, requests, totals. Plain data only.
  */
 
 /** One GPU of a node. */

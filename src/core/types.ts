@@ -1,6 +1,6 @@
 /**
  * Plain data shared by every layer: job states, priorities, allocations and errors.
- * Nothing here has behaviour; it is the vocabulary of the public API (see DESIGN.md).
+ * Nothing here has behaviour; it is the vocabulary of the public API.
  */
 
 /** The eight states of a job's lifecycle. */

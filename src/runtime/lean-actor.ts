@@ -10,8 +10,8 @@
  * Why: XState's `createActor` costs ~6 µs per actor here (its constructor, the actor system, the
  * mailbox) and ~2 µs per event — about a third of the ~30 µs per job that the throughput goal
  * leaves (docs/performance.md). With `inspect`, the scheduler hosts its jobs with `createActor`
- * instead, so that the inspector sees every job actor; test/runtime/hosts.test.ts runs the same
- * workloads both ways and requires the same events.
+ * instead, so that the inspector sees every job actor; the project's tests run the same
+ * workloads both ways and require the same events.
  */
 import type { ActorScope, AnyActorRef, EventObject, Snapshot } from 'xstate';
 

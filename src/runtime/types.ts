@@ -1,4 +1,4 @@
-/** The public shapes of the scheduler runtime (DESIGN.md): snapshots, stats, events, handles. */
+/** The public shapes of the scheduler runtime: snapshots, stats, events, handles. */
 import type { Observable } from 'rxjs';
 import type { PriorityName } from '../core/priority.js';
 import type { Progress } from '../core/progress.js';
