@@ -1,21 +1,26 @@
 /**
  * The `command` job handler of the CLI: runs one attempt of a job as a process. An argv array is
- * spawned directly, a string through `/bin/sh -c`. The process leads its own process group, so a
- * timeout, a cancel or the end of the job reaches its whole tree. Standard output and error are
- * appended to `<logDir>/<job-id>.log`; `progress: 0.42 note` lines on standard output become
- * progress. Exit code 0 resolves; anything else rejects, and a process that cannot be started at
- * all fails the job without retries.
+ * spawned directly, a string through `/bin/sh -c`. The process leads its own process group, and
+ * every process of the attempt carries its token (`AI_BATCH_JOB_TOKEN`), so a timeout, a cancel
+ * or the end of the job reaches its whole tree — also what left the group (see process-group.ts).
+ * Standard output and error are appended, as they are, to `<logDir>/<job-id>.log`; `progress:
+ * 0.42 note` lines on standard output become progress. Exit code 0 resolves; anything else
+ * rejects, and a process that cannot be started at all (or a log that cannot be opened safely)
+ * fails the job without retries. The attempt settles only once its whole tree is gone, so the
+ * engine never hands its resources on while a process of it still runs.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, mkdirSync, openSync } from 'node:fs';
 import nodePath from 'node:path';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError } from '../core/errors.js';
 import type { HandlerContext, JobHandler } from '../actors/handler.js';
 import { cudaVisibleDevices, jobEnv } from './job-env.js';
-import { DEFAULT_KILL_GRACE_MS, terminateGroup } from './process-group.js';
+import { DEFAULT_KILL_GRACE_MS, terminateTree, type ProcessTree } from './process-group.js';
 import type { ProcessRegistry } from './process-registry.js';
 import { createLineSplitter, parseProgressLine } from './progress-line.js';
 
@@ -53,6 +58,44 @@ export function logFileOf(logDir: string, jobId: string): string {
 }
 
 /**
+ * Opens a job's log for appending (a retry appends to the log of the attempts before it), never
+ * through a link: a symbolic link planted at the log's name (`O_NOFOLLOW`) is refused, and so is
+ * anything but a regular file with one name (a FIFO, a device — opened without blocking — or a
+ * hard link to some other file). Throws an `UnrecoverableError` that says why.
+ */
+export function openLog(logPath: string): number {
+  const flags =
+    constants.O_WRONLY |
+    constants.O_APPEND |
+    constants.O_CREAT |
+    (constants.O_NOFOLLOW ?? 0) |
+    (constants.O_NONBLOCK ?? 0);
+  let fd: number;
+  try {
+    fd = openSync(logPath, flags, 0o666);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') {
+      throw new UnrecoverableError(
+        `refusing the log ${logPath}: it is a symbolic link (ai-batch does not follow links in the log folder)`,
+      );
+    }
+    if (code === 'ENXIO') {
+      throw new UnrecoverableError(`refusing the log ${logPath}: it is not a regular file`);
+    }
+    throw new UnrecoverableError(`cannot open the log ${logPath}: ${code ?? (error as Error).message}`);
+  }
+  const stat = fstatSync(fd);
+  if (!stat.isFile() || stat.nlink > 1) {
+    closeSync(fd);
+    throw new UnrecoverableError(
+      `refusing the log ${logPath}: it is ${stat.isFile() ? 'a hard link to another file' : 'not a regular file'}`,
+    );
+  }
+  return fd;
+}
+
+/**
  * Creates the handler to register as `handlers: { command }`.
  *
  * @example
@@ -73,12 +116,13 @@ async function runAttempt(
   const graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const logPath = logFileOf(options.logDir, id);
   mkdirSync(options.logDir, { recursive: true });
-  const log = createWriteStream('', { fd: openSync(logPath, 'a') });
+  const log = createWriteStream('', { fd: openLog(logPath) });
   let logError: Error | undefined;
   log.on('error', (error) => (logError ??= error));
   const argv =
     typeof payload.command === 'string' ? ['/bin/sh', '-c', payload.command] : [...payload.command];
   const [file = '', ...args] = argv;
+  const token = randomUUID();
   log.write(
     `=== ai-batch: job ${id}, attempt ${attempt}, ${new Date().toISOString()}, ` +
       `CUDA_VISIBLE_DEVICES=${JSON.stringify(cudaVisibleDevices(allocation))}\n` +
@@ -92,6 +136,7 @@ async function runAttempt(
       attempt,
       allocation,
       logDir: options.logDir,
+      token,
     }),
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,8 +152,9 @@ async function runAttempt(
     throw new UnrecoverableError(`cannot start ${JSON.stringify(file)}: ${error.code ?? error.message}`);
   }
 
+  const tree: ProcessTree = { pgid: pid, token };
   let ending: Promise<void> | undefined;
-  const endGroup = () => (ending ??= terminateGroup(pid, graceMs));
+  const endGroup = () => (ending ??= terminateTree(tree, graceMs));
   const task = (async () => {
     const onAbort = () => void endGroup();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -120,21 +166,24 @@ async function runAttempt(
     const err = createLineSplitter((line) => {
       if (line.trim() !== '') lastError = line.trim();
     });
-    // A chatty process waits for the disk rather than filling this process's memory.
-    const forward = (from: Readable, lines: { push(chunk: string): void }) =>
-      from.setEncoding('utf8').on('data', (chunk: string) => {
-        lines.push(chunk);
+    // The log gets the bytes as they are (binary output too); the lines are read from their
+    // UTF-8 text. A chatty process waits for the disk rather than filling this process's memory.
+    const forward = (from: Readable, lines: { push(chunk: string): void }) => {
+      const text = new StringDecoder('utf8');
+      return from.on('data', (chunk: Buffer) => {
+        lines.push(text.write(chunk));
         if (!log.write(chunk)) {
           from.pause();
           log.once('drain', () => from.resume());
         }
       });
+    };
     forward(child.stdout, out);
     forward(child.stderr, err);
     const closed = once(child, 'close');
     const [code, exitSignal] = await exited;
-    // The job ends with its leader: what it left running in its group goes too (as Slurm does),
-    // since the scheduler is about to hand its resources to another job.
+    // The job ends with its leader: what it left running goes too, in its group or not (as Slurm
+    // does), since the scheduler is about to hand its resources to another job.
     await endGroup();
     const pipesGrace = new AbortController();
     await Promise.race([closed, sleep(PIPE_GRACE_MS, undefined, { signal: pipesGrace.signal })]).catch(
@@ -150,7 +199,7 @@ async function runAttempt(
     await finishLog(log, `=== ${signal.aborted ? 'stopped by ai-batch' : 'ended'}: ${how}\n`);
     return { code, exitSignal, lastError };
   })();
-  options.registry.track(pid, task);
+  options.registry.track(tree, task);
 
   const { code, exitSignal, lastError } = await task;
   if (logError) throw new Error(`cannot write the log ${logPath}: ${logError.message}`);

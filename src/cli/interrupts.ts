@@ -5,7 +5,9 @@
  *    the drain timeout, then stop them;
  * 2. cancel — stop the running jobs now (each one's whole process tree);
  * 3. kill — SIGKILL every job process group and exit at once with code 130.
- * SIGTERM cancels, as a second Ctrl-C does.
+ * SIGTERM cancels, as a second Ctrl-C does; so does SIGHUP (the terminal was closed, the SSH
+ * connection dropped): Node's default for it would end the CLI at once and leave the job
+ * processes, which are not in the terminal's foreground group, running with nobody to stop them.
  */
 import type { Scheduler } from '../runtime/scheduler.js';
 import { formatDuration } from './format.js';
@@ -27,8 +29,8 @@ export type InterruptTarget = {
 export type SignalSource = Pick<NodeJS.Process, 'on' | 'off'>;
 
 /**
- * Listens for SIGINT and SIGTERM until the returned function is called. While it listens,
- * Node's default (exit at once, leaving detached job processes behind) is off.
+ * Listens for SIGINT, SIGTERM and SIGHUP until the returned function is called. While it
+ * listens, Node's default (exit at once, leaving detached job processes behind) is off.
  */
 export function handleInterrupts(target: InterruptTarget, signals: SignalSource = process): () => void {
   let interrupts = 0;
@@ -75,11 +77,14 @@ export function handleInterrupts(target: InterruptTarget, signals: SignalSource 
     }
   };
   const onSigterm = () => cancelRunning('SIGTERM');
+  const onSighup = () => cancelRunning('SIGHUP');
 
   signals.on('SIGINT', onSigint);
   signals.on('SIGTERM', onSigterm);
+  signals.on('SIGHUP', onSighup);
   return () => {
     signals.off('SIGINT', onSigint);
     signals.off('SIGTERM', onSigterm);
+    signals.off('SIGHUP', onSighup);
   };
 }

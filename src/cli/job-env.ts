@@ -3,6 +3,7 @@
  * granted it — the GPUs as `CUDA_VISIBLE_DEVICES`, so CUDA programs see exactly those.
  */
 import type { Allocation } from '../core/types.js';
+import { JOB_TOKEN_ENV } from './process-group.js';
 
 /** What the runner adds to every job's environment (the job's `env` cannot override these). */
 export type JobEnvInput = {
@@ -11,6 +12,11 @@ export type JobEnvInput = {
   allocation: Allocation;
   /** The folder of this run's log files. */
   logDir: string;
+  /**
+   * The attempt's token, as `AI_BATCH_JOB_TOKEN`: every process that inherits it is the job's,
+   * and is ended with it even if it left the job's process group.
+   */
+  token?: string;
 };
 
 /**
@@ -25,7 +31,8 @@ export function cudaVisibleDevices(allocation: Allocation): string {
 /**
  * The full environment of one attempt:
  * `base` + the job's `env` + `CUDA_VISIBLE_DEVICES`, `AI_BATCH_ALLOCATION` (the allocation as
- * JSON), `AI_BATCH_JOB_ID`, `AI_BATCH_ATTEMPT` (1-based) and `AI_BATCH_LOG_DIR`.
+ * JSON), `AI_BATCH_JOB_ID`, `AI_BATCH_ATTEMPT` (1-based), `AI_BATCH_LOG_DIR` and, when given,
+ * `AI_BATCH_JOB_TOKEN`.
  */
 export function jobEnv(
   base: NodeJS.ProcessEnv,
@@ -40,5 +47,6 @@ export function jobEnv(
     AI_BATCH_JOB_ID: input.jobId,
     AI_BATCH_ATTEMPT: String(input.attempt),
     AI_BATCH_LOG_DIR: input.logDir,
+    ...(input.token === undefined ? {} : { [JOB_TOKEN_ENV]: input.token }),
   };
 }

@@ -10,7 +10,7 @@ import { parseCli, type CliArgs } from './args.js';
 import { diagramOf } from './diagram-command.js';
 import { helpText } from './help.js';
 import { JobFileError } from './job-file-error.js';
-import type { Writers } from './reporter.js';
+import { lenientWriter, type Writers } from './reporter.js';
 import { resourcesCommand } from './resources-command.js';
 import { runCommand } from './run-command.js';
 import { simulateCommand } from './simulate-command.js';
@@ -58,10 +58,7 @@ async function dispatch(args: CliArgs, write: Writers): Promise<number> {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const write: Writers = {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
-  };
+  const write: Writers = { out: lenientWriter(process.stdout), err: lenientWriter(process.stderr) };
   try {
     return await dispatch(parseCli(argv), write);
   } catch (error) {
@@ -79,8 +76,12 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** Resolves once everything written to a stream has been handed to the OS (pipes are async on macOS). */
+/**
+ * Resolves once everything written to a stream has been handed to the OS (pipes are async on
+ * macOS), or at once when the stream can take nothing more (its reader has gone).
+ */
 function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || !stream.writable) return Promise.resolve();
   return new Promise((resolve) => stream.write('', () => resolve()));
 }
 

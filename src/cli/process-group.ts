@@ -3,6 +3,13 @@
  * process group of its own that its children and grandchildren inherit; signalling the group
  * (`kill(-pgid)`) reaches all of them, where killing the pid alone would orphan a shell's
  * background work. It also keeps the terminal's Ctrl-C away from jobs: the CLI decides.
+ *
+ * A descendant can leave the group (`setsid`, `setpgid`, a daemon's double fork). Every process
+ * of a job also carries the job's token in its environment (`AI_BATCH_JOB_TOKEN`, inherited by
+ * whatever it starts), and on Linux the tree is the group plus every live process whose
+ * `/proc/<pid>/environ` holds the token — whatever group, session or parent it has now. Where
+ * there is no `/proc` (macOS), or a process cleared its environment (`env -i`), only the group
+ * is reached.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +17,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** How long a group has after SIGTERM before SIGKILL. @default 2_000 */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 const POLL_MS = 50;
+
+/** The environment variable that marks every process of one attempt of a job. */
+export const JOB_TOKEN_ENV = 'AI_BATCH_JOB_TOKEN';
+
+/** The processes of one attempt: its process group, and the processes carrying its token. */
+export type ProcessTree = {
+  /** The process group (the pid of the job's first process, which leads it). */
+  pgid: number;
+  /** The value of `AI_BATCH_JOB_TOKEN` the attempt was started with. */
+  token?: string;
+};
 
 /** Sends a signal to every process of a group; false when the group no longer exists. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -22,25 +40,74 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
+function procEntries(): string[] | undefined {
+  try {
+    return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined; // No /proc (macOS).
+  }
+}
+
+const alive = (stat: { state: string } | undefined) =>
+  stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+
 /**
  * True while a process of the group is alive. Zombies do not count: where the init process does
  * not reap orphans (as in some containers), a killed grandchild stays a zombie, and `kill(-pgid,
  * 0)` alone would still see it.
  */
 export function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, 0)) return false;
-  let entries: string[];
+  return treeMembers({ pgid }).groupAlive;
+}
+
+/** True when the process's environment holds `AI_BATCH_JOB_TOKEN=<token>`. */
+function carriesToken(pid: string, needle: Buffer): boolean {
   try {
-    entries = readdirSync('/proc');
+    return readFileSync(`/proc/${pid}/environ`).includes(needle);
   } catch {
-    return true; // No /proc (macOS): trust kill(0).
+    return false; // Gone, or not ours to read (another user's process is not a job's).
   }
+}
+
+/**
+ * What is alive of a tree now: whether any process of its group is, and the live processes that
+ * carry its token outside the group (one pass over `/proc`).
+ */
+export function treeMembers(tree: ProcessTree): { groupAlive: boolean; escaped: number[] } {
+  if (!signalGroup(tree.pgid, 0) && tree.token === undefined) return { groupAlive: false, escaped: [] };
+  const entries = procEntries();
+  if (entries === undefined) return { groupAlive: signalGroup(tree.pgid, 0), escaped: [] };
+  const needle = tree.token === undefined ? undefined : Buffer.from(`${JOB_TOKEN_ENV}=${tree.token}\0`);
+  let inGroup = false;
+  const escaped: number[] = [];
   for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
     const stat = readStat(entry);
-    if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
+    if (!alive(stat)) continue;
+    if (stat?.pgrp === tree.pgid) inGroup = true;
+    else if (needle !== undefined && Number(entry) !== process.pid && carriesToken(entry, needle)) {
+      escaped.push(Number(entry));
+    }
   }
-  return false;
+  return { groupAlive: inGroup, escaped };
+}
+
+/** True while any process of the tree is alive. */
+export function treeAlive(tree: ProcessTree): boolean {
+  const { groupAlive: inGroup, escaped } = treeMembers(tree);
+  return inGroup || escaped.length > 0;
+}
+
+/** Sends a signal to the group and to every live process that left it carrying the token. */
+export function signalTree(tree: ProcessTree, signal: NodeJS.Signals): void {
+  signalGroup(tree.pgid, signal);
+  if (tree.token === undefined) return;
+  for (const pid of treeMembers(tree).escaped) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
 }
 
 /** State and process group of one process from `/proc/<pid>/stat`, or undefined if it is gone. */
@@ -59,17 +126,25 @@ export function readStat(pid: number | string): { state: string; pgrp: number } 
 }
 
 /**
- * Ends a process group: SIGTERM, then SIGKILL if anything is still alive after `graceMs`.
- * Resolves once the group is gone (or SIGKILL was sent and had time to land).
+ * Ends a process tree: SIGTERM, then SIGKILL if anything of it is still alive after `graceMs`.
+ * Resolves once the tree is gone (or SIGKILL was sent and had time to land).
  */
-export async function terminateGroup(pgid: number, graceMs: number = DEFAULT_KILL_GRACE_MS): Promise<void> {
-  if (!groupAlive(pgid)) return;
-  signalGroup(pgid, 'SIGTERM');
+export async function terminateTree(
+  tree: ProcessTree,
+  graceMs: number = DEFAULT_KILL_GRACE_MS,
+): Promise<void> {
+  if (!treeAlive(tree)) return;
+  signalTree(tree, 'SIGTERM');
   for (let waited = 0; waited < graceMs; waited += POLL_MS) {
     await sleep(POLL_MS);
-    if (!groupAlive(pgid)) return;
+    if (!treeAlive(tree)) return;
   }
-  signalGroup(pgid, 'SIGKILL');
+  signalTree(tree, 'SIGKILL');
   // SIGKILL cannot be caught; give the kernel a moment to tear the processes down.
-  for (let tries = 0; tries < 20 && groupAlive(pgid); tries++) await sleep(POLL_MS);
+  for (let tries = 0; tries < 20 && treeAlive(tree); tries++) await sleep(POLL_MS);
+}
+
+/** {@link terminateTree} of a process group alone. */
+export function terminateGroup(pgid: number, graceMs: number = DEFAULT_KILL_GRACE_MS): Promise<void> {
+  return terminateTree({ pgid }, graceMs);
 }

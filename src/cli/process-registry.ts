@@ -1,24 +1,27 @@
 /**
  * The job processes of one CLI run, so that the CLI can wait for every process tree to be gone
- * before it exits. The engine frees a job's resources as soon as an attempt ends — including a
- * timeout or a cancel, while the process tree may still be on its way down — so the CLI, not the
- * engine, is what must not leave processes behind.
+ * before it exits, and kill them all as a last resort. The command handler settles only once its
+ * tree is gone, so the engine does not hand a stopped job's resources on before then; this
+ * registry is what keeps the CLI itself from exiting before then.
  */
-import { signalGroup } from './process-group.js';
+import { signalTree, type ProcessTree } from './process-group.js';
 
-/** Tracks live process groups and the work that ends each one. */
+/** Tracks live process trees and the work that ends each one. */
 export class ProcessRegistry {
-  private readonly live = new Map<number, Promise<void>>();
+  private readonly live = new Map<number, { tree: ProcessTree; done: Promise<void> }>();
 
-  /** Tracks a process group until `ended` settles. */
-  track(pgid: number, ended: Promise<unknown>): void {
-    const done = ended.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.live.set(pgid, done);
-    void done.then(() => {
-      if (this.live.get(pgid) === done) this.live.delete(pgid);
+  /** Tracks a process tree (by its group) until `ended` settles. */
+  track(tree: ProcessTree | number, ended: Promise<unknown>): void {
+    const entry = {
+      tree: typeof tree === 'number' ? { pgid: tree } : tree,
+      done: ended.then(
+        () => undefined,
+        () => undefined,
+      ),
+    };
+    this.live.set(entry.tree.pgid, entry);
+    void entry.done.then(() => {
+      if (this.live.get(entry.tree.pgid) === entry) this.live.delete(entry.tree.pgid);
     });
   }
 
@@ -27,13 +30,16 @@ export class ProcessRegistry {
     return [...this.live.keys()];
   }
 
-  /** Resolves once every tracked process group has ended (at once when none is left). */
+  /** Resolves once every tracked process tree has ended (at once when none is left). */
   async settled(): Promise<void> {
-    while (this.live.size > 0) await Promise.all(this.live.values());
+    while (this.live.size > 0) await Promise.all([...this.live.values()].map((entry) => entry.done));
   }
 
-  /** SIGKILLs every tracked group: the last resort of a third Ctrl-C. */
+  /**
+   * SIGKILLs every tracked tree — its group, and the processes that left it carrying its token:
+   * the last resort of a third Ctrl-C, or of a run that failed.
+   */
   killAll(): void {
-    for (const pgid of this.live.keys()) signalGroup(pgid, 'SIGKILL');
+    for (const { tree } of this.live.values()) signalTree(tree, 'SIGKILL');
   }
 }

@@ -43,6 +43,28 @@ export interface Reporter {
 export type Writers = { out: (text: string) => void; err: (text: string) => void };
 
 /**
+ * Writes to a standard stream that may have gone away: a reader that stopped reading
+ * (`ai-batch run jobs.yaml | head`: EPIPE) or a terminal that was closed (EIO). What cannot be
+ * written is dropped, and the run goes on — its jobs, their logs and its exit code do not depend
+ * on anyone reading its report. Without this, the stream's error event would end the CLI at once
+ * and leave its job processes running with nobody to stop them.
+ */
+export function lenientWriter(stream: NodeJS.WritableStream): (text: string) => void {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return (text) => {
+    if (broken) return;
+    try {
+      stream.write(text);
+    } catch {
+      broken = true;
+    }
+  };
+}
+
+/**
  * `--json`: one JSON object per line on standard output — each `SchedulerEvent` unchanged, a
  * `run.interrupted` line per Ctrl-C, and a final `run.summary` line. Notices also go to
  * standard error as text, for the person at the terminal.

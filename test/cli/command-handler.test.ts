@@ -2,11 +2,26 @@
  * The `command` handler on real (fast) processes, in this process: exit codes, progress lines,
  * logs, spawn failures, and ending whole process trees. Nothing waits on the wall clock.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCommandHandler, logFileOf, type CommandPayload } from '../../src/cli/command-handler.js';
+import {
+  createCommandHandler,
+  logFileOf,
+  openLog,
+  type CommandPayload,
+} from '../../src/cli/command-handler.js';
 import { ProcessRegistry } from '../../src/cli/process-registry.js';
 import { UnrecoverableError } from '../../src/core/errors.js';
 import type { Allocation } from '../../src/core/types.js';
@@ -111,5 +126,58 @@ describe('the command handler', () => {
     const job = run('leftover', 'sleep 600 & echo $! > leftover.gc; exit 0');
     await expect(job.result).resolves.toMatchObject({ exitCode: 0 });
     expect(processGone(pidIn('leftover.gc'))).toBe(true);
+  });
+});
+
+describe('openLog', () => {
+  const logs = nodePath.join(dir, 'open-log');
+  mkdirSync(logs, { recursive: true });
+
+  it('appends to a regular log file, as a retry does', () => {
+    const path = nodePath.join(logs, 'retry.log');
+    writeFileSync(path, 'attempt 1\n');
+    const fd = openLog(path);
+    writeFileSync(fd, 'attempt 2\n');
+    closeSync(fd);
+    expect(readFileSync(path, 'utf8')).toBe('attempt 1\nattempt 2\n');
+  });
+
+  it('refuses a symbolic link, a hard link and a FIFO, naming the log and why, and writes nothing', () => {
+    const target = nodePath.join(dir, 'target.txt');
+    writeFileSync(target, 'keep\n');
+    symlinkSync(target, nodePath.join(logs, 'sym.log'));
+    linkSync(target, nodePath.join(logs, 'hard.log'));
+    execFileSync('mkfifo', [nodePath.join(logs, 'fifo.log')]);
+    const refusal = (name: string) => {
+      try {
+        closeSync(openLog(nodePath.join(logs, name)));
+        return undefined;
+      } catch (error) {
+        expect(error).toBeInstanceOf(UnrecoverableError);
+        return (error as Error).message;
+      }
+    };
+    expect(refusal('sym.log')).toMatch(/^refusing the log .*sym\.log: it is a symbolic link/);
+    expect(refusal('hard.log')).toMatch(/^refusing the log .*hard\.log: it is a hard link to another file$/);
+    expect(refusal('fifo.log')).toMatch(/^refusing the log .*fifo\.log: it is not a regular file$/);
+    expect(readFileSync(target, 'utf8')).toBe('keep\n');
+  });
+});
+
+describe('a descendant that left the process group', () => {
+  it.runIf(process.platform === 'linux')('is ended with the attempt when it is aborted', async () => {
+    const controller = new AbortController();
+    const job = run(
+      'setsid',
+      "setsid sh -c 'echo $$ > setsid.pid; exec sleep 600' & while [ ! -s setsid.pid ]; do sleep 0.05; done; echo 'progress: 0.1 ready'; wait",
+      { controller, onProgress: () => controller.abort() },
+    );
+    try {
+      await expect(job.result).rejects.toThrow(/stopped by ai-batch/);
+      // The attempt settled only once the escaped process was gone.
+      expect(processGone(pidIn('setsid.pid'))).toBe(true);
+    } finally {
+      if (!processGone(pidIn('setsid.pid'))) process.kill(pidIn('setsid.pid'), 'SIGKILL');
+    }
   });
 });

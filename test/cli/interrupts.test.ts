@@ -61,11 +61,25 @@ describe('handleInterrupts', () => {
     expect(notices[0]?.message).toMatch(/^SIGTERM: stopping 2 running job/);
   });
 
+  it('cancels at once on SIGHUP (the terminal was closed), as on SIGTERM', () => {
+    const { target, signals, notices } = setup();
+    signals.emit('SIGHUP');
+    expect(target.scheduler.shutdown).toHaveBeenCalledWith({ mode: 'cancel' });
+    expect(target.scheduler.cancel.mock.calls).toEqual([['a'], ['b']]);
+    expect(notices[0]).toMatchObject({
+      action: 'cancel',
+      message: 'SIGHUP: stopping 2 running job(s) (a, b)',
+    });
+    expect(target.exit).not.toHaveBeenCalled();
+  });
+
   it('stops listening when told', () => {
     const { signals, stop } = setup();
     expect(signals.listenerCount('SIGINT')).toBe(1);
+    expect(signals.listenerCount('SIGHUP')).toBe(1);
     stop();
     expect(signals.listenerCount('SIGINT')).toBe(0);
     expect(signals.listenerCount('SIGTERM')).toBe(0);
+    expect(signals.listenerCount('SIGHUP')).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/cli/duration.js';
 import { cudaVisibleDevices, jobEnv } from '../../src/cli/job-env.js';
-import { createLineSplitter, parseProgressLine } from '../../src/cli/progress-line.js';
+import { createLineSplitter, MAX_LINE_LENGTH, parseProgressLine } from '../../src/cli/progress-line.js';
 import type { Allocation } from '../../src/core/types.js';
 
 describe('parseDuration', () => {
@@ -33,6 +33,12 @@ describe('parseProgressLine', () => {
     expect(parseProgressLine('progress: 80% nearly')).toEqual({ fraction: 0.8, note: 'nearly' });
   });
 
+  it('reads a progress line with a long note and long trailing spaces', () => {
+    const line = `progress: 0.5 a${' '.repeat(MAX_LINE_LENGTH)}b`;
+    expect(parseProgressLine(line)).toEqual({ fraction: 0.5, note: `a${' '.repeat(MAX_LINE_LENGTH)}b` });
+    expect(parseProgressLine(`progress: 0.5${' '.repeat(MAX_LINE_LENGTH)}`)).toEqual({ fraction: 0.5 });
+  });
+
   it('leaves other lines alone', () => {
     for (const line of [
       '',
@@ -41,6 +47,8 @@ describe('parseProgressLine', () => {
       'progress: high',
       'my progress: 0.5',
       'progress: -0.5',
+      'progress: 0.5x',
+      'progress: 50%x',
     ]) {
       expect(parseProgressLine(line), line).toBeUndefined();
     }
@@ -48,15 +56,71 @@ describe('parseProgressLine', () => {
 });
 
 describe('createLineSplitter', () => {
-  it('joins lines split across chunks and hands back the last partial line on flush', () => {
+  function collect() {
     const lines: string[] = [];
     const splitter = createLineSplitter((line) => lines.push(line));
+    return { lines, splitter };
+  }
+
+  it('joins lines split across chunks and hands back the last partial line on flush', () => {
+    const { lines, splitter } = collect();
     splitter.push('progress: 0.');
     splitter.push('5 half\r\nnext');
     expect(lines).toEqual(['progress: 0.5 half']);
     splitter.push(' line\nlast');
     splitter.flush();
     expect(lines).toEqual(['progress: 0.5 half', 'next line', 'last']);
+  });
+
+  it('ends a line at a lone \\r, as a progress bar redrawing its line does', () => {
+    const { lines, splitter } = collect();
+    splitter.push('progress: 0.1 a\rprogress: 0.');
+    splitter.push('2 b\rdone\n');
+    expect(lines).toEqual(['progress: 0.1 a', 'progress: 0.2 b', 'done']);
+    expect(lines.map((line) => parseProgressLine(line)?.fraction)).toEqual([0.1, 0.2, undefined]);
+  });
+
+  it('reads \\r\\n split across two chunks as one line end, not two', () => {
+    const { lines, splitter } = collect();
+    splitter.push('one\r');
+    splitter.push('\ntwo\r');
+    splitter.push('');
+    splitter.push('\n\nthree');
+    splitter.flush();
+    expect(lines).toEqual(['one', 'two', '', 'three']);
+  });
+
+  it('keeps at most MAX_LINE_LENGTH of a line without an end, and reads on after it', () => {
+    const { lines, splitter } = collect();
+    const chunk = 'x'.repeat(4_096);
+    // 16 MiB of output without a line end (binary output, or a bar that never says \n).
+    for (let i = 0; i < 4_096; i++) {
+      splitter.push(chunk);
+      expect(splitter.buffered).toBeLessThanOrEqual(MAX_LINE_LENGTH);
+    }
+    expect(splitter.buffered).toBe(MAX_LINE_LENGTH);
+    splitter.push('tail\nprogress: 0.');
+    splitter.push('42 note\n');
+    expect(lines.map((line) => line.length)).toEqual([MAX_LINE_LENGTH, 'progress: 0.42 note'.length]);
+    expect(parseProgressLine(lines[1] ?? '')).toEqual({ fraction: 0.42, note: 'note' });
+    expect(splitter.buffered).toBe(0);
+  });
+
+  it('searches each character once, however long the unfinished line grows (linear time)', () => {
+    const { lines, splitter } = collect();
+    let pushed = 0;
+    // One byte at a time: the old splitter searched the whole held line again for every byte.
+    for (let i = 0; i < 50_000; i++) {
+      splitter.push(i % 10_000 === 9_999 ? '\n' : 'y');
+      pushed++;
+    }
+    for (let i = 0; i < 100; i++) {
+      const chunk = `${'z'.repeat(1_000)}\r${'z'.repeat(500)}`;
+      splitter.push(chunk);
+      pushed += chunk.length;
+    }
+    expect(splitter.scanned).toBe(pushed);
+    expect(lines).toHaveLength(5 + 100);
   });
 });
 
@@ -94,5 +158,14 @@ describe('jobEnv', () => {
       AI_BATCH_ATTEMPT: '2',
       AI_BATCH_LOG_DIR: '/logs',
     });
+  });
+
+  it('marks every process of an attempt with its token, which the job’s env cannot override', () => {
+    const env = jobEnv(
+      { AI_BATCH_JOB_TOKEN: 'outer-run' },
+      { AI_BATCH_JOB_TOKEN: 'spoofed' },
+      { jobId: 'up', attempt: 1, allocation, logDir: '/logs', token: 't-1' },
+    );
+    expect(env['AI_BATCH_JOB_TOKEN']).toBe('t-1');
   });
 });

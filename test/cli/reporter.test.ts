@@ -1,8 +1,15 @@
 /** How a run reports: JSON lines, plain lines, and the live terminal view. */
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { renderFrame } from '../../src/cli/frame.js';
 import { liveView } from '../../src/cli/live-view.js';
-import { jsonReporter, lineReporter, type Notice, type RunStarted } from '../../src/cli/reporter.js';
+import {
+  jsonReporter,
+  lenientWriter,
+  lineReporter,
+  type Notice,
+  type RunStarted,
+} from '../../src/cli/reporter.js';
 import { summarise } from '../../src/cli/summary.js';
 import type { JobSnapshot, SchedulerEvent, SchedulerStats } from '../../src/runtime/types.js';
 
@@ -147,5 +154,31 @@ describe('liveView', () => {
     view.event(completed);
     vi.advanceTimersByTime(5_000);
     expect(snapshotFn.mock.calls.length).toBe(calls);
+  });
+});
+
+describe('lenientWriter', () => {
+  it('drops what a closed stream cannot take (EPIPE, EIO) instead of crashing the run', async () => {
+    const written: string[] = [];
+    let fail = false;
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        if (fail) {
+          done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+        } else {
+          written.push(chunk.toString());
+          done();
+        }
+      },
+    });
+    const write = lenientWriter(stream);
+    write('one\n');
+    fail = true;
+    write('two\n');
+    // The stream reports the failure as an error event; without a listener it would be thrown.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(stream.destroyed).toBe(true);
+    expect(() => write('three\n')).not.toThrow();
+    expect(written).toEqual(['one\n']);
   });
 });

@@ -22,6 +22,11 @@ export type CliProcess = {
   waitForLine(match: (line: string) => boolean): Promise<string>;
   /** Resolves when the process has exited and its output is read. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  /**
+   * Closes the reading end of the CLI's standard output, as `ai-batch run … | head` does once
+   * `head` has its lines: the CLI's next write to it fails with EPIPE.
+   */
+  closeStdout(): void;
 };
 
 /** tsx's loader by URL: `--import tsx` would look for tsx from the CLI's working folder. */
@@ -63,6 +68,10 @@ export function startCli(args: readonly string[], options: { cwd?: string } = {}
     child,
     lines,
     exited,
+    closeStdout() {
+      reader.close();
+      child.stdout?.destroy();
+    },
     waitForLine(match) {
       const seen = lines.find(match);
       if (seen !== undefined) return Promise.resolve(seen);
@@ -129,5 +138,26 @@ export function processGone(pid: number): boolean {
     return state === 'Z' || state === 'X';
   } catch {
     return true;
+  }
+}
+
+/**
+ * SIGKILLs every process whose pid is written in one of `files` and that is still alive: the
+ * cleanup of a test whose CLI may have left a job process behind (the bug it checks for).
+ */
+export function killLeftovers(files: readonly string[]): void {
+  for (const file of files) {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(file, 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(pid) || pid <= 1 || processGone(pid)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
   }
 }
