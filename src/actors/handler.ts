@@ -9,6 +9,7 @@ import { UnrecoverableError } from '../core/errors.js';
 import type { Allocation } from '../core/types.js';
 import type { JobHandlerInput } from '../machines/job.machine.js';
 import type { AttemptSignal, RunHandler } from '../machines/job.logic.js';
+import { abortWith } from '../machines/attempt.js';
 
 /** What a handler receives for one attempt. */
 export type HandlerContext<TPayload = unknown> = {
@@ -93,5 +94,10 @@ const SIGNAL: PropertyDescriptor & ThisType<{ [ATTEMPT]: AttemptSignal }> = {
 export function handlerRunner(handlers: Handlers) {
   const run = runHandler(handlers);
   // async: a handler's synchronous throw becomes a rejection, as with the compiled logic.
-  return fromPromise<unknown, JobHandlerInput>(async ({ input, signal }) => run(input, { signal }));
+  // The attempt's own stop signal (aborted when it is told to stop), also aborted if XState stops
+  // the invoked actor (the job left `running`).
+  return fromPromise<unknown, JobHandlerInput>(async ({ input, signal }) => {
+    abortWith(signal, input.control);
+    return run(input, input.control);
+  });
 }

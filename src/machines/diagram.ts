@@ -59,10 +59,17 @@ function guardLabel(guard: GuardShape | undefined): string | undefined {
   if (typeof guard === 'string') return guard;
   const named = guard as { type?: string; guards?: GuardShape[]; name?: string };
   if (named.guards) {
+    if (named.name === 'not') return named.guards.map((g) => `!${guardLabel(g)}`).join(' && ');
     const op = named.name === 'or' ? ' || ' : ' && ';
     return named.guards.map((g) => guardLabel(g)).join(op);
   }
-  if (typeof named.type === 'string') return named.type;
+  if (typeof named.type === 'string') {
+    // Fixed params are part of the condition (`stoppingTo(cancelled)`); computed ones are not shown.
+    const params = (guard as { params?: unknown }).params;
+    if (typeof params === 'object' && params !== null)
+      return `${named.type}(${Object.values(params).map(String).join(', ')})`;
+    return named.type;
+  }
   return named.name || 'inline';
 }
 
@@ -110,9 +117,13 @@ export function leafStates(machine: AnyStateMachine): string[] {
 export function transitionTable(machine: AnyStateMachine): TransitionRow[] {
   const rows: TransitionRow[] = [];
   for (const leaf of leaves(rootOf(machine))) {
+    // Past an unguarded candidate (its own or an ancestor's) an event never gets: not listed.
+    const settled = new Set<string>();
     for (let node: NodeShape | undefined = leaf; node; node = node.parent) {
       for (const [event, candidates] of transitionsOf(node)) {
         for (const t of candidates) {
+          if (settled.has(event)) continue;
+          if (t.guard === undefined) settled.add(event);
           const targetNode = t.target?.[0];
           const guard = guardLabel(t.guard);
           rows.push({

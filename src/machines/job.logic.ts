@@ -12,7 +12,9 @@
  * sequences on both and asserts identical states and contexts after every step.
  */
 import type { ActorLogic, ActorScope, ActorSystem, AnyActorRef, EventObject, StateValue } from 'xstate';
+import { Attempt, type AttemptSignal } from './attempt.js';
 import {
+  ABORT_HANDLER,
   MAX_TIMER_DELAY_MS,
   jobDelays,
   jobEmits,
@@ -27,16 +29,12 @@ import {
 } from './job.machine.js';
 
 /**
- * Runs one attempt's handler; `attempt.signal` is aborted when the attempt ends otherwise. The
+ * Runs one attempt's handler; `attempt.signal` is aborted when the attempt is told to stop. The
  * signal is made on first read: a handler that never looks at it costs no AbortController.
  */
 export type RunHandler = (input: JobHandlerInput, attempt: AttemptSignal) => Promise<unknown> | unknown;
 
-/**
- * An attempt's abort signal, made when first read; `onAbort`, where present, is a cheaper way
- * for the engine's own handlers to hear of the abort (no AbortController).
- */
-export type AttemptSignal = { readonly signal: AbortSignal; onAbort?: (listener: () => void) => void };
+export type { AttemptSignal };
 
 /** A compiled job actor's snapshot: the machine's state value and context, as XState's. */
 export type JobLogicSnapshot = {
@@ -45,42 +43,13 @@ export type JobLogicSnapshot = {
   context: JobContext;
   output: undefined;
   error: undefined;
-  /** The leaf state's id, e.g. `job.allocated.running`. */
+  /** The leaf state's id, e.g. `job.allocated.running.working`. */
   leaf: string;
   /** Transitions taken so far: an event that took none leaves it as it was. */
   steps: number;
   /** Per actor, not data: the handler attempt in flight and the armed delays. Shared by its snapshots. */
   readonly run: Run;
 };
-
-/** One handler run: aborted when its state is left before it settled. */
-class Attempt implements AttemptSignal {
-  settled = false;
-  private controller: AbortController | undefined;
-  private aborted = false;
-  private listeners: Array<() => void> | undefined;
-
-  onAbort(listener: () => void): void {
-    if (this.aborted) listener();
-    else (this.listeners ??= []).push(listener);
-  }
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort();
-    }
-    return this.controller.signal;
-  }
-
-  abort(): void {
-    this.aborted = true;
-    this.controller?.abort();
-    const listeners = this.listeners;
-    this.listeners = undefined;
-    if (listeners) for (const listener of listeners) listener();
-  }
-}
 
 /** What one job actor keeps besides its snapshot data. */
 /** `armed` is made at the first armed delay (a queued job has none). */
@@ -161,7 +130,9 @@ type Step =
       error: string;
       input: (args: Args & { self: AnyActorRef }) => JobHandlerInput;
     }
-  | { kind: 'stop'; id: string };
+  | { kind: 'stop'; id: string }
+  /** Tells the attempt in flight to stop; it stays the attempt in flight until it settles. */
+  | { kind: 'abort' };
 type Guard = (context: JobContext, event: JobLogicEvent) => boolean;
 type Candidate = {
   guard: Guard | undefined;
@@ -219,6 +190,7 @@ function compileGuard(guard: GuardShape | undefined): Guard | undefined {
 function compileAction(action: ActionShape): Step {
   if (typeof action === 'string' || (typeof action === 'object' && action !== null)) {
     const name = typeof action === 'string' ? action : action.type;
+    if (name === ABORT_HANDLER) return { kind: 'abort' };
     const emitFn = emits[name];
     if (emitFn) return { kind: 'emit', run: emitFn };
     const fn = updates[name] ?? unsupported(`the action ${name}`);
@@ -428,9 +400,9 @@ function execute(
         break;
       }
       case 'invoke': {
-        const attempt = new Attempt();
-        run.attempt = attempt;
         const input = step.input({ context: next, event, self: scope.self });
+        const attempt: Attempt = input.control;
+        run.attempt = attempt;
         const self = scope.self;
         const { done, error: failed } = step;
         scope.defer(() => {
@@ -459,6 +431,9 @@ function execute(
         if (attempt && !attempt.settled) attempt.abort();
         break;
       }
+      case 'abort':
+        run.attempt?.abort();
+        break;
     }
   }
   return next;

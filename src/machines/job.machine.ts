@@ -4,6 +4,7 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../core/backo
 import { describeError, isUnrecoverable } from '../core/errors.js';
 import { DONE_PROGRESS, NO_PROGRESS, nextProgress, type Progress } from '../core/progress.js';
 import { nextRandom, seedFromString } from '../core/random.js';
+import { Attempt } from './attempt.js';
 import type {
   Allocation,
   JobError,
@@ -30,6 +31,23 @@ export type JobHandlerInput = {
   allocation: Allocation;
   /** Reports progress of this attempt; reports after the attempt ended are ignored. */
   progress: (fraction: number, note?: string) => void;
+  /** This attempt's stop signal: aborted when it is told to stop (its handler may run on). */
+  control: Attempt;
+};
+
+/** Why a running attempt was told to stop. */
+export type StopReason = 'cancel' | 'timeout' | 'shutdown';
+
+/**
+ * An attempt told to stop whose handler has not settled yet: the job stays `running`, holding
+ * its resources, until the handler settles; then it goes to `outcome` (decided when it was told).
+ */
+export type JobStopping = {
+  reason: StopReason;
+  /** Where the job goes once the handler settled (or its resources were force-released). */
+  outcome: 'cancelled' | 'retrying' | 'failed';
+  /** Clock time when the attempt was told to stop. */
+  since: number;
 };
 
 /** What a job actor is created with. */
@@ -44,6 +62,11 @@ export type JobMachineInput = {
   maxAttempts?: number;
   /** Per-attempt timeout in ms; none when absent. */
   timeoutMs?: number;
+  /**
+   * How long an attempt told to stop may hold its resources before they are force-released (its
+   * handler still running, abandoned). @default none: held until the handler settles
+   */
+  stopTimeoutMs?: number;
   /** @default DEFAULT_BACKOFF */
   backoff?: BackoffPolicy;
   /** Seed for backoff jitter. @default derived from the id */
@@ -62,12 +85,22 @@ export type JobContext = {
   attempt: number;
   maxAttempts: number;
   timeoutMs: number | undefined;
+  stopTimeoutMs: number | undefined;
   backoff: BackoffPolicy;
   rngState: number;
   /** Present exactly in `scheduled` and `running`. */
   allocation: Allocation | undefined;
   progress: Progress;
   error: JobError | undefined;
+  /** What the handler threw or rejected with, as it was (a failed attempt's; `JobFailedError.cause`). */
+  cause: unknown;
+  /**
+   * Present while the attempt in `running` was told to stop and its handler has not settled; kept
+   * after a forced release (`abandoned`), cleared by the next attempt.
+   */
+  stopping: JobStopping | undefined;
+  /** The last attempt's resources were force-released while its handler still ran. */
+  abandoned: boolean;
   /** Present exactly in `pending`, `queued` and `retrying`. */
   waitReason: WaitReason | undefined;
   /** The delay of the current (or last) backoff, in ms. */
@@ -95,6 +128,8 @@ export type JobEvent =
       /** The reporting attempt; a stale one is ignored. */ attempt?: number;
     }
   | { type: 'job.cancel'; reason?: 'user' | 'shutdown'; message?: string }
+  /** A stopping attempt's resources are released now, its handler abandoned (shutdown's last resort). */
+  | { type: 'job.abandon' }
   | { type: 'job.dependencyFailed'; dependencyId: string; message?: string };
 
 /** Emitted (observe with `actor.on('job.released', ...)`) exactly once per grant, on every way out. */
@@ -117,6 +152,10 @@ export const jobGuards = {
   },
   canRetry: (context: JobContext, _event: AnyJobEvent, params: { error: unknown }) =>
     context.attempt < context.maxAttempts && !isUnrecoverable(params.error),
+  hasStopTimeout: (context: JobContext) => context.stopTimeoutMs !== undefined,
+  /** The stopping attempt goes to `params.outcome` once it has stopped. */
+  stoppingTo: (context: JobContext, _event: AnyJobEvent, params: { outcome: JobStopping['outcome'] }) =>
+    context.stopping?.outcome === params.outcome,
 };
 
 /** The job's context updates as plain functions returning the changed fields (see `jobGuards`). */
@@ -143,7 +182,45 @@ export const jobUpdates = {
     attempt: context.attempt + 1,
     startedAt: context.startedAt ?? context.clock.now(),
     progress: NO_PROGRESS,
+    stopping: undefined,
+    abandoned: false,
   }),
+  /** The attempt is told to stop; it goes to `params.outcome` once its handler has settled. */
+  beginStop: (
+    context: JobContext,
+    event: AnyJobEvent,
+    params: { outcome: JobStopping['outcome'] },
+  ): Partial<JobContext> => {
+    const e = event as JobEvent;
+    const reason: StopReason =
+      e.type === 'job.cancel' ? (e.reason === 'shutdown' ? 'shutdown' : 'cancel') : 'timeout';
+    return {
+      stopping: { reason, outcome: params.outcome, since: context.stopping?.since ?? context.clock.now() },
+    };
+  },
+  /** A cancel while stopping: it will end cancelled (a first cancel is kept as it was). */
+  cancelWhileStopping: (context: JobContext, event: AnyJobEvent): Partial<JobContext> =>
+    context.stopping?.outcome === 'cancelled'
+      ? {}
+      : {
+          ...jobUpdates.recordCancellation(context, event),
+          ...jobUpdates.beginStop(context, event, { outcome: 'cancelled' }),
+        },
+  /** The stopping attempt's handler settled: it has really stopped. */
+  endStop: (): Partial<JobContext> => ({ stopping: undefined }),
+  /** The stopping attempt's resources are force-released; its handler runs on, abandoned. */
+  abandonAttempt: (context: JobContext): Partial<JobContext> => {
+    const note =
+      context.stopTimeoutMs !== undefined && context.stopping?.reason !== 'shutdown'
+        ? `its handler did not stop within ${context.stopTimeoutMs} ms`
+        : 'its handler had not stopped at shutdown';
+    const retryNote = context.stopping?.outcome === 'retrying' ? '; not retried, as it may still run' : '';
+    const error = context.error ?? { kind: 'error' as const, message: 'stopped' };
+    return {
+      abandoned: true,
+      error: { ...error, message: `${error.message} (${note}: resources force-released${retryNote})` },
+    };
+  },
   recordProgress: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
     const e = event as JobEvent;
     return {
@@ -159,6 +236,7 @@ export const jobUpdates = {
     output: params.output,
     progress: context.progress.note === undefined ? DONE_PROGRESS : { ...context.progress, fraction: 1 },
     error: undefined,
+    cause: undefined,
   }),
   recordFailure: (
     _context: JobContext,
@@ -166,9 +244,11 @@ export const jobUpdates = {
     params: { error: unknown },
   ): Partial<JobContext> => ({
     error: { kind: 'error', message: describeError(params.error) },
+    cause: params.error,
   }),
   recordTimeout: (context: JobContext): Partial<JobContext> => ({
     error: { kind: 'timeout', message: `attempt timed out after ${context.timeoutMs} ms` },
+    cause: undefined,
   }),
   recordCancellation: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
     const e = event as JobEvent;
@@ -176,6 +256,7 @@ export const jobUpdates = {
     const kind = e.reason === 'shutdown' ? 'shutdown' : 'cancelled';
     return {
       error: { kind, message: e.message ?? (kind === 'shutdown' ? 'scheduler shut down' : 'cancelled') },
+      cause: undefined,
     };
   },
   recordDependencyFailure: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
@@ -189,6 +270,7 @@ export const jobUpdates = {
               dependencyId: e.dependencyId,
             }
           : context.error,
+      cause: undefined,
     };
   },
   planRetry: (context: JobContext): Partial<JobContext> => {
@@ -219,7 +301,40 @@ export const jobEmits = {
 export const jobDelays = {
   jobTimeout: (context: JobContext) => context.timeoutMs ?? MAX_TIMER_DELAY_MS,
   retryBackoff: (context: JobContext) => context.retryDelayMs,
+  stopTimeout: (context: JobContext) => context.stopTimeoutMs ?? MAX_TIMER_DELAY_MS,
 };
+
+/** The action that tells the attempt's handler to stop without leaving `running`. */
+export const ABORT_HANDLER = 'abortHandler';
+
+/** A stopping attempt's handler settled (done or error): on to where it was told to go. */
+const SETTLED_WHILE_STOPPING = [
+  {
+    guard: { type: 'stoppingTo', params: { outcome: 'cancelled' } },
+    target: '#job.cancelled',
+    actions: 'endStop',
+  },
+  {
+    guard: { type: 'stoppingTo', params: { outcome: 'retrying' } },
+    target: '#job.retrying',
+    actions: 'endStop',
+  },
+  // Timed out with no attempts left.
+  { target: '#job.failed', actions: 'endStop' },
+] as const;
+
+/**
+ * A stopping attempt's resources are released without waiting for its handler (which runs on,
+ * abandoned): a cancel ends cancelled; anything else fails — never a retry, which could overlap it.
+ */
+const FORCE_RELEASE = [
+  {
+    guard: { type: 'stoppingTo', params: { outcome: 'cancelled' } },
+    target: '#job.cancelled',
+    actions: 'abandonAttempt',
+  },
+  { target: '#job.failed', actions: 'abandonAttempt' },
+] as const;
 
 /**
  * The lifecycle of one job, as an executable spec. Resources are held exactly in the compound
@@ -242,12 +357,16 @@ export const jobMachine = setup({
   delays: {
     jobTimeout: ({ context }) => jobDelays.jobTimeout(context),
     retryBackoff: ({ context }) => jobDelays.retryBackoff(context),
+    stopTimeout: ({ context }) => jobDelays.stopTimeout(context),
   },
   guards: {
     hasTimeout: ({ context }) => jobGuards.hasTimeout(context),
     hasAttemptsLeft: ({ context }) => jobGuards.hasAttemptsLeft(context),
     isCurrentAttempt: ({ context, event }) => jobGuards.isCurrentAttempt(context, event),
     canRetry: ({ context, event }, params: { error: unknown }) => jobGuards.canRetry(context, event, params),
+    hasStopTimeout: ({ context }) => jobGuards.hasStopTimeout(context),
+    stoppingTo: ({ context, event }, params: { outcome: JobStopping['outcome'] }) =>
+      jobGuards.stoppingTo(context, event, params),
   },
   actions: {
     awaitDependencies: assign(() => jobUpdates.awaitDependencies()),
@@ -257,6 +376,17 @@ export const jobMachine = setup({
     emitRelease: emit(({ context }) => jobEmits.emitRelease(context)),
     clearAllocation: assign(() => jobUpdates.clearAllocation()),
     beginAttempt: assign(({ context }) => jobUpdates.beginAttempt(context)),
+    beginStop: assign(({ context, event }, params: { outcome: JobStopping['outcome'] }) =>
+      jobUpdates.beginStop(context, event, params),
+    ),
+    endStop: assign(() => jobUpdates.endStop()),
+    cancelWhileStopping: assign(({ context, event }) => jobUpdates.cancelWhileStopping(context, event)),
+    abandonAttempt: assign(({ context }) => jobUpdates.abandonAttempt(context)),
+    /** Tells the attempt's handler to stop, leaving it running (see `Attempt`). */
+    [ABORT_HANDLER]: ({ self }) => {
+      const input = self.getSnapshot().children.handler?.getSnapshot().input as JobHandlerInput | undefined;
+      input?.control.abort();
+    },
     recordProgress: assign(({ context, event }) => jobUpdates.recordProgress(context, event)),
     recordOutput: assign(({ context, event }, params: { output: unknown }) =>
       jobUpdates.recordOutput(context, event, params),
@@ -283,11 +413,15 @@ export const jobMachine = setup({
     attempt: 0,
     maxAttempts: input.maxAttempts ?? 1,
     timeoutMs: input.timeoutMs,
+    stopTimeoutMs: input.stopTimeoutMs,
     backoff: input.backoff ?? DEFAULT_BACKOFF,
     rngState: input.seed ?? seedFromString(input.id),
     allocation: undefined,
     progress: NO_PROGRESS,
     error: undefined,
+    cause: undefined,
+    stopping: undefined,
+    abandoned: false,
     waitReason: 'dependencies',
     retryDelayMs: 0,
     output: undefined,
@@ -329,7 +463,8 @@ export const jobMachine = setup({
           on: { 'job.start': { target: 'running' } },
         },
         running: {
-          description: 'The handler is executing; progress flows.',
+          description:
+            'The handler is executing. Told to stop, it stays here until the handler has settled: its resources are never handed on while it may still run.',
           entry: 'beginAttempt',
           invoke: {
             id: 'handler',
@@ -350,6 +485,7 @@ export const jobMachine = setup({
                       ? { type: 'job.progress', fraction, attempt }
                       : { type: 'job.progress', fraction, note, attempt },
                   ),
+                control: new Attempt(),
               };
             },
             onDone: {
@@ -368,18 +504,58 @@ export const jobMachine = setup({
               },
             ],
           },
-          on: {
-            'job.progress': { guard: 'isCurrentAttempt', actions: 'recordProgress' },
-          },
-          after: {
-            jobTimeout: [
-              {
-                guard: and(['hasTimeout', 'hasAttemptsLeft']),
-                target: '#job.retrying',
-                actions: 'recordTimeout',
+          initial: 'working',
+          states: {
+            working: {
+              description: 'The attempt runs; progress flows.',
+              on: {
+                'job.progress': { guard: 'isCurrentAttempt', actions: 'recordProgress' },
+                'job.cancel': {
+                  target: 'stopping',
+                  actions: ['recordCancellation', { type: 'beginStop', params: { outcome: 'cancelled' } }],
+                },
               },
-              { guard: 'hasTimeout', target: '#job.failed', actions: 'recordTimeout' },
-            ],
+              after: {
+                jobTimeout: [
+                  {
+                    guard: and(['hasTimeout', 'hasAttemptsLeft']),
+                    target: 'stopping',
+                    actions: ['recordTimeout', { type: 'beginStop', params: { outcome: 'retrying' } }],
+                  },
+                  {
+                    guard: 'hasTimeout',
+                    target: 'stopping',
+                    actions: ['recordTimeout', { type: 'beginStop', params: { outcome: 'failed' } }],
+                  },
+                ],
+              },
+            },
+            stopping: {
+              description:
+                'Told to stop (cancel, timeout, shutdown); the handler has not settled, and the resources stay held.',
+              entry: ABORT_HANDLER,
+              on: {
+                // Stays: a timed-out attempt cancelled while it stops ends cancelled, not retried.
+                'job.cancel': { actions: 'cancelWhileStopping' },
+                'job.abandon': FORCE_RELEASE,
+                // The handler settled, whatever its result: the attempt has stopped.
+                'xstate.done.actor.handler': SETTLED_WHILE_STOPPING,
+                'xstate.error.actor.handler': SETTLED_WHILE_STOPPING,
+              },
+              after: {
+                stopTimeout: [
+                  {
+                    guard: and([
+                      'hasStopTimeout',
+                      { type: 'stoppingTo', params: { outcome: 'cancelled' as const } },
+                    ]),
+                    target: '#job.cancelled',
+                    actions: 'abandonAttempt',
+                  },
+                  { guard: 'hasStopTimeout', target: '#job.failed', actions: 'abandonAttempt' },
+                ],
+              },
+            },
           },
         },
       },
@@ -414,9 +590,17 @@ export type JobMachineSnapshot = SnapshotFrom<typeof jobMachine>;
 /** What the runtime reads of any job actor's snapshot (the machine's or the compiled logic's). */
 export type JobStateSnapshot = { value: StateValue; context: JobContext };
 
+/** Whether the state value is `running` told to stop (`{ allocated: { running: 'stopping' } }`). */
+export function isStoppingValue(value: StateValue): boolean {
+  if (typeof value === 'string') return false;
+  const inner = (value as { allocated?: StateValue }).allocated;
+  return typeof inner === 'object' && (inner as { running?: StateValue }).running === 'stopping';
+}
+
 /** Maps the machine's state value (with its `allocated` parent) to one of the eight job states. */
 export function jobStateOf(value: StateValue): JobState {
   if (typeof value === 'string') return value as JobState;
+  // `{ allocated: 'scheduled' }`, or `{ allocated: { running: 'working' | 'stopping' } }`.
   const inner = (value as { allocated?: StateValue }).allocated;
-  return inner === 'running' ? 'running' : 'scheduled';
+  return inner === 'scheduled' ? 'scheduled' : 'running';
 }

@@ -1,8 +1,10 @@
 import { SimulatedClock, createActor, fromPromise, type StateValue } from 'xstate';
+import { abortWith } from '../../src/machines/attempt.js';
 import { expect } from 'vitest';
 import { createJobLogic, type JobLogic } from '../../src/machines/job.logic.js';
 import { LeanActor } from '../../src/runtime/lean-actor.js';
 import {
+  isStoppingValue,
   jobMachine,
   jobStateOf,
   type JobEmitted,
@@ -68,6 +70,13 @@ function leanHarnessActor(logic: JobLogic, clock: SimulatedClock, input: object)
   return Object.assign(actor, { start: () => actor, stop: () => actor }) as unknown as HarnessActor;
 }
 
+/** The leaf state of a job's state value: a job state, `running` as `working` or `stopping`. */
+export function leafStateOf(value: StateValue): string {
+  const state = jobStateOf(value);
+  if (state !== 'running') return state;
+  return isStoppingValue(value) ? 'stopping' : 'working';
+}
+
 /**
  * A job actor on a simulated clock whose handler attempts stay open until the test resolves or
  * rejects them, with grants and releases counted from the outside.
@@ -94,7 +103,10 @@ export function createJobHarness(
         : createActor(
             jobMachine.provide({
               actors: {
-                runHandler: fromPromise<unknown, JobHandlerInput>(({ input: i, signal }) => hold(i, signal)),
+                runHandler: fromPromise<unknown, JobHandlerInput>(({ input: i, signal }) => {
+                  abortWith(signal, i.control);
+                  return hold(i, i.control.signal);
+                }),
               },
             }),
             { clock, input },
@@ -105,6 +117,8 @@ export function createJobHarness(
   actor.start();
 
   const state = (): JobState => jobStateOf(actor.getSnapshot().value);
+  /** The leaf state: a job state, `running` told apart as `working` or `stopping`. */
+  const leaf = (): string => leafStateOf(actor.getSnapshot().value);
 
   /** Lets promise callbacks (handler settlement → done/error events) run. */
   const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -158,7 +172,7 @@ export function createJobHarness(
     await flush();
   }
 
-  return { clock, actor, attempts, releases, grants, state, apply, flush };
+  return { clock, actor, attempts, releases, grants, state, leaf, apply, flush };
 }
 
 export type JobHarness = ReturnType<typeof createJobHarness>;
@@ -196,10 +210,20 @@ export function checkJobInvariants(h: JobHarness): void {
   if (state === 'cancelled' && !['cancelled', 'shutdown', 'dependency'].includes(c.error?.kind ?? '')) {
     fail('cancelled with a cancellation kind');
   }
+  const stopping = isStoppingValue(snapshot.value);
+  if (stopping !== (state === 'running' && c.stopping !== undefined))
+    fail('context.stopping set exactly in the stopping state');
   h.attempts.forEach((a, i) => {
-    const current = state === 'running' && i === h.attempts.length - 1;
+    const last = i === h.attempts.length - 1;
+    const current = state === 'running' && last;
     if (!current && !a.settled && !a.signal.aborted)
       fail(`attempt ${i + 1} was left running without an abort`);
+    // Resources truth: a job leaves an attempt behind (to retry, or to end) only once its handler
+    // has settled — or, its resources force-released, as an abandoned attempt of a final job.
+    if (!a.settled && !current && !(last && c.abandoned && final))
+      fail(`attempt ${i + 1} still runs, yet the job moved on`);
+    if (current && stopping !== a.signal.aborted)
+      fail('the running attempt is aborted exactly when stopping');
   });
 }
 

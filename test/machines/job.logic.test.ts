@@ -82,7 +82,7 @@ describe('compiled job logic', () => {
       { type: 'job.start' },
     ] as const)
       actor.send(event);
-    expect(actor.getSnapshot().value).toEqual({ allocated: 'running' });
+    expect(actor.getSnapshot().value).toEqual({ allocated: { running: 'working' } });
     const persisted = actor.getPersistedSnapshot();
     actor.stop();
     const restored = createActor(logic, { clock, input, snapshot: persisted });

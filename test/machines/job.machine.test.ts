@@ -74,26 +74,95 @@ describe('job machine scenarios', () => {
     expect(fatal.actor.getSnapshot().context.attempt).toBe(1);
   });
 
-  it('times out an attempt: the signal is aborted, the failure has kind timeout, a late result is ignored', async () => {
+  it('times out an attempt: the signal is aborted, it holds its resources until the handler settles, then retries', async () => {
     const h = createJobHarness({ maxAttempts: 2, timeoutMs: 500, backoff: fixedBackoff });
     await startAttempt(h);
     await h.apply({ kind: 'advance', ms: 499 });
-    expect(h.state()).toBe('running');
+    expect(h.leaf()).toBe('working');
     await h.apply({ kind: 'advance', ms: 1 });
-    expect(h.state()).toBe('retrying');
+    // Told to stop: still running (stopping), still holding what it was granted.
+    expect(h.leaf()).toBe('stopping');
     expect(h.attempts[0]?.signal.aborted).toBe(true);
-    expect(h.actor.getSnapshot().context.error).toEqual({
-      kind: 'timeout',
-      message: 'attempt timed out after 500 ms',
-    });
+    expect(h.releases).toHaveLength(0);
+    const c = h.actor.getSnapshot().context;
+    expect(c.error).toEqual({ kind: 'timeout', message: 'attempt timed out after 500 ms' });
+    expect(c.stopping).toEqual({ reason: 'timeout', outcome: 'retrying', since: 500 });
+    // However long the handler takes to stop.
+    await h.apply({ kind: 'advance', ms: 60_000 });
+    expect(h.leaf()).toBe('stopping');
+    checkJobInvariants(h);
+    // A result after the timeout does not complete the job: the attempt timed out.
     await h.apply({ kind: 'resolve', output: 'too late' });
     expect(h.state()).toBe('retrying');
+    expect(h.releases).toHaveLength(1);
+    expect(h.actor.getSnapshot().context.stopping).toBeUndefined();
     await h.apply({ kind: 'advance', ms: 100 });
     await startAttempt(h);
     await h.apply({ kind: 'advance', ms: 500 });
+    expect(h.leaf()).toBe('stopping');
+    await h.apply({ kind: 'reject', error: new Error('aborted') });
     expect(h.state()).toBe('failed');
     expect(h.actor.getSnapshot().context.error?.kind).toBe('timeout');
     expect(h.releases).toHaveLength(2);
+  });
+
+  it('a stop timeout force-releases an attempt whose handler never settles: failed, not retried', async () => {
+    const h = createJobHarness({
+      maxAttempts: 3,
+      timeoutMs: 500,
+      stopTimeoutMs: 2_000,
+      backoff: fixedBackoff,
+    });
+    await startAttempt(h);
+    await h.apply({ kind: 'advance', ms: 500 });
+    expect(h.leaf()).toBe('stopping');
+    await h.apply({ kind: 'advance', ms: 1_999 });
+    expect(h.leaf()).toBe('stopping');
+    expect(h.releases).toHaveLength(0);
+    await h.apply({ kind: 'advance', ms: 1 });
+    // Attempts were left, but a retry could overlap the abandoned one: it fails instead.
+    expect(h.state()).toBe('failed');
+    expect(h.releases).toHaveLength(1);
+    const c = h.actor.getSnapshot().context;
+    expect(c.abandoned).toBe(true);
+    expect(c.error?.kind).toBe('timeout');
+    expect(c.error?.message).toMatch(/did not stop within 2000 ms: resources force-released; not retried/);
+    expect(h.attempts).toHaveLength(1);
+    expect(h.attempts[0]?.settled).toBe(false);
+    checkJobInvariants(h);
+  });
+
+  it('job.abandon releases a stopping attempt at once (shutdown), and a cancel while stopping ends cancelled', async () => {
+    const h = createJobHarness({ maxAttempts: 3, timeoutMs: 500, backoff: fixedBackoff });
+    await startAttempt(h);
+    await h.apply({ kind: 'send', event: { type: 'job.abandon' } });
+    expect(h.leaf()).toBe('working'); // only a stopping attempt can be abandoned
+    await h.apply({ kind: 'advance', ms: 500 });
+    expect(h.actor.getSnapshot().context.stopping?.outcome).toBe('retrying');
+    await h.apply({ kind: 'send', event: { type: 'job.cancel', reason: 'user' } });
+    expect(h.leaf()).toBe('stopping');
+    expect(h.actor.getSnapshot().context.stopping).toEqual({
+      reason: 'cancel',
+      outcome: 'cancelled',
+      since: 500,
+    });
+    // A second cancel (shutdown) changes nothing: the first one stands.
+    await h.apply({ kind: 'send', event: { type: 'job.cancel', reason: 'shutdown' } });
+    expect(h.actor.getSnapshot().context.error?.kind).toBe('cancelled');
+    await h.apply({ kind: 'send', event: { type: 'job.abandon' } });
+    expect(h.state()).toBe('cancelled');
+    expect(h.releases).toHaveLength(1);
+    expect(h.actor.getSnapshot().context.error?.message).toMatch(/had not stopped at shutdown/);
+    checkJobInvariants(h);
+  });
+
+  it('keeps the original error as the cause of a failed attempt', async () => {
+    const h = createJobHarness({ maxAttempts: 1 });
+    const error = new TypeError('bad tensor');
+    await startAttempt(h);
+    await h.apply({ kind: 'reject', error });
+    expect(h.state()).toBe('failed');
+    expect(h.actor.getSnapshot().context.cause).toBe(error);
   });
 
   it('accepts cancel in every non-final state and releases a held allocation exactly once', async () => {
@@ -116,6 +185,12 @@ describe('job machine scenarios', () => {
       await go(h);
       expect(h.state()).toBe(state);
       await h.apply({ kind: 'send', event: { type: 'job.cancel', reason: 'shutdown' } });
+      if (state === 'running') {
+        // Its handler is told to stop; the job holds on until the handler has settled.
+        expect(h.leaf()).toBe('stopping');
+        expect(h.releases).toHaveLength(0);
+        await h.apply({ kind: 'reject', error: new Error('AbortError') });
+      }
       expect(h.state()).toBe('cancelled');
       expect(h.actor.getSnapshot().context.error).toEqual({
         kind: 'shutdown',

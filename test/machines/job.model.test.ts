@@ -8,12 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock, transition, type AnyStateMachine, type EventObject } from 'xstate';
 import { getAdjacencyMap, getShortestPaths } from 'xstate/graph';
 import { UnrecoverableError } from '../../src/core/errors.js';
-import { jobMachine, jobStateOf, type JobMachineSnapshot } from '../../src/machines/job.machine.js';
+import { jobMachine, type JobMachineSnapshot } from '../../src/machines/job.machine.js';
 import { eventLabel, leafStates, transitionTable } from '../../src/machines/diagram.js';
 import {
   checkJobInvariants,
   createJobHarness,
   expectSameJob,
+  leafStateOf,
   makeAllocation,
   type JobStep,
 } from '../helpers/job-harness.js';
@@ -28,18 +29,25 @@ const SPEC: ReadonlyArray<[state: string, event: string, targets: ReadonlyArray<
   ['queued', 'job.wait', [null]],
   ['queued', 'job.allocated', ['scheduled']],
   ['queued', 'job.cancel', ['cancelled']],
-  ['scheduled', 'job.start', ['running']],
+  ['scheduled', 'job.start', ['working']],
   ['scheduled', 'job.cancel', ['cancelled']],
-  ['running', 'job.progress', [null]],
-  ['running', 'done(handler)', ['completed']],
-  ['running', 'error(handler)', ['retrying', 'failed']],
-  ['running', 'after(jobTimeout)', ['retrying', 'failed']],
-  ['running', 'job.cancel', ['cancelled']],
+  // `running` is `working`, then — told to stop — `stopping` until its handler has settled.
+  ['working', 'job.progress', [null]],
+  ['working', 'done(handler)', ['completed']],
+  ['working', 'error(handler)', ['retrying', 'failed']],
+  ['working', 'after(jobTimeout)', ['stopping']],
+  ['working', 'job.cancel', ['stopping']],
+  ['stopping', 'job.cancel', [null]],
+  ['stopping', 'done(handler)', ['cancelled', 'retrying', 'failed']],
+  ['stopping', 'error(handler)', ['cancelled', 'retrying', 'failed']],
+  ['stopping', 'job.abandon', ['cancelled', 'failed']],
+  ['stopping', 'after(stopTimeout)', ['cancelled', 'failed']],
   ['retrying', 'job.cancel', ['cancelled']],
   ['retrying', 'after(retryBackoff)', ['queued']],
 ];
 
 const TIMEOUT_MS = 1_000;
+const STOP_TIMEOUT_MS = 500;
 // getAdjacencyMap's signature does not carry the machine's emitted-event type; the logic is the same.
 const graphLogic = jobMachine as unknown as AnyStateMachine;
 const clock = new SimulatedClock();
@@ -61,16 +69,24 @@ function vocabulary(): AnyJobEvent[] {
     { type: 'xstate.done.actor.handler', output: 'ok', actorId: 'handler' },
     { type: 'xstate.error.actor.handler', error: new Error('boom'), actorId: 'handler' },
     { type: 'xstate.error.actor.handler', error: new UnrecoverableError('fatal'), actorId: 'handler' },
-    { type: 'xstate.after.jobTimeout.job.allocated.running' },
+    { type: 'job.abandon' },
+    { type: 'xstate.after.jobTimeout.job.allocated.running.working' },
+    { type: 'xstate.after.stopTimeout.job.allocated.running.stopping' },
     { type: 'xstate.after.retryBackoff.job.retrying' },
   ];
+}
+
+/** The leaf state: one of the eight job states, `running` told apart as `working` or `stopping`. */
+function leafOf(snapshot: JobMachineSnapshot): string {
+  return leafStateOf(snapshot.value);
 }
 
 /** The parts of a snapshot that matter for the lifecycle; times and the clock are left out. */
 function serialize(snapshot: JobMachineSnapshot): string {
   const c = snapshot.context;
   return JSON.stringify({
-    state: jobStateOf(snapshot.value),
+    state: leafOf(snapshot),
+    stopping: c.stopping?.outcome,
     attempt: c.attempt,
     error: c.error?.kind,
     wait: c.waitReason,
@@ -84,6 +100,7 @@ function toStep(event: AnyJobEvent, harness: ReturnType<typeof createJobHarness>
   if (event.type === 'xstate.done.actor.handler') return { kind: 'resolve', output: event['output'] };
   if (event.type === 'xstate.error.actor.handler') return { kind: 'reject', error: event['error'] };
   if (event.type.startsWith('xstate.after.jobTimeout')) return { kind: 'advance', ms: TIMEOUT_MS };
+  if (event.type.startsWith('xstate.after.stopTimeout')) return { kind: 'advance', ms: STOP_TIMEOUT_MS };
   if (event.type.startsWith('xstate.after.retryBackoff')) {
     return { kind: 'advance', ms: harness.actor.getSnapshot().context.retryDelayMs };
   }
@@ -91,7 +108,10 @@ function toStep(event: AnyJobEvent, harness: ReturnType<typeof createJobHarness>
 }
 
 const variants = [
-  { name: 'two attempts and a timeout', input: { maxAttempts: 2, timeoutMs: TIMEOUT_MS } },
+  {
+    name: 'two attempts, a timeout and a stop timeout',
+    input: { maxAttempts: 2, timeoutMs: TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS },
+  },
   { name: 'one attempt, no timeout', input: { maxAttempts: 1 } },
 ] as const;
 
@@ -103,14 +123,15 @@ const variants = [
  * nothing elsewhere.
  */
 function canArrive(state: string, event: AnyJobEvent): boolean {
-  if (event.type.startsWith('xstate.after.jobTimeout')) return state === 'running';
+  if (event.type.startsWith('xstate.after.jobTimeout')) return state === 'working';
+  if (event.type.startsWith('xstate.after.stopTimeout')) return state === 'stopping';
   if (event.type.startsWith('xstate.after.retryBackoff')) return state === 'retrying';
-  if (event.type.endsWith('.actor.handler')) return state === 'running';
+  if (event.type.endsWith('.actor.handler')) return state === 'working' || state === 'stopping';
   return true;
 }
 
 function eventsFor(snapshot: JobMachineSnapshot): AnyJobEvent[] {
-  const state = jobStateOf(snapshot.value);
+  const state = leafOf(snapshot);
   return vocabulary().filter((e) => canArrive(state, e));
 }
 
@@ -163,7 +184,8 @@ describe('job machine — generated from its graph', () => {
       'pending',
       'queued',
       'scheduled',
-      'running',
+      'working',
+      'stopping',
       'retrying',
       'completed',
       'failed',
@@ -184,7 +206,8 @@ describe('job machine — generated from its graph', () => {
     }
     const expected = SPEC.flatMap(([s, e, targets]) => targets.map((t) => `${s} × ${e} → ${t ?? 'null'}`));
     expect([...covered].sort()).toEqual([...expected].sort());
-    expect(states.size).toBe(8);
+    // The eight job states, `running` as its two leaves.
+    expect(states.size).toBe(9);
   });
 
   for (const variant of variants) {
@@ -229,7 +252,7 @@ describe('job machine — generated from its graph', () => {
       const adjacency = getAdjacencyMap(graphLogic, traversal(variant.input));
       for (const vertex of Object.values(adjacency)) {
         const snapshot = vertex.state as JobMachineSnapshot;
-        const state = jobStateOf(snapshot.value);
+        const state = leafOf(snapshot);
         for (const event of eventsFor(snapshot)) {
           const listed = table.some((r) => r.state === state && r.label === eventLabel(event.type));
           if (listed) continue;

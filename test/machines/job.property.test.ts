@@ -19,11 +19,11 @@ import {
 } from '../helpers/job-harness.js';
 import { numRuns } from '../helpers/num-runs.js';
 
-const FINAL: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
+const FINAL: ReadonlySet<string> = new Set<JobState>(['completed', 'failed', 'cancelled']);
 const table = transitionTable(jobMachine);
 
 /** The leaf states a state may move to on an event label; `stays` when it may stay put. */
-function allowedTargets(state: JobState, labels: string[]): Set<string> {
+function allowedTargets(state: string, labels: string[]): Set<string> {
   const rows = table.filter((r) => r.state === state && labels.includes(r.label));
   const out = new Set<string>(rows.map((r) => r.target ?? state));
   // Guarded rows may all fail (e.g. no timeout) and an unlisted event is ignored.
@@ -41,7 +41,7 @@ function labelsOf(step: JobStep): string[] {
     case 'reject':
       return ['error(handler)'];
     case 'advance':
-      return ['after(jobTimeout)', 'after(retryBackoff)'];
+      return ['after(jobTimeout)', 'after(retryBackoff)', 'after(stopTimeout)'];
   }
 }
 
@@ -63,16 +63,21 @@ type Drive = { kind: 'drive'; failWith: unknown };
 function concretise(h: ReturnType<typeof createJobHarness>, s: JobStep | Drive): JobStep {
   if (s.kind !== 'drive') return s;
   const c = h.actor.getSnapshot().context;
-  switch (h.state()) {
+  switch (h.leaf()) {
     case 'pending':
       return { kind: 'send', event: { type: 'job.ready' } };
     case 'queued':
       return { kind: 'send', event: { type: 'job.allocated', allocation: makeAllocation() } };
     case 'scheduled':
       return { kind: 'send', event: { type: 'job.start' } };
-    case 'running':
+    case 'working':
       return c.timeoutMs !== undefined && c.attempt % 2 === 0
         ? { kind: 'advance', ms: c.timeoutMs }
+        : { kind: 'reject', error: s.failWith };
+    case 'stopping':
+      // Its handler settles at last — or, now and then, its stop timeout runs out first.
+      return c.stopTimeoutMs !== undefined && c.attempt % 3 === 0
+        ? { kind: 'advance', ms: c.stopTimeoutMs }
         : { kind: 'reject', error: s.failWith };
     case 'retrying':
       return { kind: 'advance', ms: c.retryDelayMs };
@@ -98,6 +103,7 @@ const randomStep: fc.Arbitrary<JobStep> = fc.oneof(
     .constantFrom('user', 'shutdown' as const)
     .map((reason): JobStep => ({ kind: 'send', event: { type: 'job.cancel', reason } })),
   fc.constant<JobStep>({ kind: 'send', event: { type: 'job.dependencyFailed', dependencyId: 'dep' } }),
+  fc.constant<JobStep>({ kind: 'send', event: { type: 'job.abandon' } }),
   fc.anything().map((output): JobStep => ({ kind: 'resolve', output })),
   failure.map((error): JobStep => ({ kind: 'reject', error })),
   fc.integer({ min: 0, max: 5_000 }).map((ms): JobStep => ({ kind: 'advance', ms })),
@@ -118,26 +124,32 @@ const backoff: fc.Arbitrary<BackoffPolicy> = fc.record({
 const config = fc.record({
   maxAttempts: fc.integer({ min: 1, max: 4 }),
   timeoutMs: fc.option(fc.integer({ min: 1, max: 3_000 }), { nil: undefined }),
+  stopTimeoutMs: fc.option(fc.integer({ min: 1, max: 3_000 }), { nil: undefined }),
   backoff,
   seed: fc.integer(),
 });
+
+/** The config without its undefined options (the input type takes none). */
+function definedOnly<T extends object>(cfg: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
 
 describe('job machine — random event sequences', () => {
   it('stays inside the transition relation and keeps every invariant after every step', async () => {
     await fc.assert(
       fc.asyncProperty(config, fc.array(step, { maxLength: 80 }), async (cfg, steps) => {
-        const input = cfg.timeoutMs === undefined ? { ...cfg, timeoutMs: undefined } : cfg;
-        const { timeoutMs, ...rest } = input;
-        const h = createJobHarness(timeoutMs === undefined ? rest : { ...rest, timeoutMs });
-        let finalState: JobState | undefined;
+        const h = createJobHarness(definedOnly(cfg));
+        let finalState: string | undefined;
         let lastAttempt = 0;
         let enteredAt = h.clock.now();
         try {
           for (const planned of steps) {
             const s = concretise(h, planned);
-            const before = h.state();
+            const before = h.leaf();
             await h.apply(s);
-            const after = h.state();
+            const after = h.leaf();
             const allowed = allowedTargets(before, labelsOf(s));
             if (s.kind === 'advance') allowed.add(before); // the timer may not be due yet
             expect(allowed.has(after), `${before} --${labelsOf(s).join('|')}--> ${after}`).toBe(true);
@@ -151,10 +163,19 @@ describe('job machine — random event sequences', () => {
             if (
               s.kind === 'advance' &&
               after === before &&
-              after === 'running' &&
+              after === 'working' &&
               c.timeoutMs !== undefined
             ) {
               expect(stayed).toBeLessThan(c.timeoutMs);
+            }
+            // …nor holds its resources past its stop timeout once told to stop.
+            if (
+              s.kind === 'advance' &&
+              after === before &&
+              after === 'stopping' &&
+              c.stopTimeoutMs !== undefined
+            ) {
+              expect(stayed).toBeLessThan(c.stopTimeoutMs);
             }
             if (after !== before) enteredAt = h.clock.now();
             if (finalState !== undefined) expect(after).toBe(finalState);
@@ -177,8 +198,7 @@ describe('compiled job logic — random event sequences beside the machine', () 
   it('agrees with XState running jobMachine on state, context, handler runs and releases after every step (in createActor and on the lean host)', async () => {
     await fc.assert(
       fc.asyncProperty(config, fc.array(step, { maxLength: 80 }), async (cfg, steps) => {
-        const { timeoutMs, ...rest } = cfg;
-        const input = timeoutMs === undefined ? rest : { ...rest, timeoutMs };
+        const input = definedOnly(cfg);
         const machine = createJobHarness(input);
         const compiled = createJobHarness(input, 'compiled');
         const lean = createJobHarness(input, 'lean');
