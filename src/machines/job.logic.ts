@@ -12,7 +12,8 @@
  * sequences on both and asserts identical states and contexts after every step.
  */
 import type { ActorLogic, ActorScope, ActorSystem, AnyActorRef, EventObject, StateValue } from 'xstate';
-import { Attempt, type AttemptSignal } from './attempt.js';
+import type { Attempt} from './attempt.js';
+import { type AttemptSignal } from './attempt.js';
 import {
   ABORT_HANDLER,
   MAX_TIMER_DELAY_MS,
