@@ -4,6 +4,7 @@
  */
 import type { ResourceTotals } from '../core/resources.js';
 import type { Allocation } from '../core/types.js';
+import { fitColumns } from './text-width.js';
 
 /** `850ms`, `12.3s`, `2m05s`, `1h02m`, `3d04h` (trace replays run for months). */
 export function formatDuration(ms: number): string {
@@ -74,9 +75,10 @@ export function formatUsage(allocated: ResourceTotals, capacity: ResourceTotals)
   return parts.join(' · ');
 }
 
-/** Cuts a line to `width` characters (code points), marking the cut with `…`. */
+/**
+ * Cuts a line to `width` terminal columns (a CJK character or an emoji takes two, a combining
+ * mark none), marking the cut with `…`; control characters are shown as `?` (see text-width.ts).
+ */
 export function fit(line: string, width: number): string {
-  const chars = [...line];
-  if (chars.length <= width) return line;
-  return width <= 1 ? chars.slice(0, width).join('') : `${chars.slice(0, width - 1).join('')}…`;
+  return fitColumns(line, width);
 }

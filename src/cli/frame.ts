@@ -7,6 +7,7 @@ import { levelOf } from '../core/priority.js';
 import type { JobState } from '../core/types.js';
 import type { JobSnapshot, SchedulerStats } from '../runtime/types.js';
 import { fit, formatAllocation, formatDuration, formatPercent, formatUsage, progressBar } from './format.js';
+import { padEndColumns, stringWidth } from './text-width.js';
 
 /** What one frame shows. */
 export type FrameInput = {
@@ -17,7 +18,10 @@ export type FrameInput = {
   now: number;
   /** Clock time the run began. */
   startAt: number;
-  /** Terminal columns; every line is cut to fit, so the frame's height is its line count. */
+  /**
+   * Terminal columns; every line is cut to fit (measured in columns: CJK and emoji take two), so
+   * the frame's height is its line count.
+   */
   width: number;
   /** A line for what the CLI is doing, e.g. "draining: Ctrl-C again cancels running jobs". */
   status?: string;
@@ -55,7 +59,7 @@ export function queueOrder(jobs: readonly JobSnapshot[]): JobSnapshot[] {
     );
 }
 
-/** The frame's lines, each at most `width` characters. */
+/** The frame's lines, each at most `width` columns wide (so none wraps). */
 export function renderFrame(input: FrameInput): string[] {
   const { jobs, stats, now, width } = input;
   const counts = stats.jobs;
@@ -67,7 +71,10 @@ export function renderFrame(input: FrameInput): string[] {
       `running ${counts.running + counts.scheduled} · waiting ${counts.pending + counts.queued + counts.retrying} · ` +
       `done ${counts.completed} · failed ${counts.failed} · cancelled ${counts.cancelled}`,
   );
-  const idWidth = Math.min(24, Math.max(4, ...jobs.map((job) => job.id.length)));
+  let idWidth = 4;
+  for (let i = 0; i < jobs.length && idWidth < 24; i++) {
+    idWidth = Math.min(24, Math.max(idWidth, stringWidth((jobs[i] as JobSnapshot).id)));
+  }
   lines.push('running');
   if (live.length === 0) lines.push('  (none)');
   for (const job of live) {
@@ -77,7 +84,7 @@ export function renderFrame(input: FrameInput): string[] {
     const where = held ? `  ${held}` : '';
     const retry = job.attempt > 1 ? ` (try ${job.attempt}/${job.maxAttempts})` : '';
     lines.push(
-      `  ${job.id.padEnd(idWidth)} ${progressBar(job.progress.fraction, BAR_WIDTH)} ` +
+      `  ${padEndColumns(job.id, idWidth)} ${progressBar(job.progress.fraction, BAR_WIDTH)} ` +
         `${formatPercent(job.progress.fraction).padStart(4)} ${ran.padStart(6)}${retry}${note}${where}`,
     );
   }
@@ -86,11 +93,13 @@ export function renderFrame(input: FrameInput): string[] {
   if (queue.length === 0) lines.push('  (empty)');
   for (const job of queue.slice(0, maxRows)) {
     const boosted = job.effectivePriority !== job.priority ? ` (from ${job.priority})` : '';
-    lines.push(`  ${job.effectivePriority.padEnd(10)} ${job.id.padEnd(idWidth)} ${waitText(job)}${boosted}`);
+    lines.push(
+      `  ${job.effectivePriority.padEnd(10)} ${padEndColumns(job.id, idWidth)} ${waitText(job)}${boosted}`,
+    );
   }
   if (queue.length > maxRows) lines.push(`  … ${queue.length - maxRows} more`);
   const usage = formatUsage(stats.resources.allocated, stats.resources.capacity);
   lines.push(`resources  ${usage || 'none declared'}`);
   if (input.status) lines.push(input.status);
-  return lines.map((line) => fit(line, Math.max(20, width)));
+  return lines.map((line) => fit(line, Math.max(1, width)));
 }

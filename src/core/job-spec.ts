@@ -23,7 +23,17 @@ export type JobSpec<TPayload = unknown> = {
   resources?: ResourceRequest;
   /** Per-attempt timeout in ms. @default the scheduler's `defaultTimeoutMs` */
   timeoutMs?: number;
-  /** @default the scheduler's `retry` */
+  /**
+   * How long an attempt told to stop (timeout, cancel, shutdown) may keep its resources while its
+   * handler has not settled; then they are force-released (`job.forceReleased`) and the job ends
+   * without a retry. `Infinity`: held until the handler settles. @default the scheduler's `stopTimeoutMs`
+   */
+  stopTimeoutMs?: number;
+  /**
+   * Fields left out come from the scheduler's `retry`; a backoff given here has jitter only
+   * with `jitter: true` (`{ type: 'fixed', delayMs: 100 }` retries at exactly +100 ms).
+   * @default the scheduler's `retry`
+   */
   retry?: { attempts?: number; backoff?: Partial<BackoffPolicy> };
   /** For boosting and listing jobs together. */
   group?: string;

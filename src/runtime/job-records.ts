@@ -73,8 +73,6 @@ export type JobRecord = {
   state: JobState;
   /** What few jobs need (dependencies, boosts, progress, `result`, `state$`): made at the first. */
   rare: RareFields | undefined;
-  /** Running with attempts left (counted in `mayRetry`). */
-  mayRetry: boolean;
   /**
    * How the job ended: `UNSETTLED` until then, then its output — as it is, no wrapper object — or
    * a `Failure` (what `result` rejects with, made when asked).
@@ -218,8 +216,6 @@ export class JobRecords {
   private idSeq = 0;
   /** A job chose an id of the form `newId` makes (see `newId`). */
   private chosenLikeOurs = false;
-  /** Running jobs with attempts left: each may come back to the queue, so each holds a queue place. */
-  private retryable = 0;
   /**
    * Ended jobs' figures, `ENDED_SLOTS` per job, in chunks of 1,024 jobs: a chunk lives while a
    * record that uses it does (a retained one, or one a job handle still holds).
@@ -316,7 +312,6 @@ export class JobRecords {
       timesAt: 0,
       state: 'pending',
       rare: undefined,
-      mayRetry: false,
       outcome: UNSETTLED,
       steps: 0,
       seed: 0,
@@ -376,25 +371,19 @@ export class JobRecords {
     return kind;
   }
 
-  /** Records a job's move to `state`; `mayRetry`: running with attempts left. */
-  moved(record: JobRecord, state: JobState, mayRetry: boolean): void {
+  /** Records a job's move to `state`. */
+  moved(record: JobRecord, state: JobState): void {
     this.counts[record.state]--;
     this.counts[state]++;
     record.state = state;
-    if (mayRetry !== record.mayRetry) {
-      record.mayRetry = mayRetry;
-      this.retryable += mayRetry ? 1 : -1;
-    }
   }
 
-  /** Jobs pending, queued or retrying. */
+  /**
+   * Jobs that wait — pending, queued or retrying — what `maxQueueSize` bounds. A running job takes
+   * no place: one that fails and retries comes back whether or not there is room.
+   */
   queueSize(): number {
     return this.counts.pending + this.counts.queued + this.counts.retrying;
-  }
-
-  /** Queue places taken: the queue plus running jobs that may come back to it. */
-  placesTaken(): number {
-    return this.queueSize() + this.retryable;
   }
 
   /** Jobs not yet final. */

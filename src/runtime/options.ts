@@ -32,10 +32,12 @@ export type SchedulerOptions<H extends Handlers = Handlers> = {
   /** Jobs holding resources (scheduled or running) at once. @default 4 */
   maxConcurrentJobs?: number;
   /**
-   * Pending + queued + retrying jobs at once; `submit()` throws `QueueFullError` beyond. A running
-   * job that may still retry keeps its place (a failed attempt brings it back to the queue, which
-   * must then have room), so with retries on, `submit()` may refuse while `stats().queue.size` is
-   * below this. @default 100
+   * The jobs that wait — pending + queued + retrying — at once (`stats().queue.size`); `submit()`
+   * throws `QueueFullError` beyond (`submitWhenRoom()` waits for a place instead). Running jobs
+   * take no place, so a running job that fails and retries is never refused: it comes back even
+   * when the queue is full, which may take the waiting count past this for a while — by at most
+   * the running attempts that fail meanwhile (never more than `maxConcurrentJobs`); `submit()`
+   * refuses until it is below again. @default 100
    */
   maxQueueSize?: number;
   /** The safety-net scheduling tick; scheduling is also event-driven. @default 5_000 */
@@ -48,7 +50,19 @@ export type SchedulerOptions<H extends Handlers = Handlers> = {
   headroom?: { memoryMb?: number; vramMb?: number };
   /** Per-attempt timeout when a job gives none. @default undefined (none) */
   defaultTimeoutMs?: number;
-  /** @default { attempts: 3, backoff: { type: 'exponential', delayMs: 1_000, maxDelayMs: 60_000, jitter: true } } */
+  /**
+   * How long an attempt told to stop (timeout, cancel, shutdown) may keep its resources while its
+   * handler has not settled, when a job gives none: then they are force-released with a
+   * `job.forceReleased` event, the handler abandoned, and the job ends without a retry (failed, or
+   * cancelled if it was cancelled). @default Infinity: held until the handler settles (truth first)
+   */
+  stopTimeoutMs?: number;
+  /**
+   * Attempts (the first included) and the backoff between them. Jitter (equal jitter: a delay in
+   * [d/2, d]) only when asked: a backoff given here or on a job without `jitter: true` waits
+   * exactly its delay; the fields it leaves out come from the default below.
+   * @default { attempts: 3, backoff: { type: 'exponential', delayMs: 1_000, maxDelayMs: 60_000, jitter: true } }
+   */
   retry?: { attempts?: number; backoff?: Partial<BackoffPolicy> };
   /** A queued job gains a level per interval, up to maxLevels. @default { intervalMs: 60_000, maxLevels: 2 } */
   aging?: { intervalMs?: number; maxLevels?: number };

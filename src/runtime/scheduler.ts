@@ -457,7 +457,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private assertRoom(n: number): void {
-    if (this.records.placesTaken() + this.reservedPlaces + n > this.options.maxQueueSize) {
+    if (this.records.queueSize() + this.reservedPlaces + n > this.options.maxQueueSize) {
       throw new QueueFullError(this.options.maxQueueSize);
     }
   }
@@ -488,7 +488,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
-    this.records.moved(record, 'queued', false);
+    this.records.moved(record, 'queued');
     if (this.dispatcher.enqueue(record.id, record.kind.level, now, record)) this.pump();
   }
 
@@ -517,10 +517,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const prev = record.state;
     const id = record.id;
     const now = this.options.clock.now();
-    if (state !== prev) {
-      const mayRetry = state === 'running' && snap.context.attempt < snap.context.maxAttempts;
-      this.records.moved(record, state, mayRetry);
-    }
+    if (state !== prev) this.records.moved(record, state);
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
     const released = state !== prev && this.handBack(record, state);

@@ -11,6 +11,7 @@ import {
 } from '../../src/cli/format.js';
 import { queueOrder, renderFrame } from '../../src/cli/frame.js';
 import { renderSummary, summarise } from '../../src/cli/summary.js';
+import { fitColumns, padEndColumns, stringWidth } from '../../src/cli/text-width.js';
 import type { ResourceTotals } from '../../src/core/resources.js';
 import type { Allocation } from '../../src/core/types.js';
 import type { JobSnapshot, SchedulerStats } from '../../src/runtime/types.js';
@@ -155,6 +156,51 @@ describe('renderEventLine', () => {
   });
 });
 
+describe('terminal columns', () => {
+  it('counts CJK and fullwidth characters as two columns', () => {
+    expect(stringWidth('abc')).toBe(3);
+    expect(stringWidth('日本語')).toBe(6);
+    expect(stringWidth('한국어 ok')).toBe(9);
+    expect(stringWidth('ｆｕｌｌ')).toBe(8);
+    expect(stringWidth('カタカナ・ひらがな')).toBe(18);
+    expect(stringWidth('𠀋')).toBe(2); // outside the BMP (CJK Extension B)
+  });
+
+  it('counts an emoji as two columns, however many code points it is made of', () => {
+    expect(stringWidth('🚀')).toBe(2);
+    expect(stringWidth('👍🏽')).toBe(2); // with a skin tone
+    expect(stringWidth('👨‍👩‍👧')).toBe(2); // a ZWJ sequence
+    expect(stringWidth('🇯🇵')).toBe(2); // a flag
+    expect(stringWidth('❤️')).toBe(2); // text-default heart + U+FE0F
+    expect(stringWidth('1️⃣')).toBe(2); // a keycap
+    expect(stringWidth('❤')).toBe(1); // without U+FE0F: text presentation
+  });
+
+  it('counts combining marks, joiners and variation selectors as nothing', () => {
+    expect(stringWidth('e\u0301')).toBe(1);
+    expect(stringWidth('Z\u0351\u0352\u0353')).toBe(1);
+    expect(stringWidth('a\u200db')).toBe(2);
+    expect(stringWidth('\u1100\u1161\u11a8')).toBe(2); // Hangul jamo: one syllable
+    expect(stringWidth('…█░·×')).toBe(5); // ambiguous width: one column
+  });
+
+  it('cuts and pads by columns, never splitting a character', () => {
+    expect(fitColumns('日本語テキスト', 7)).toBe('日本語…');
+    expect(stringWidth(fitColumns('日本語テキスト', 8))).toBeLessThanOrEqual(8);
+    expect(fitColumns('🚀🚀🚀🚀', 6)).toBe('🚀🚀…');
+    expect(fitColumns('cafe\u0301 au lait', 5)).toBe('cafe\u0301…');
+    expect(fitColumns('cafe\u0301 au lait', 4)).toBe('caf…');
+    expect(fitColumns('cafe\u0301', 4)).toBe('cafe\u0301');
+    expect(fitColumns('日本', 4)).toBe('日本');
+    expect(padEndColumns('日本', 6)).toBe('日本  ');
+    expect(padEndColumns('abc', 2)).toBe('abc');
+  });
+
+  it('shows control characters as visible text, so a note cannot move the cursor', () => {
+    expect(fitColumns('a\x1b[2Jb\tc\rd', 40)).toBe('a?[2Jb c?d');
+  });
+});
+
 describe('renderFrame', () => {
   const stats: SchedulerStats = {
     jobs: {
@@ -222,6 +268,30 @@ describe('renderFrame', () => {
     expect(frame).toContain('  … 9 more');
     expect(frame.at(-1)).toBe('draining');
     expect(frame).toContain('  (none)');
+  });
+
+  it('fits lines with CJK, emoji and combining notes to the terminal’s columns', () => {
+    const notes = [
+      '画像を拡大しています（タイル 3/8）',
+      '🚀🔥 upscaling 👨‍👩‍👧 family.png',
+      'Zalgo Z\u0351\u0352 e\u0301',
+    ];
+    const running = notes.map((note, i) =>
+      job(`j${i}`, { state: 'running', startedAt: T0, progress: { fraction: 0.5, note } }),
+    );
+    for (const width of [20, 41, 60, 200]) {
+      const frame = renderFrame({
+        jobs: running,
+        stats,
+        now: T0,
+        startAt: T0,
+        width,
+        status: '停止中：もう一度 Ctrl-C',
+      });
+      for (const line of frame) expect(stringWidth(line), `${width}: ${line}`).toBeLessThanOrEqual(width);
+    }
+    const wide = renderFrame({ jobs: running, stats, now: T0, startAt: T0, width: 200 });
+    expect(wide.find((line) => line.includes('画像'))).toMatch(/画像を拡大しています（タイル 3\/8）$/);
   });
 
   it('orders the queue by effective priority, then submission', () => {

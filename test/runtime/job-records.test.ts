@@ -195,7 +195,7 @@ describe('JobRecords', () => {
             const [id] = left.splice((finishPicks[i] ?? 0) % left.length, 1) as [string];
             const record = records.get(id);
             if (!record) throw new Error(`lost ${id}`);
-            records.moved(record, 'cancelled', false);
+            records.moved(record, 'cancelled');
             records.ended(record, {
               attempt: 0,
               progress: NO_PROGRESS,
@@ -270,7 +270,7 @@ describe('an ended job', () => {
             startedAt: end.startedAt,
             endedAt: end.endedAt,
           } as unknown as JobContext;
-          records.moved(record, end.state, false);
+          records.moved(record, end.state);
           records.ended(record, context);
           // What the scheduler made of the last context when it kept a snapshot per ended job.
           const expected = toJobSnapshot(job.id, record.kind, { value: end.state, context } as never, 3);

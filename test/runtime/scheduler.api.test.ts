@@ -117,8 +117,7 @@ describe('bad input and back-pressure', () => {
     },
   );
 
-  it('throws QueueFullError at maxQueueSize (running jobs with no retry left do not count), and nothing changes', async () => {
-    // One attempt each: a running job can never come back to the queue.
+  it('throws QueueFullError at maxQueueSize (running jobs do not count), and nothing changes', async () => {
     const { clock, scheduler, events } = make({
       maxConcurrentJobs: 1,
       maxQueueSize: 2,
@@ -143,7 +142,7 @@ describe('bad input and back-pressure', () => {
     expect(scheduler.submit({ type: 'work', id: 'd' }).id).toBe('d');
   });
 
-  it('the queue never holds more than maxQueueSize, even when running jobs fall back to retrying', async () => {
+  it('submit never fills the queue past maxQueueSize; only running jobs that fail and retry go past it, and nothing is lost', async () => {
     const { clock, scheduler } = make({
       maxQueueSize: 2,
       retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 1_000, jitter: false } },
@@ -158,22 +157,26 @@ describe('bad input and back-pressure', () => {
       work({ id: 'w1', resources: { gpu: 1 } }),
       work({ id: 'w2', resources: { gpu: 1 } }),
     ] as const;
-    let accepted = 0;
+    // gpu, f1 and f2 run at once (they take no place); w1 and w2 wait for the GPU.
     for (const spec of specs) {
-      try {
-        scheduler.submit(spec);
-        accepted++;
-      } catch (error) {
-        expect(error).toBeInstanceOf(QueueFullError); // refusing at the door is fine
-      }
+      scheduler.submit(spec);
       check();
     }
-    expect(accepted).toBeGreaterThanOrEqual(2);
+    expect(max).toBe(2);
+    expect(() => scheduler.submit(work())).toThrow(QueueFullError);
     for (let t = 0; t < 5; t++) {
       await clock.advanceBy(1_000);
       check();
     }
-    expect(max).toBeLessThanOrEqual(2);
+    // f1 and f2 failed while the queue was full and came back to retry: 2 over, never more.
+    expect(max).toBe(4);
+    expect(scheduler.list().map((j) => [j.id, j.state, j.attempt])).toEqual([
+      ['gpu', 'completed', 1],
+      ['f1', 'failed', 2],
+      ['f2', 'failed', 2],
+      ['w1', 'completed', 1],
+      ['w2', 'completed', 1],
+    ]);
   });
 });
 
@@ -437,7 +440,8 @@ describe('found in review of the hot path', () => {
         monitor: false,
         resources: POOL,
         maxConcurrentJobs: 1,
-        maxQueueSize: 5,
+        // x runs (and takes no place); the batch takes three places: one is left free.
+        maxQueueSize: 4,
         ...(inspected ? { inspect: () => undefined } : {}),
         handlers: { work: ({ signal }: HandlerContext) => wait(clock, signal, 10) },
       });

@@ -8,6 +8,7 @@ import {
   InvalidJobError,
   InvalidOptionError,
   InvalidPoolError,
+  QueueFullError,
   createScheduler,
   createVirtualClock,
   delay,
@@ -207,5 +208,63 @@ describe('an unknown field names the nearest known one', () => {
     expect(() => make().scheduler.shutdown({ mdoe: 'cancel' } as never)).toThrow(
       /^option mdoe is not a known field; did you mean mode\? \(known: /,
     );
+  });
+});
+
+describe('maxQueueSize bounds the jobs that wait (pending + queued + retrying), not those running', () => {
+  it('with maxQueueSize 2 and 2 jobs running that may retry, 2 more can be submitted', async () => {
+    const { clock, scheduler } = make({ maxQueueSize: 2, maxConcurrentJobs: 2, retry: { attempts: 3 } });
+    scheduler.submit({ type: 'work', id: 'r1' });
+    scheduler.submit({ type: 'work', id: 'r2' });
+    await clock.advanceBy(0);
+    expect(scheduler.list({ state: 'running' }).map((j) => [j.id, j.attempt < j.maxAttempts])).toEqual([
+      ['r1', true],
+      ['r2', true],
+    ]);
+    scheduler.submit({ type: 'work', id: 'w1' });
+    scheduler.submit({ type: 'work', id: 'w2' });
+    expect(scheduler.stats().queue).toEqual({ size: 2, max: 2 });
+    expect(() => scheduler.submit({ type: 'work', id: 'w3' })).toThrow(QueueFullError);
+    await clock.advanceBy(2_000);
+    expect(scheduler.list().map((j) => [j.id, j.state])).toEqual([
+      ['r1', 'completed'],
+      ['r2', 'completed'],
+      ['w1', 'completed'],
+      ['w2', 'completed'],
+    ]);
+  });
+
+  it('a running job that fails while the queue is full still retries (one over the limit for a while), and nothing is lost', async () => {
+    const { clock, scheduler, events } = make({ maxQueueSize: 2, maxConcurrentJobs: 2 });
+    let most = 0;
+    scheduler.events$.subscribe(() => (most = Math.max(most, scheduler.stats().queue.size)));
+    // g holds the only GPU for 1 s; f fails once at 100 ms; w1 and w2 wait for the GPU.
+    scheduler.submit({ type: 'work', id: 'g', resources: { gpu: 1 } });
+    scheduler.submit({
+      type: 'flaky',
+      id: 'f',
+      payload: { ms: 100, fails: 1 },
+      retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 100 } },
+    });
+    scheduler.submit({ type: 'work', id: 'w1', resources: { gpu: 1 } });
+    scheduler.submit({ type: 'work', id: 'w2', resources: { gpu: 1 } });
+    expect(scheduler.stats().queue.size).toBe(2);
+    await clock.advanceBy(100);
+    expect(scheduler.get('f')?.state).toBe('retrying');
+    expect(scheduler.stats().queue).toEqual({ size: 3, max: 2 });
+    expect(() => scheduler.submit({ type: 'work', id: 'x' })).toThrow(QueueFullError);
+    await clock.advanceBy(100);
+    expect(scheduler.get('f')).toMatchObject({ state: 'running', attempt: 2 });
+    expect(scheduler.stats().queue.size).toBe(2);
+    await clock.advanceBy(5_000);
+    expect(scheduler.list().map((j) => [j.id, j.state])).toEqual([
+      ['g', 'completed'],
+      ['f', 'completed'],
+      ['w1', 'completed'],
+      ['w2', 'completed'],
+    ]);
+    expect(scheduler.get('x')).toBeUndefined();
+    expect(most).toBe(3);
+    expect(events.filter((e) => e.type === 'job.retrying').map((e) => 'job' in e && e.job.id)).toEqual(['f']);
   });
 });

@@ -107,10 +107,13 @@ export function checkStep(w: World, step: string): void {
   ensure(holding <= cfg.maxConcurrentJobs, `after ${step}: ${holding} holding > ${cfg.maxConcurrentJobs}`);
   const waiting = stats.jobs.pending + stats.jobs.queued + stats.jobs.retrying;
   ensure(stats.queue.size === waiting, `after ${step}: queue.size ${stats.queue.size} ≠ ${waiting}`);
+  // A submit never fills the queue past maxQueueSize; only a running job that fails and retries
+  // may take it past, so what waits and what holds together never pass both limits.
   ensure(
-    stats.queue.size <= cfg.maxQueueSize,
+    stats.queue.size + holding <= cfg.maxQueueSize + cfg.maxConcurrentJobs,
     () =>
-      `after ${step}: queue size ${stats.queue.size} > maxQueueSize ${cfg.maxQueueSize} ` +
+      `after ${step}: queue size ${stats.queue.size} + ${holding} holding > maxQueueSize ` +
+      `${cfg.maxQueueSize} + maxConcurrentJobs ${cfg.maxConcurrentJobs} ` +
       `(pending ${stats.jobs.pending}, queued ${stats.jobs.queued}, retrying ${stats.jobs.retrying})`,
   );
   checkWorkConserving(w, step, holding, now);

@@ -61,11 +61,8 @@ export class SubmitCommand implements Cmd {
     else if (id !== undefined && w.retained().has(id)) expected = 'DuplicateJobError';
     else if (p.idKind === 'unknownDep') expected = 'UnknownDependencyError';
     else if (!canEverFit(w.cfg.nodes, units)) expected = 'UnschedulableError';
+    // Only the jobs that wait take places (a running job that may retry takes none).
     else if (before.queue.size + 1 > w.cfg.maxQueueSize) expected = 'QueueFullError';
-    // A running job with attempts left may come back to the queue: the scheduler may keep a place
-    // for it, so a submit that only fits in such a place may be refused too (but need not be).
-    const mayRetry = w.scheduler.list({ state: 'running' }).filter((j) => j.attempt < j.maxAttempts).length;
-    const mayBeFull = expected === undefined && before.queue.size + mayRetry + 1 > w.cfg.maxQueueSize;
     w.draft = {
       base: PRIORITY_NAMES.indexOf(p.priority),
       request: p.request,
@@ -94,7 +91,7 @@ export class SubmitCommand implements Cmd {
     } catch (error) {
       const name = (error as Error).name;
       ensure(
-        name === expected || (mayBeFull && name === 'QueueFullError'),
+        name === expected,
         () => `submit threw ${name} (${(error as Error).message}); expected ${expected ?? 'acceptance'}`,
       );
       ensure(w.draft !== undefined, 'a refused submit emitted job.submitted');
