@@ -3,7 +3,8 @@
  * Pure: bad usage throws a `UsageError` naming the flag and the command.
  */
 import { parseArgs } from 'node:util';
-import { parseDuration } from './duration.js';
+import { bareNumberAdvice, parseDuration } from './duration.js';
+import { MAX_TIMEOUT_MS } from '../core/job-spec.js';
 import { COMMANDS, type CommandName } from './help.js';
 import { UsageError } from './usage-error.js';
 
@@ -74,6 +75,20 @@ function wholeNumber(
   return n;
 }
 
+/** The ms of a duration flag (`30s`, `2m`, `500ms`), or undefined when absent; a bare number is refused. */
+function durationFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms > MAX_TIMEOUT_MS) {
+    throw new UsageError(
+      `${flag} must be a duration with a unit, such as 30s, 2m or 500ms, at most ${MAX_TIMEOUT_MS} ms; ` +
+        `got ${JSON.stringify(value)}${bareNumberAdvice(value)}`,
+      'run',
+    );
+  }
+  return ms;
+}
+
 function noMorePositionals(command: CommandName, positionals: string[], allowed: number): void {
   if (positionals.length > allowed) {
     throw new UsageError(`unexpected argument ${JSON.stringify(positionals[allowed])}`, command);
@@ -140,17 +155,7 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
   if (file === undefined) throw new UsageError('missing the job file (jobs.yaml or jobs.json)', 'run');
   noMorePositionals('run', positionals, 1);
   const maxConcurrent = wholeNumber('run', '--max-concurrent', values['max-concurrent'], 1);
-  const drain = values['drain-timeout'];
-  const drainTimeoutMs =
-    drain === undefined
-      ? DEFAULT_DRAIN_TIMEOUT_MS
-      : parseDuration(/^\d+$/.test(drain) ? Number(drain) : drain);
-  if (drainTimeoutMs === undefined || drainTimeoutMs < 0) {
-    throw new UsageError(
-      `--drain-timeout must be ms or a duration such as 30s or 2m; got ${JSON.stringify(drain)}`,
-      'run',
-    );
-  }
+  const drainTimeoutMs = durationFlag('--drain-timeout', values['drain-timeout']) ?? DEFAULT_DRAIN_TIMEOUT_MS;
   return {
     command: 'run',
     file,

@@ -50,7 +50,8 @@ Job file:
       command: [python, upscale.py, a.png]   # argv list, or a shell string
       resources: { gpu: 0.5, vramMb: 8000, cpu: 2, memoryMb: 4096 }
       priority: high               # critical | high | normal | low | background
-      timeout: 10m                 # per attempt (or timeoutMs: 600000)
+      timeout: 10m                 # per attempt (or timeoutMs: 600000); durations need a
+                                   # unit (500ms, 30s, 5m, 2h): a bare 30 is refused
       retries: 2                   # extra tries after the first (default 0)
       retryDelay: 5s               # fixed delay between tries (default: exponential from 1s)
       dependsOn: [download]        # runs once these completed

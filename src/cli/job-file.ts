@@ -9,7 +9,7 @@ import { findCycle, MAX_TIMEOUT_MS } from '../core/job-spec.js';
 import { toUnits } from '../core/pool.js';
 import { PRIORITY_NAMES, type PriorityName } from '../core/priority.js';
 import type { ResourcePool, ResourceRequest } from '../core/resources.js';
-import { DURATION_FORMS, parseDuration } from './duration.js';
+import { bareNumberAdvice, DURATION_FORMS, parseDuration } from './duration.js';
 import { JobFileError, showValue } from './job-file-error.js';
 import { checkPool } from './pool-file.js';
 
@@ -155,6 +155,8 @@ function checkJob(raw: unknown, index: number, source: JobFileSource): CommandJo
   };
   const must = (field: string, allowed: string): never =>
     fail(field, `${field} must be ${allowed}; got ${showValue(raw[field])}`);
+  const mustDuration = (field: string, allowed: string): never =>
+    fail(field, `${field} must be ${allowed}; got ${showValue(raw[field])}${bareNumberAdvice(raw[field])}`);
 
   for (const key of Object.keys(raw)) {
     if (!JOB_FIELDS.includes(key)) fail(key, `unknown field "${key}" (known: ${JOB_FIELDS.join(', ')})`);
@@ -187,9 +189,9 @@ function checkJob(raw: unknown, index: number, source: JobFileSource): CommandJo
   }
   const timeoutField = raw['timeoutMs'] !== undefined ? 'timeoutMs' : 'timeout';
   const timeoutMs = optionalDuration(raw[timeoutField], timeoutField === 'timeoutMs', Number.MIN_VALUE);
-  if (timeoutMs === false) must(timeoutField, timeoutForms(timeoutField));
+  if (timeoutMs === false) mustDuration(timeoutField, timeoutForms(timeoutField));
   const retryDelayMs = optionalDuration(raw['retryDelay'], false, 0);
-  if (retryDelayMs === false) must('retryDelay', `${DURATION_FORMS}, at most ${MAX_TIMEOUT_MS} ms`);
+  if (retryDelayMs === false) mustDuration('retryDelay', `${DURATION_FORMS}, at most ${MAX_TIMEOUT_MS} ms`);
 
   const retries = raw['retries'] ?? 0;
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) {
@@ -244,12 +246,13 @@ function timeoutForms(field: string): string {
 
 /**
  * `undefined` when absent, the milliseconds when valid, `false` when invalid (the caller names
- * the field). `numbersOnly` is for the `…Ms` fields, which take no units.
+ * the field). `numbersOnly` is for the `…Ms` fields, which take a number of ms and no units;
+ * the others take a duration with a unit, never a bare number.
  */
 function optionalDuration(value: unknown, numbersOnly: boolean, min: number): number | undefined | false {
   if (value === undefined) return undefined;
-  if (numbersOnly && typeof value !== 'number') return false;
-  const ms = parseDuration(value);
+  if (numbersOnly && (typeof value !== 'number' || !Number.isFinite(value))) return false;
+  const ms = numbersOnly ? (value as number) : parseDuration(value);
   if (ms === undefined || ms < min || ms > MAX_TIMEOUT_MS) return false;
   return ms;
 }

@@ -44,7 +44,8 @@ describe('parseCli', () => {
       maxConcurrent: 2,
       drainTimeoutMs: 5_000,
     });
-    expect(parseCli(['run', 'j.yaml', '--drain-timeout', '2500'])).toMatchObject({ drainTimeoutMs: 2_500 });
+    expect(parseCli(['run', 'j.yaml', '--drain-timeout', '2500ms'])).toMatchObject({ drainTimeoutMs: 2_500 });
+    expect(parseCli(['run', 'j.yaml', '--drain-timeout', '0s'])).toMatchObject({ drainTimeoutMs: 0 });
   });
 
   it('parses simulate, resources and diagram', () => {
@@ -104,7 +105,19 @@ describe('parseCli', () => {
         'run',
       ],
       [['run', 'a.yaml', '--max-concurrent', '1.5'], /--max-concurrent must be a whole number/, 'run'],
-      [['run', 'a.yaml', '--drain-timeout', 'soon'], /--drain-timeout must be ms or a duration/, 'run'],
+      [
+        ['run', 'a.yaml', '--drain-timeout', 'soon'],
+        /^--drain-timeout must be a duration with a unit, such as 30s, 2m or 500ms, at most 2147483647 ms; got "soon"$/,
+        'run',
+      ],
+      [
+        // A bare number is refused: it used to mean milliseconds, without a word.
+        ['run', 'a.yaml', '--drain-timeout', '30'],
+        /--drain-timeout must be a duration with a unit.*; got "30" \(a bare number has no unit: write "30s" for seconds or "30ms" for milliseconds\)$/,
+        'run',
+      ],
+      [['run', 'a.yaml', '--drain-timeout', '30d'], /--drain-timeout must be a duration/, 'run'],
+      [['run', 'a.yaml', '--drain-timeout', '999999h'], /at most 2147483647 ms; got "999999h"$/, 'run'],
       [['run', 'a.yaml', '--logs'], /--logs/, 'run'],
       [['simulate', '--format', 'philly'], /missing --trace <csv>/, 'simulate'],
       [['simulate', '--trace', 't.csv'], /--format must be philly or alibaba; got null/, 'simulate'],

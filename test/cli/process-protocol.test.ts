@@ -6,8 +6,7 @@ import { createLineSplitter, MAX_LINE_LENGTH, parseProgressLine } from '../../sr
 import type { Allocation } from '../../src/core/types.js';
 
 describe('parseDuration', () => {
-  it('reads numbers as ms and strings with a unit', () => {
-    expect(parseDuration(250)).toBe(250);
+  it('reads strings with a unit', () => {
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('30s')).toBe(30_000);
     expect(parseDuration('1.5s')).toBe(1_500);
@@ -15,8 +14,8 @@ describe('parseDuration', () => {
     expect(parseDuration(' 2 h ')).toBe(7_200_000);
   });
 
-  it('refuses what is not a duration', () => {
-    for (const value of ['30', 'soon', '1d', '-1s', '', Number.NaN, Infinity, null, {}]) {
+  it('refuses what is not a duration, bare numbers included (never milliseconds silently)', () => {
+    for (const value of [250, 0, '30', ' 30 ', 'soon', '1d', '-1s', '', Number.NaN, Infinity, null, {}]) {
       expect(parseDuration(value), String(value)).toBeUndefined();
     }
   });
