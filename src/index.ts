@@ -84,6 +84,7 @@ export type { PoolOption } from './runtime/pool.js';
 // The scheduler runtime
 export { createScheduler, Scheduler } from './runtime/scheduler.js';
 export type { SchedulerOptions } from './runtime/options.js';
+export type { RoomOptions } from './runtime/room.js';
 export type {
   BoostReport,
   BoostSignal,

@@ -3,6 +3,7 @@
  * node list, or `--gpus N` identical 8-GPU nodes), replays the trace through the real engine in
  * virtual time (`simulate()`), and prints the report. A trace that cannot be read is exit code 2.
  */
+import { POOL_LIMITS } from '../core/pool.js';
 import type { NodeSpec } from '../core/resources.js';
 import { simulate } from '../runtime/simulate.js';
 import type { SimulationJob } from '../runtime/simulation-types.js';
@@ -70,6 +71,12 @@ function readTrace<T>(file: string, read: () => T): T {
 
 /** Runs the simulation and prints its report; resolves with the exit code (0). */
 export async function simulateCommand(args: SimulateArgs, write: Writers): Promise<0> {
+  // Said as a usage error, before the trace is read: past it the pool itself is refused.
+  if (args.gpus !== undefined && args.gpus > POOL_LIMITS.gpus)
+    throw new UsageError(
+      `--gpus must be at most ${POOL_LIMITS.gpus} (the most GPUs a pool may have); got ${args.gpus}`,
+      'simulate',
+    );
   let jobs: SimulationJob[];
   let skipped = 0;
   if (args.format === 'philly') {

@@ -25,16 +25,71 @@ export function isUnrecoverable(error: unknown): boolean {
   );
 }
 
-/** A readable message for anything a handler may throw or reject with, Error or not. */
+/**
+ * A readable message for anything a handler may throw or reject with, Error or not: a symbol, a
+ * number (NaN too), a function, an object with or without a message, one whose `toJSON`,
+ * `toString` or getters throw, a revoked Proxy. It never throws.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  if (typeof error === 'string') return error;
-  if (error === undefined) return 'handler failed with undefined';
   try {
-    return `handler failed with ${JSON.stringify(error)}`;
+    return describe(error);
   } catch {
-    return `handler failed with ${String(error)}`;
+    // Whatever a value's traps or getters do, a failure is still reported.
+    return 'handler failed with a value that cannot be described';
   }
+}
+
+function describe(error: unknown): string {
+  switch (typeof error) {
+    case 'string':
+      return error === '' ? 'handler failed with an empty string' : error;
+    case 'undefined':
+      return 'handler failed with undefined';
+    case 'symbol':
+      return `handler failed with ${error.toString()}`;
+    case 'bigint':
+      return `handler failed with ${error.toString()}n`;
+    case 'number':
+    case 'boolean':
+      return `handler failed with ${String(error)}`;
+    case 'function':
+      return `handler failed with function ${error.name || '(anonymous)'}`;
+  }
+  if (error === null) return 'handler failed with null';
+  // An object: an Error (or a look-alike) says its message, or its name when it has none.
+  const { message, name } = readFields(error as object);
+  if (message) return message;
+  if (error instanceof Error) return name || 'Error';
+  return `handler failed with ${printed(error as object, name)}`;
+}
+
+/** An object's own `message` and `name`, when they are non-empty strings (a getter may throw). */
+function readFields(error: object): { message: string | undefined; name: string | undefined } {
+  const read = (key: 'message' | 'name'): string | undefined => {
+    try {
+      const value = (error as Record<string, unknown>)[key];
+      return typeof value === 'string' && value !== '' ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return { message: read('message'), name: read('name') };
+}
+
+/** An object as JSON, else as its string, else as its kind (each of them may throw). */
+function printed(error: object, name: string | undefined): string {
+  try {
+    const json = JSON.stringify(error);
+    if (json !== undefined) return json;
+  } catch {
+    // A cycle, a throwing toJSON or getter: try its string.
+  }
+  try {
+    return String(error);
+  } catch {
+    // No toString (Object.create(null)) or a throwing one.
+  }
+  return name ? `an object named ${name}` : 'an object that cannot be printed';
 }
 
 /**

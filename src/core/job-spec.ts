@@ -276,26 +276,37 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
 export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | undefined {
   const state = new Map<string, 1 | 2>(); // 1: on the current path, 2: done
   const path: string[] = [];
-  const visit = (id: string): string[] | undefined => {
-    state.set(id, 1);
-    path.push(id);
-    for (const dep of graph.get(id) ?? []) {
+  const next: number[] = [];
+  for (const root of graph.keys()) {
+    if (state.has(root)) continue;
+    state.set(root, 1);
+    path.push(root);
+    next.push(0);
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const id = path[top] as string;
+      const deps = graph.get(id) ?? [];
+      const i = next[top] as number;
+      if (i === deps.length) {
+        path.pop();
+        next.pop();
+        state.set(id, 2);
+        continue;
+      }
+      next[top] = i + 1;
+      const dep = deps[i] as string;
       if (!graph.has(dep)) continue;
       const s = state.get(dep);
-      if (s === 1) return [...path.slice(path.indexOf(dep)), dep];
+      if (s === 1) return [...path.slice(path.lastIndexOf(dep)), dep];
       if (s === undefined) {
-        const cycle = visit(dep);
-        if (cycle) return cycle;
+        state.set(dep, 1);
+        path.push(dep);
+        next.push(0);
       }
     }
-    path.pop();
-    state.set(id, 2);
-    return undefined;
-  };
-  for (const id of graph.keys()) {
-    if (state.has(id)) continue;
-    const cycle = visit(id);
-    if (cycle) return cycle;
   }
   return undefined;
 }
+ * Depth-first with a stack of its own, not recursion: a chain of 100,000 jobs listed
+ * dependents-first is as deep as it is long, and would overflow the call stack.
+  // The current path, and for each of its jobs the index of the next dependency to look at.

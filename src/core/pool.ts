@@ -39,9 +39,33 @@ export type PoolMaxima = {
 const isFiniteNonNegative = (v: unknown): v is number =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
-function poolNumber(field: string, value: unknown, allowZero = true): number {
-  if (!isFiniteNonNegative(value) || (!allowZero && value === 0)) {
-    throw new InvalidPoolError(field, value, allowZero ? 'a finite number ≥ 0' : 'a finite number > 0');
+/**
+ * How large a pool may be. Its GPUs are objects, each with its place in the ledger's index (~1 KB
+ * and ~10 µs each to build): unbounded, `gpus: 1e6` took 11 s and 900 MB and `1e7` ran out of heap.
+ * The figures keep every amount, in ledger units, a whole number that adds up exactly (below
+ * 2^53) over the largest pool. The real traces are far within: Alibaba's 1,213 nodes of at most
+ * 8 GPUs, 96 cores and 768 GB; `ai-batch simulate --gpus N` makes nodes of 8 GPUs.
+ */
+export const POOL_LIMITS = Object.freeze({
+  /** Nodes in a pool. */
+  nodes: 100_000,
+  /** GPUs on one node. */
+  gpusPerNode: 1_024,
+  /** GPUs in the whole pool (128 nodes of 1,024; 16,384 nodes of 8). */
+  gpus: 131_072,
+  /** CPU cores of one node. */
+  cpu: 1_000_000,
+  /** Memory of one node, MB (about a petabyte). */
+  memoryMb: 1_000_000_000,
+  /** VRAM of one GPU, MB (about 10 TB). */
+  vramMb: 10_000_000,
+  /** A custom amount of one node. */
+  custom: 10_000_000,
+});
+
+function poolNumber(field: string, value: unknown, max: number): number {
+  if (!isFiniteNonNegative(value) || value > max) {
+    throw new InvalidPoolError(field, value, `a finite number in [0, ${max}]`);
   }
   return value;
 }
@@ -56,7 +80,15 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
   const specs: NodeSpec[] = 'nodes' in pool ? pool.nodes : [pool];
   if (!Array.isArray(specs) || specs.length === 0)
     throw new InvalidPoolError('nodes', specs, 'a non-empty array');
+  // Checked before anything is made for them (a node's GPUs, below, likewise).
+  if (specs.length > POOL_LIMITS.nodes)
+    throw new InvalidPoolError(
+      'nodes.length',
+      specs.length,
+      `at most ${POOL_LIMITS.nodes} (nodes in a pool)`,
+    );
   const ids = new Set<string>();
+  let gpusBefore = 0;
   return specs.map((spec, n) => {
     const at = `nodes[${n}]`;
     if (!isObject(spec)) throw new InvalidPoolError(at, spec, 'a node { id, cpu, memoryMb, gpus, custom }');
@@ -71,6 +103,20 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
         : (spec.gpus ?? []);
     if (!Array.isArray(gpuSpecs))
       throw new InvalidPoolError(`${at}.gpus`, gpuSpecs, 'a number of GPUs or an array of { vramMb, model }');
+    if (gpuSpecs.length > POOL_LIMITS.gpusPerNode)
+      throw new InvalidPoolError(
+        `${at}.gpus.length`,
+        gpuSpecs.length,
+        `at most ${POOL_LIMITS.gpusPerNode} (GPUs on a node)`,
+      );
+    gpusBefore += gpuSpecs.length;
+    if (gpusBefore > POOL_LIMITS.gpus)
+      throw new InvalidPoolError(
+        `${at}.gpus`,
+        gpuSpecs.length,
+        `a count that keeps the pool within ${POOL_LIMITS.gpus} GPUs (the nodes before this one ` +
+          `have ${gpusBefore - gpuSpecs.length})`,
+      );
     const indexes = new Set<number>();
     const gpus = Array.from(gpuSpecs, (g: GpuSpec | undefined, i) => {
       if (!isObject(g)) throw new InvalidPoolError(`${at}.gpus[${i}]`, g, 'a GPU { vramMb, model, index }');
@@ -84,19 +130,19 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
       if (indexes.has(index))
         throw new InvalidPoolError(`${at}.gpus[${i}].index`, index, 'unique on its node');
       indexes.add(index);
-      const vramMb = Math.floor(poolNumber(`${at}.gpus[${i}].vramMb`, g.vramMb));
+      const vramMb = Math.floor(poolNumber(`${at}.gpus[${i}].vramMb`, g.vramMb, POOL_LIMITS.vramMb));
       return { index, vramMb, model: g.model ?? 'unknown' };
     });
     const custom: Record<string, number> = {};
     if (spec.custom !== undefined && !isObject(spec.custom))
       throw new InvalidPoolError(`${at}.custom`, spec.custom, 'an object of name → amount');
     for (const [name, amount] of Object.entries(spec.custom ?? {})) {
-      custom[name] = poolNumber(`${at}.custom.${name}`, amount);
+      custom[name] = poolNumber(`${at}.custom.${name}`, amount, POOL_LIMITS.custom);
     }
     return {
       id,
-      cpu: poolNumber(`${at}.cpu`, spec.cpu),
-      memoryMb: Math.floor(poolNumber(`${at}.memoryMb`, spec.memoryMb)),
+      cpu: poolNumber(`${at}.cpu`, spec.cpu, POOL_LIMITS.cpu),
+      memoryMb: Math.floor(poolNumber(`${at}.memoryMb`, spec.memoryMb, POOL_LIMITS.memoryMb)),
       gpus,
       custom,
     };
@@ -104,7 +150,8 @@ export function normalisePool(pool: ResourcePool): NormalisedNode[] {
 }
 
 function integerCount(field: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0) throw new InvalidPoolError(field, value, 'an integer ≥ 0');
+  if (!Number.isInteger(value) || value < 0 || value > POOL_LIMITS.gpusPerNode)
+    throw new InvalidPoolError(field, value, `a whole number of GPUs in [0, ${POOL_LIMITS.gpusPerNode}]`);
   return value;
 }
 

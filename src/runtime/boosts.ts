@@ -27,7 +27,8 @@ export type BoostsDeps = {
 /** Applies boosts to job records and the queue, and ends them when their time is up. */
 export class Boosts {
   private readonly timers = new Set<TimerId>();
-  private readonly subscriptions: Subscription[] = [];
+  /** The connected streams still live: one that ended (completed, failed, unsubscribed) leaves. */
+  private readonly subscriptions = new Set<Subscription>();
 
   constructor(private readonly deps: BoostsDeps) {}
 
@@ -91,15 +92,25 @@ export class Boosts {
       error: (error: unknown) =>
         emit({ type: 'boost.invalid', at: clock.now(), message: `boost stream failed: ${String(error)}` }),
     });
-    this.subscriptions.push(subscription);
+    // Forgotten as it ends, however it ends (RxJS runs a subscription's teardowns when it
+    // completes, errors or is unsubscribed); one that ended during `subscribe` is never kept.
+    if (!subscription.closed) {
+      this.subscriptions.add(subscription);
+      subscription.add(() => this.subscriptions.delete(subscription));
+    }
     return subscription;
+  }
+
+  /** How many connected streams are live (for tests: ended ones must not be kept). */
+  get connected(): number {
+    return this.subscriptions.size;
   }
 
   /** Clears every expiry timer and ends every connected stream (at shutdown). */
   dispose(): void {
     for (const timer of this.timers) this.deps.clock.clearTimeout(timer);
     this.timers.clear();
-    for (const subscription of this.subscriptions) subscription.unsubscribe();
+    for (const subscription of [...this.subscriptions]) subscription.unsubscribe();
   }
 }
 

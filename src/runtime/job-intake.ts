@@ -41,6 +41,8 @@ export class Intake implements JobSpecContext {
   /** The ids already taken by the submission under check. */
   private batch: ReadonlySet<string> = NO_IDS;
 
+  /** The ids its jobs declare (a later job's too): a generated id must not take one of them. */
+  private declared: ReadonlySet<string> = NO_IDS;
   constructor(
     options: ResolvedOptions,
     private readonly handlers: Handlers,
@@ -60,7 +62,11 @@ export class Intake implements JobSpecContext {
   }
 
   newId(): string {
-    return this.records.newId(this.batch);
+    // `records.newId` skips the ids taken; the ones a later job of the batch declares are not
+    // taken yet, and are skipped here (each call moves the sequence on).
+    let id = this.records.newId(this.batch);
+    while (this.declared.has(id)) id = this.records.newId(this.batch);
+    return id;
   }
 
   /**
@@ -72,11 +78,13 @@ export class Intake implements JobSpecContext {
     this.batch = batch;
     let job: NormalisedJob;
     try {
+    this.declared = batchIds;
       job = normaliseJobSpec(spec, this);
     } finally {
       this.batch = NO_IDS;
     }
     // A generated id is new by construction (see `JobRecords.newId`); a chosen one is looked up.
+      this.declared = NO_IDS;
     if (spec.id !== undefined && (records.has(job.id) || batch.has(job.id)))
       throw new DuplicateJobError(job.id);
     for (const dep of job.dependsOn) {
@@ -140,7 +148,11 @@ export function createJobActor(
   onError: (error: unknown) => void,
 ): JobActor {
   if (!inspect) return new LeanActor(host, input);
-  const actor = createActor(host.logic, { clock: host.clock, inspect, input });
+  // Named by the job's id, so an inspector shows and finds it by that id (Stately's names an actor
+  // by `actorRef.id`; without one, XState gives the session id, `x:N`). Not a `systemId`: each
+  // job is the root of a system of its own, so one would name it only there, and the inspector
+  // does not show it.
+  const actor = createActor(host.logic, { clock: host.clock, inspect, input, id: input.id });
   actor.subscribe({ error: onError });
   actor.start();
   return actor;

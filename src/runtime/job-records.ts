@@ -373,10 +373,18 @@ export class JobRecords {
 
   /** Records a job's move to `state`. */
   moved(record: JobRecord, state: JobState): void {
-    this.counts[record.state]--;
+    const prev = record.state;
+    this.counts[prev]--;
     this.counts[state]++;
     record.state = state;
+    if (this.leftQueue !== undefined && WAITING.has(prev) && !WAITING.has(state)) this.leftQueue();
   }
+
+  /**
+   * Told when a job stops waiting, so that a place of `maxQueueSize` comes free (see `Room`);
+   * set once someone first waits for room (until then a move costs nothing more).
+   */
+  leftQueue: (() => void) | undefined = undefined;
 
   /**
    * Jobs that wait — pending, queued or retrying — what `maxQueueSize` bounds. A running job takes

@@ -28,6 +28,7 @@ import { LeanActor } from './lean-actor.js';
 import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
+import { Room, type RoomOptions } from './room.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
 import {
@@ -134,6 +135,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   private shutdownReport: ShutdownReport | undefined;
   private shutdownPromise: Promise<ShutdownReport> | undefined;
   private idleWaiters: Array<() => void> = [];
+  /** Callers of `submitWhenRoom` and `onRoom` waiting for places, first come first served. */
+  private readonly room = new Room(() => this.freePlaces());
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
@@ -313,6 +316,70 @@ export class Scheduler<H extends Handlers = Handlers> {
     return jobs.map((c) => handles.get(c.job.id) as JobHandle);
   }
 
+  /**
+   * Back-pressure: waits until the queue has a free place (`maxQueueSize`), then submits the job
+   * and resolves with its handle — so a loop of many submits need not catch `QueueFullError`:
+   * `for (const spec of specs) await scheduler.submitWhenRoom(spec)`. Callers are served in the
+   * order they called (a later call never overtakes one waiting); a job is submitted the moment
+   * a place comes free, so no other submit can take that place first. A bad spec rejects at once
+   * with the typed error of `submit()`, without waiting (and the spec is checked again as it goes
+   * in: a job of the same id submitted meanwhile makes it reject with `DuplicateJobError`). Rejects
+   * with `SchedulerClosedError` once shutdown begins, and with the signal's reason when
+   * `options.signal` aborts; then nothing was submitted.
+   */
+  submitWhenRoom<TResult = unknown>(
+    spec: JobSubmission<H>,
+    options: RoomOptions = {},
+  ): Promise<JobHandle<TResult>> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkRoomOptions(options);
+      if (this.room.waiting === 0 && this.freePlaces() >= 1 && !signal?.aborted)
+        return Promise.resolve(this.submit<TResult>(spec));
+      // Refused now if it would be refused when it goes in: bad input never waits.
+      const ids = this.records.idMark();
+      try {
+        this.check(spec as JobSpec, this.reserved, NO_IDS);
+      } finally {
+        this.records.rewindIds(ids);
+      }
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return new Promise((resolve, reject) => {
+      const take = () => {
+        try {
+          resolve(this.submit<TResult>(spec));
+        } catch (error) {
+          reject(error as Error);
+        }
+      };
+      this.waitForRoom(1, take, reject, signal);
+    });
+  }
+
+  /**
+   * Resolves once at least `places` places of the queue are free (at once if they are now) and
+   * every earlier `submitWhenRoom`/`onRoom` caller was served — a moment when they were free, not
+   * a reservation (p-queue's `onSizeLessThan(max - places + 1)`). Rejects as `submitWhenRoom`
+   * does; `places` must be a whole number in [1, maxQueueSize] (`InvalidJobError` naming it).
+   */
+  onRoom(places = 1, options: RoomOptions = {}): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      const max = this.options.maxQueueSize;
+      if (typeof places !== 'number' || !Number.isInteger(places) || places < 1 || places > max)
+        throw new InvalidJobError('places', places, `a whole number in [1, ${max}] (maxQueueSize)`);
+      signal = checkRoomOptions(options);
+      if (this.closed) throw new SchedulerClosedError();
+      if (this.room.waiting === 0 && this.freePlaces() >= places && !signal?.aborted)
+        return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return new Promise((resolve, reject) => this.waitForRoom(places, resolve, reject, signal));
+  }
+
   /** A job's snapshot (finished jobs too, within `retainFinished`). */
   get(id: string): JobSnapshot | undefined {
     const record = this.records.get(id);
@@ -408,6 +475,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     }
     const { mode, timeoutMs } = checked;
     this.closed = true;
+    this.room.close();
     const report = emptyShutdownReport(mode);
     this.shutdownReport = report;
     this.dispatcher.open = false;
@@ -457,9 +525,23 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   private assertRoom(n: number): void {
-    if (this.records.queueSize() + this.reservedPlaces + n > this.options.maxQueueSize) {
-      throw new QueueFullError(this.options.maxQueueSize);
-    }
+    if (this.freePlaces() < n) throw new QueueFullError(this.options.maxQueueSize);
+  }
+
+  /** Places of `maxQueueSize` free now (negative while retries have taken the queue past it). */
+  private freePlaces(): number {
+    return this.options.maxQueueSize - this.records.queueSize() - this.reservedPlaces;
+  }
+
+  /** Waits in the room's line (see `Room.wait`); the records tell it when places come free. */
+  private waitForRoom(
+    places: number,
+    take: () => void,
+    reject: (error: unknown) => void,
+    signal: AbortSignal | undefined,
+  ): void {
+    this.records.leftQueue ??= () => this.room.freed();
+    this.room.wait(places, take, reject, signal);
   }
 
   /** The pool is known: the dispatcher places on its ledger. */
@@ -703,6 +785,17 @@ export class Scheduler<H extends Handlers = Handlers> {
 }
 
 const LIST_FILTER_KEYS: ReadonlySet<string> = new Set(['state', 'group']);
+const ROOM_OPTION_KEYS: ReadonlySet<string> = new Set(['signal']);
+
+/** The options of `submitWhenRoom()` and `onRoom()`: `{ signal? }`, or a typed error naming it. */
+function checkRoomOptions(options: unknown): AbortSignal | undefined {
+  if (!isObject(options)) throw new InvalidJobError('options', options, 'an object { signal }');
+  checkKeys('options', options, ROOM_OPTION_KEYS);
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw new InvalidJobError('options.signal', signal, 'an AbortSignal');
+  return signal;
+}
 
 /** `list()`'s filter: an object of a known state and/or a group, or a typed error naming it. */
 function checkListFilter(filter: unknown): void {
