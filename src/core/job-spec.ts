@@ -272,9 +272,12 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
 /**
  * A cycle among jobs submitted together (each id → the ids it depends on), or undefined.
  * Ids outside the batch are ignored here: they are existing jobs and cannot depend on new ones.
+ * Depth-first with a stack of its own, not recursion: a chain of 100,000 jobs listed
+ * dependents-first is as deep as it is long, and would overflow the call stack.
  */
 export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | undefined {
   const state = new Map<string, 1 | 2>(); // 1: on the current path, 2: done
+  // The current path, and for each of its jobs the index of the next dependency to look at.
   const path: string[] = [];
   const next: number[] = [];
   for (const root of graph.keys()) {
@@ -307,6 +310,3 @@ export function findCycle(graph: ReadonlyMap<string, readonly string[]>): string
   }
   return undefined;
 }
- * Depth-first with a stack of its own, not recursion: a chain of 100,000 jobs listed
- * dependents-first is as deep as it is long, and would overflow the call stack.
-  // The current path, and for each of its jobs the index of the next dependency to look at.
