@@ -40,9 +40,9 @@ export class Intake implements JobSpecContext {
   readonly backoff: ResolvedOptions['backoff'];
   /** The ids already taken by the submission under check. */
   private batch: ReadonlySet<string> = NO_IDS;
-
   /** The ids its jobs declare (a later job's too): a generated id must not take one of them. */
   private declared: ReadonlySet<string> = NO_IDS;
+
   constructor(
     options: ResolvedOptions,
     private readonly handlers: Handlers,
@@ -76,15 +76,15 @@ export class Intake implements JobSpecContext {
   check(spec: JobSpec, batch: ReadonlySet<string>, batchIds: ReadonlySet<string> = batch): CheckedJob {
     const { records, pool } = this;
     this.batch = batch;
+    this.declared = batchIds;
     let job: NormalisedJob;
     try {
-    this.declared = batchIds;
       job = normaliseJobSpec(spec, this);
     } finally {
       this.batch = NO_IDS;
+      this.declared = NO_IDS;
     }
     // A generated id is new by construction (see `JobRecords.newId`); a chosen one is looked up.
-      this.declared = NO_IDS;
     if (spec.id !== undefined && (records.has(job.id) || batch.has(job.id)))
       throw new DuplicateJobError(job.id);
     for (const dep of job.dependsOn) {
