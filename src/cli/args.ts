@@ -18,6 +18,11 @@ export type RunArgs = {
   maxConcurrent?: number;
   /** @default 30_000 */
   drainTimeoutMs: number;
+  /**
+   * How long a job told to stop (timeout, cancel, Ctrl-C) keeps its resources while its processes
+   * have not ended; then they are force-released. Absent: held until the processes are gone.
+   */
+  stopTimeoutMs?: number;
 };
 
 /** `ai-batch simulate`. */
@@ -149,6 +154,7 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
     logs: { type: 'string' },
     'max-concurrent': { type: 'string' },
     'drain-timeout': { type: 'string' },
+    'stop-timeout': { type: 'string' },
   });
   if (values.help) return { command: 'help', topic: 'run' };
   const file = positionals[0];
@@ -156,6 +162,7 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
   noMorePositionals('run', positionals, 1);
   const maxConcurrent = wholeNumber('run', '--max-concurrent', values['max-concurrent'], 1);
   const drainTimeoutMs = durationFlag('--drain-timeout', values['drain-timeout']) ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const stopTimeoutMs = durationFlag('--stop-timeout', values['stop-timeout']);
   return {
     command: 'run',
     file,
@@ -164,6 +171,7 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
     ...(values.resources === undefined ? {} : { resources: values.resources }),
     ...(values.logs === undefined ? {} : { logs: values.logs }),
     ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
+    ...(stopTimeoutMs === undefined ? {} : { stopTimeoutMs }),
   };
 }
 

@@ -154,7 +154,14 @@ async function runAttempt(
 
   const tree: ProcessTree = { pgid: pid, token };
   let ending: Promise<void> | undefined;
-  const endGroup = () => (ending ??= terminateTree(tree, graceMs));
+  const endGroup = () =>
+    (ending ??= terminateTree(tree, graceMs, {
+      onLingering: (pids) =>
+        log.write(
+          `=== processes ${pids.join(', ')} still alive after SIGKILL (uninterruptible, or not ours to ` +
+            `signal); the job keeps its resources until they end\n`,
+        ),
+    }));
   const task = (async () => {
     const onAbort = () => void endGroup();
     signal.addEventListener('abort', onAbort, { once: true });

@@ -45,6 +45,22 @@ export function renderEventLine(event: SchedulerEvent, startAt: number): string 
         `${event.job.id} ${formatPercent(fraction)}${note ? ` ${note}` : ''}`,
       );
     }
+    case 'job.stopping':
+      return line(
+        at,
+        startAt,
+        'stopping',
+        `${event.job.id} (${event.reason}): waiting for its processes to end; it keeps its resources until then`,
+      );
+    case 'job.forceReleased':
+      return line(
+        at,
+        startAt,
+        'WARNING',
+        `${event.job.id} attempt ${event.attempt}: its resources were released ` +
+          `${formatDuration(event.stoppingMs)} after it was told to stop (${event.reason}), but its ` +
+          `processes have not ended (stop timeout); they may still be using them`,
+      );
     case 'job.retrying':
       return line(
         at,
@@ -109,7 +125,10 @@ export function renderEventLine(event: SchedulerEvent, startAt: number): string 
         startAt,
         'shutdown',
         `${r.mode}: ${r.completed.length} completed while draining, ${r.cancelled.length} not started, ` +
-          `${r.aborted.length} stopped${r.timedOut ? ' (drain timed out)' : ''}`,
+          `${r.aborted.length} stopped${r.timedOut ? ' (drain timed out)' : ''}` +
+          (r.stillRunning.length > 0
+            ? `; gave up waiting for ${r.stillRunning.map((j) => j.id).join(', ')} (resources force-released)`
+            : ''),
       );
     }
   }

@@ -68,7 +68,7 @@ export function renderFrame(input: FrameInput): string[] {
   const lines: string[] = [];
   lines.push(
     `ai-batch  ${formatDuration(now - input.startAt)}  ` +
-      `running ${counts.running + counts.scheduled} · waiting ${counts.pending + counts.queued + counts.retrying} · ` +
+      `running ${counts.running + counts.scheduled}${stats.stopping > 0 ? ` (${stats.stopping} stopping)` : ''} · waiting ${counts.pending + counts.queued + counts.retrying} · ` +
       `done ${counts.completed} · failed ${counts.failed} · cancelled ${counts.cancelled}`,
   );
   let idWidth = 4;
@@ -79,7 +79,11 @@ export function renderFrame(input: FrameInput): string[] {
   if (live.length === 0) lines.push('  (none)');
   for (const job of live) {
     const ran = job.startedAt === undefined ? '' : formatDuration(now - job.startedAt);
-    const note = job.progress.note ? `  ${job.progress.note}` : '';
+    const note = job.stopping
+      ? `  stopping (${job.stopping.reason}) for ${formatDuration(now - job.stopping.since)}, holding its resources`
+      : job.progress.note
+        ? `  ${job.progress.note}`
+        : '';
     const held = job.allocation ? formatAllocation(job.allocation) : '';
     const where = held ? `  ${held}` : '';
     const retry = job.attempt > 1 ? ` (try ${job.attempt}/${job.maxAttempts})` : '';

@@ -24,8 +24,9 @@ const RUN = `Usage: ai-batch run <jobs.yaml|jobs.json> [options]
 
 Runs every job of the file as a process, in priority order, when its dependencies have completed
 and the resources it asks for are free. Each process gets CUDA_VISIBLE_DEVICES for the GPUs it was
-granted, AI_BATCH_ALLOCATION (the allocation as JSON), AI_BATCH_JOB_ID, AI_BATCH_ATTEMPT and
-AI_BATCH_LOG_DIR. Lines it prints like "progress: 0.42 resizing" become progress.
+granted, AI_BATCH_ALLOCATION (the allocation as JSON), AI_BATCH_JOB_ID, AI_BATCH_ATTEMPT,
+AI_BATCH_LOG_DIR and AI_BATCH_JOB_TOKEN (every process that carries it is ended with the job).
+Lines it prints like "progress: 0.42 resizing" become progress.
 
 Options:
   --resources <file>     the pool (YAML or JSON): { cpu, memoryMb, gpus } or { nodes: [...] };
@@ -34,11 +35,14 @@ Options:
   --logs <dir>           where <job-id>.log files go; default ./ai-batch-logs/<timestamp>
   --max-concurrent <n>   jobs running at once (default 4)
   --drain-timeout <t>    how long the first Ctrl-C waits for running jobs (default 30s)
+  --stop-timeout <t>     how long a job told to stop (timeout, Ctrl-C) keeps its resources while
+                         its processes have not ended; then they go to other jobs, with a
+                         warning (default: kept until the processes are gone)
   -h, --help             this help
 
 Ctrl-C once: start nothing new, let running jobs finish (up to --drain-timeout), then stop.
-Ctrl-C twice: stop running jobs now (each job's whole process tree). Exit code 1 if any job did
-not complete.
+Ctrl-C twice: stop running jobs now (each job's whole process tree). SIGTERM and SIGHUP (the
+terminal closed) stop them too. Exit code 1 if any job did not complete.
 
 Job file:
   resources:                       # optional pool, e.g. two 24 GB GPUs
@@ -52,7 +56,8 @@ Job file:
       priority: high               # critical | high | normal | low | background
       timeout: 10m                 # per attempt (or timeoutMs: 600000); durations need a
                                    # unit (500ms, 30s, 5m, 2h): a bare 30 is refused
-      retries: 2                   # extra tries after the first (default 0)
+      stopTimeout: 30s             # see --stop-timeout, for this job
+      retries: 2                   # extra tries after the first (default 0: runs once)
       retryDelay: 5s               # fixed delay between tries (default: exponential from 1s)
       dependsOn: [download]        # runs once these completed
       dependencyPolicy: afterok    # or afterany: once they ended, whatever the outcome

@@ -20,6 +20,11 @@ export type InterruptTarget = {
   registry: Pick<ProcessRegistry, 'killAll'>;
   notice: (notice: Notice) => void;
   drainTimeoutMs: number;
+  /**
+   * How long shutdown waits for stopped jobs' processes before it force-releases their
+   * resources. @default Infinity (until they are gone)
+   */
+  stopTimeoutMs?: number;
   now: () => number;
   /** Ends the process on the third Ctrl-C. @default process.exit */
   exit?: (code: number) => void;
@@ -34,6 +39,7 @@ export type SignalSource = Pick<NodeJS.Process, 'on' | 'off'>;
  */
 export function handleInterrupts(target: InterruptTarget, signals: SignalSource = process): () => void {
   let interrupts = 0;
+  const stopTimeoutMs = target.stopTimeoutMs ?? Number.POSITIVE_INFINITY;
   const running = () =>
     target.scheduler.list().filter((job) => job.state === 'running' || job.state === 'scheduled');
 
@@ -46,7 +52,7 @@ export function handleInterrupts(target: InterruptTarget, signals: SignalSource 
       message: `${why}: stopping ${ids.length} running job(s)${ids.length ? ` (${ids.join(', ')})` : ''}`,
     });
     // shutdown() returns the drain already under way, if any; cancelling each job stops it now.
-    void target.scheduler.shutdown({ mode: 'cancel' });
+    void target.scheduler.shutdown({ mode: 'cancel', stopTimeoutMs });
     for (const id of ids) target.scheduler.cancel(id);
   };
 
@@ -62,7 +68,7 @@ export function handleInterrupts(target: InterruptTarget, signals: SignalSource 
           `Ctrl-C: draining — starting nothing new, waiting up to ${formatDuration(target.drainTimeoutMs)} ` +
           `for ${count} running job(s); Ctrl-C again to stop them`,
       });
-      void target.scheduler.shutdown({ mode: 'drain', timeoutMs: target.drainTimeoutMs });
+      void target.scheduler.shutdown({ mode: 'drain', timeoutMs: target.drainTimeoutMs, stopTimeoutMs });
     } else if (interrupts === 2) {
       cancelRunning('Ctrl-C again');
     } else {

@@ -23,6 +23,11 @@ export type CommandJob = {
   resources: ResourceRequest;
   priority: PriorityName;
   timeoutMs: number | undefined;
+  /**
+   * How long an attempt told to stop keeps its resources while its processes have not ended;
+   * then they are force-released. Undefined: `--stop-timeout`, else held until they are gone.
+   */
+  stopTimeoutMs: number | undefined;
   /** Extra tries after the first: `retries: 2` means at most 3 attempts. */
   retries: number;
   /** A fixed delay between tries; the scheduler's exponential backoff when absent. */
@@ -58,6 +63,7 @@ const JOB_FIELDS = [
   'priority',
   'timeout',
   'timeoutMs',
+  'stopTimeout',
   'retries',
   'retryDelay',
   'dependsOn',
@@ -190,6 +196,8 @@ function checkJob(raw: unknown, index: number, source: JobFileSource): CommandJo
   const timeoutField = raw['timeoutMs'] !== undefined ? 'timeoutMs' : 'timeout';
   const timeoutMs = optionalDuration(raw[timeoutField], timeoutField === 'timeoutMs', Number.MIN_VALUE);
   if (timeoutMs === false) mustDuration(timeoutField, timeoutForms(timeoutField));
+  const stopTimeoutMs = optionalDuration(raw['stopTimeout'], false, 0);
+  if (stopTimeoutMs === false) mustDuration('stopTimeout', `${DURATION_FORMS}, at most ${MAX_TIMEOUT_MS} ms`);
   const retryDelayMs = optionalDuration(raw['retryDelay'], false, 0);
   if (retryDelayMs === false) mustDuration('retryDelay', `${DURATION_FORMS}, at most ${MAX_TIMEOUT_MS} ms`);
 
@@ -220,6 +228,7 @@ function checkJob(raw: unknown, index: number, source: JobFileSource): CommandJo
     resources: resources as ResourceRequest,
     priority: priority as PriorityName,
     timeoutMs: timeoutMs as number | undefined,
+    stopTimeoutMs: stopTimeoutMs as number | undefined,
     retries: retries as number,
     retryDelayMs: retryDelayMs as number | undefined,
     dependsOn: [...new Set(dependsOn as string[])],

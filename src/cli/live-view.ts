@@ -29,6 +29,7 @@ const KEEP: ReadonlySet<SchedulerEvent['type']> = new Set([
   'job.failed',
   'job.cancelled',
   'job.retrying',
+  'job.forceReleased',
 ]);
 const HIDE_CURSOR = '\x1b[?25l';
 const SHOW_CURSOR = '\x1b[?25h';

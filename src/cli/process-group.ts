@@ -70,25 +70,26 @@ function carriesToken(pid: string, needle: Buffer): boolean {
 }
 
 /**
- * What is alive of a tree now: whether any process of its group is, and the live processes that
- * carry its token outside the group (one pass over `/proc`).
+ * What is alive of a tree now: whether any process of its group is (and which, where `/proc`
+ * tells), and the live processes that carry its token outside the group (one pass over `/proc`).
  */
-export function treeMembers(tree: ProcessTree): { groupAlive: boolean; escaped: number[] } {
-  if (!signalGroup(tree.pgid, 0) && tree.token === undefined) return { groupAlive: false, escaped: [] };
+export function treeMembers(tree: ProcessTree): { groupAlive: boolean; group: number[]; escaped: number[] } {
+  if (!signalGroup(tree.pgid, 0) && tree.token === undefined)
+    return { groupAlive: false, group: [], escaped: [] };
   const entries = procEntries();
-  if (entries === undefined) return { groupAlive: signalGroup(tree.pgid, 0), escaped: [] };
+  if (entries === undefined) return { groupAlive: signalGroup(tree.pgid, 0), group: [], escaped: [] };
   const needle = tree.token === undefined ? undefined : Buffer.from(`${JOB_TOKEN_ENV}=${tree.token}\0`);
-  let inGroup = false;
+  const group: number[] = [];
   const escaped: number[] = [];
   for (const entry of entries) {
     const stat = readStat(entry);
     if (!alive(stat)) continue;
-    if (stat?.pgrp === tree.pgid) inGroup = true;
+    if (stat?.pgrp === tree.pgid) group.push(Number(entry));
     else if (needle !== undefined && Number(entry) !== process.pid && carriesToken(entry, needle)) {
       escaped.push(Number(entry));
     }
   }
-  return { groupAlive: inGroup, escaped };
+  return { groupAlive: group.length > 0, group, escaped };
 }
 
 /** True while any process of the tree is alive. */
@@ -125,13 +126,25 @@ export function readStat(pid: number | string): { state: string; pgrp: number } 
   return { state, pgrp: Number(pgrp) };
 }
 
+/** Options of {@link terminateTree}. */
+export type TerminateOptions = {
+  /**
+   * Called once if processes of the tree are still alive a second after SIGKILL (stuck in an
+   * uninterruptible sleep, or no longer ours to signal — a setuid program), with their pids.
+   */
+  onLingering?: (pids: number[]) => void;
+};
+
 /**
  * Ends a process tree: SIGTERM, then SIGKILL if anything of it is still alive after `graceMs`.
- * Resolves once the tree is gone (or SIGKILL was sent and had time to land).
+ * Resolves once the tree is gone — and not before: what holds a job's resources may still use
+ * them, so a process that outlives SIGKILL is waited for (told through `onLingering`), checked
+ * less and less often, up to once a second.
  */
 export async function terminateTree(
   tree: ProcessTree,
   graceMs: number = DEFAULT_KILL_GRACE_MS,
+  options: TerminateOptions = {},
 ): Promise<void> {
   if (!treeAlive(tree)) return;
   signalTree(tree, 'SIGTERM');
@@ -140,8 +153,18 @@ export async function terminateTree(
     if (!treeAlive(tree)) return;
   }
   signalTree(tree, 'SIGKILL');
-  // SIGKILL cannot be caught; give the kernel a moment to tear the processes down.
-  for (let tries = 0; tries < 20 && treeAlive(tree); tries++) await sleep(POLL_MS);
+  let told = false;
+  for (let waited = 0, poll = POLL_MS; ; waited += poll, poll = Math.min(1_000, poll * 2)) {
+    await sleep(poll);
+    const { group, escaped, groupAlive: inGroup } = treeMembers(tree);
+    if (!inGroup && escaped.length === 0) return;
+    // What started since (or went unseen) is killed too.
+    signalTree(tree, 'SIGKILL');
+    if (!told && waited >= 1_000) {
+      told = true;
+      options.onLingering?.([...group, ...escaped]);
+    }
+  }
 }
 
 /** {@link terminateTree} of a process group alone. */

@@ -66,13 +66,17 @@ export function lenientWriter(stream: NodeJS.WritableStream): (text: string) => 
 
 /**
  * `--json`: one JSON object per line on standard output — each `SchedulerEvent` unchanged, a
- * `run.interrupted` line per Ctrl-C, and a final `run.summary` line. Notices also go to
- * standard error as text, for the person at the terminal.
+ * `run.interrupted` line per Ctrl-C, and a final `run.summary` line. Notices, and the warning of
+ * a `job.forceReleased` event, also go to standard error as text, for the person at the terminal.
  */
-export function jsonReporter(write: Writers): Reporter {
+export function jsonReporter(write: Writers, startAt = 0): Reporter {
   return {
     start: (info) => write.out(`${JSON.stringify(info)}\n`),
-    event: (event) => write.out(`${JSON.stringify(event)}\n`),
+    event: (event) => {
+      write.out(`${JSON.stringify(event)}\n`);
+      if (event.type === 'job.forceReleased')
+        write.err(`ai-batch: ${renderEventLine(event, startAt) ?? ''}\n`);
+    },
     notice: (notice) => {
       write.out(`${JSON.stringify(notice)}\n`);
       write.err(`ai-batch: ${notice.message}\n`);

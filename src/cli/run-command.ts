@@ -51,7 +51,7 @@ function chooseReporter(
   startAt: number,
   scheduler: ReturnType<typeof createScheduler<CliHandlers>>,
 ): Reporter {
-  if (args.json) return jsonReporter(write);
+  if (args.json) return jsonReporter(write, startAt);
   const stdout = process.stdout;
   if (!stdout.isTTY || process.env['TERM'] === 'dumb') return lineReporter(write, startAt);
   return liveView({
@@ -91,7 +91,12 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
     retainFinished: Number.POSITIVE_INFINITY,
     monitor: detected,
     ...(args.maxConcurrent === undefined ? {} : { maxConcurrentJobs: args.maxConcurrent }),
+    // A job told to stop keeps its resources until its processes are gone (the engine's default),
+    // unless --stop-timeout (or a job's stopTimeout) says how long at most.
+    ...(args.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: args.stopTimeoutMs }),
   });
+  // Shutdown's own wait for stopped jobs follows the same rule: for ever, unless --stop-timeout.
+  const stopTimeoutMs = args.stopTimeoutMs ?? Number.POSITIVE_INFINITY;
   const reporter = chooseReporter(args, write, startAt, scheduler);
   const specs = jobFile.jobs.map(toSubmission);
   // Listening before the first job starts: Node's default for SIGINT would exit at once and
@@ -101,6 +106,7 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
     registry,
     notice: (notice) => reporter.notice(notice),
     drainTimeoutMs: args.drainTimeoutMs,
+    stopTimeoutMs,
     now: () => Date.now(),
   });
   try {
@@ -118,11 +124,11 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
       scheduler.submitAll(specs);
     } catch (error) {
       subscription.unsubscribe();
-      await scheduler.shutdown({ mode: 'cancel' });
+      await scheduler.shutdown({ mode: 'cancel', stopTimeoutMs });
       throw submitErrorToJobFileError(error, jobFile) ?? error;
     }
     await scheduler.onIdle();
-    await scheduler.shutdown({ mode: 'drain', timeoutMs: args.drainTimeoutMs });
+    await scheduler.shutdown({ mode: 'drain', timeoutMs: args.drainTimeoutMs, stopTimeoutMs });
     // The engine frees resources when an attempt ends; the processes of a stopped job may still be
     // going down. The run is over only when they are gone.
     await registry.settled();

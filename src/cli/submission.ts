@@ -38,6 +38,7 @@ export function toSubmission(job: CommandJob): JobSubmission<CliHandlers> {
         : { backoff: { type: 'fixed', delayMs: job.retryDelayMs, jitter: false } }),
     },
     ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
+    ...(job.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: job.stopTimeoutMs }),
     ...(job.group === undefined ? {} : { group: job.group }),
   };
 }

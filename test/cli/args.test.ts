@@ -46,6 +46,9 @@ describe('parseCli', () => {
     });
     expect(parseCli(['run', 'j.yaml', '--drain-timeout', '2500ms'])).toMatchObject({ drainTimeoutMs: 2_500 });
     expect(parseCli(['run', 'j.yaml', '--drain-timeout', '0s'])).toMatchObject({ drainTimeoutMs: 0 });
+    expect(parseCli(['run', 'j.yaml', '--stop-timeout', '1m'])).toMatchObject({ stopTimeoutMs: 60_000 });
+    // Without --stop-timeout a stopped job's resources are held until its processes are gone.
+    expect('stopTimeoutMs' in parseCli(['run', 'j.yaml'])).toBe(false);
   });
 
   it('parses simulate, resources and diagram', () => {
@@ -117,6 +120,11 @@ describe('parseCli', () => {
         'run',
       ],
       [['run', 'a.yaml', '--drain-timeout', '30d'], /--drain-timeout must be a duration/, 'run'],
+      [
+        ['run', 'a.yaml', '--stop-timeout', '10'],
+        /^--stop-timeout must be a duration with a unit.*; got "10" \(a bare number has no unit: write "10s" for seconds or "10ms" for milliseconds\)$/,
+        'run',
+      ],
       [['run', 'a.yaml', '--drain-timeout', '999999h'], /at most 2147483647 ms; got "999999h"$/, 'run'],
       [['run', 'a.yaml', '--logs'], /--logs/, 'run'],
       [['simulate', '--format', 'philly'], /missing --trace <csv>/, 'simulate'],

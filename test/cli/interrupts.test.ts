@@ -4,7 +4,7 @@ import { handleInterrupts, type InterruptTarget } from '../../src/cli/interrupts
 import type { Notice } from '../../src/cli/reporter.js';
 import type { JobSnapshot } from '../../src/runtime/types.js';
 
-function setup() {
+function setup(stopTimeoutMs?: number) {
   const jobs = [
     { id: 'a', state: 'running' },
     { id: 'b', state: 'scheduled' },
@@ -20,6 +20,7 @@ function setup() {
     registry: { killAll: vi.fn() },
     notice: (notice: Notice) => void notices.push(notice),
     drainTimeoutMs: 30_000,
+    ...(stopTimeoutMs === undefined ? {} : { stopTimeoutMs }),
     now: () => 7,
     exit: vi.fn(),
   } satisfies InterruptTarget;
@@ -32,7 +33,12 @@ describe('handleInterrupts', () => {
   it('drains on the first SIGINT, cancels running jobs on the second, kills and exits on the third', () => {
     const { target, signals, notices } = setup();
     signals.emit('SIGINT');
-    expect(target.scheduler.shutdown).toHaveBeenCalledWith({ mode: 'drain', timeoutMs: 30_000 });
+    // Stopped jobs keep their resources until their processes are gone (no stop timeout given).
+    expect(target.scheduler.shutdown).toHaveBeenCalledWith({
+      mode: 'drain',
+      timeoutMs: 30_000,
+      stopTimeoutMs: Number.POSITIVE_INFINITY,
+    });
     expect(target.scheduler.cancel).not.toHaveBeenCalled();
     expect(notices[0]).toMatchObject({ type: 'run.interrupted', action: 'drain', at: 7 });
     expect(notices[0]?.message).toMatch(
@@ -56,7 +62,10 @@ describe('handleInterrupts', () => {
   it('cancels at once on SIGTERM', () => {
     const { target, signals, notices } = setup();
     signals.emit('SIGTERM');
-    expect(target.scheduler.shutdown).toHaveBeenCalledWith({ mode: 'cancel' });
+    expect(target.scheduler.shutdown).toHaveBeenCalledWith({
+      mode: 'cancel',
+      stopTimeoutMs: Number.POSITIVE_INFINITY,
+    });
     expect(target.scheduler.cancel).toHaveBeenCalledTimes(2);
     expect(notices[0]?.message).toMatch(/^SIGTERM: stopping 2 running job/);
   });
@@ -64,13 +73,26 @@ describe('handleInterrupts', () => {
   it('cancels at once on SIGHUP (the terminal was closed), as on SIGTERM', () => {
     const { target, signals, notices } = setup();
     signals.emit('SIGHUP');
-    expect(target.scheduler.shutdown).toHaveBeenCalledWith({ mode: 'cancel' });
+    expect(target.scheduler.shutdown).toHaveBeenCalledWith({
+      mode: 'cancel',
+      stopTimeoutMs: Number.POSITIVE_INFINITY,
+    });
     expect(target.scheduler.cancel.mock.calls).toEqual([['a'], ['b']]);
     expect(notices[0]).toMatchObject({
       action: 'cancel',
       message: 'SIGHUP: stopping 2 running job(s) (a, b)',
     });
     expect(target.exit).not.toHaveBeenCalled();
+  });
+
+  it('gives shutdown the stop timeout it was given (--stop-timeout)', () => {
+    const { target, signals } = setup(5_000);
+    signals.emit('SIGINT');
+    signals.emit('SIGINT');
+    expect(target.scheduler.shutdown.mock.calls).toEqual([
+      [{ mode: 'drain', timeoutMs: 30_000, stopTimeoutMs: 5_000 }],
+      [{ mode: 'cancel', stopTimeoutMs: 5_000 }],
+    ]);
   });
 
   it('stops listening when told', () => {

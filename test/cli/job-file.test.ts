@@ -28,6 +28,7 @@ describe('validateJobFile', () => {
             resources: { gpu: 0.5, vramMb: 4000 },
             priority: 'high',
             timeout: '2m',
+            stopTimeout: '45s',
             retries: 2,
             retryDelay: '500ms',
             dependsOn: 'a',
@@ -48,6 +49,7 @@ describe('validateJobFile', () => {
       resources: {},
       priority: 'normal',
       timeoutMs: undefined,
+      stopTimeoutMs: undefined,
       retries: 0,
       retryDelayMs: undefined,
       dependsOn: [],
@@ -58,6 +60,7 @@ describe('validateJobFile', () => {
     });
     expect(file.jobs[1]).toMatchObject({
       timeoutMs: 120_000,
+      stopTimeoutMs: 45_000,
       retries: 2,
       retryDelayMs: 500,
       dependsOn: ['a'],
@@ -140,6 +143,18 @@ describe('validateJobFile', () => {
       { command: 'x', timeout: 30 },
       'timeout',
       /timeout must be a duration with a unit.*; got 30 \(a bare number has no unit: write "30s" for seconds or "30ms" for milliseconds\)$/,
+    ],
+    [
+      'a stopTimeout that is a bare number',
+      { command: 'x', stopTimeout: 30 },
+      'stopTimeout',
+      /^jobs\.yaml: job "resize" \(jobs\[1\]\): stopTimeout must be a duration with a unit, such as 500ms, 30s, 5m or 1h, at most 2147483647 ms; got 30 \(a bare number has no unit: write "30s" for seconds or "30ms" for milliseconds\)$/,
+    ],
+    [
+      'a stopTimeout of no duration',
+      { command: 'x', stopTimeout: 'never' },
+      'stopTimeout',
+      /stopTimeout must be/,
     ],
     [
       'a retryDelay that is a bare number',

@@ -54,6 +54,7 @@ const stats: SchedulerStats = {
     cancelled: 0,
   },
   queue: { size: 0, max: 100 },
+  stopping: 0,
   resources: { capacity: { ...zero, cpu: 4 }, allocated: zero, free: zero },
 };
 
@@ -84,6 +85,24 @@ describe('jsonReporter', () => {
     ]);
     expect(lines[1]).toEqual(completed);
     expect(err.join('')).toBe('ai-batch: draining\n');
+  });
+
+  it('also warns on stderr when a job’s resources are force-released', () => {
+    const { out, err, write } = capture();
+    const reporter = jsonReporter(write, T0);
+    const forced: SchedulerEvent = {
+      type: 'job.forceReleased',
+      at: T0 + 3_000,
+      job: { ...snapshot, state: 'failed' },
+      attempt: 1,
+      reason: 'timeout',
+      stoppingMs: 2_000,
+    };
+    reporter.event(forced);
+    expect(JSON.parse(out.join(''))).toEqual(forced);
+    expect(err.join('')).toMatch(
+      /^ai-batch: \[ {3}3\.0s\] WARNING {4}a attempt 1: its resources were released 2\.0s after .*\n$/,
+    );
   });
 });
 

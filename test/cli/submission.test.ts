@@ -15,6 +15,7 @@ const base: CommandJob = {
   resources: { gpu: 1 },
   priority: 'high',
   timeoutMs: undefined,
+  stopTimeoutMs: undefined,
   retries: 0,
   retryDelayMs: undefined,
   dependsOn: ['dl'],
@@ -43,6 +44,12 @@ describe('toSubmission', () => {
       timeoutMs: 1_000,
       group: 'g',
     });
+  });
+
+  it('passes a job’s stopTimeout on as its stopTimeoutMs, and nothing without one (held)', () => {
+    expect(toSubmission({ ...base, stopTimeoutMs: 5_000 })).toMatchObject({ stopTimeoutMs: 5_000 });
+    expect(toSubmission({ ...base, stopTimeoutMs: 0 })).toMatchObject({ stopTimeoutMs: 0 });
+    expect('stopTimeoutMs' in toSubmission(base)).toBe(false);
   });
 });
 

@@ -147,6 +147,31 @@ describe('renderEventLine', () => {
     ).toBe('[   4.0s] cancelled  x: dependency up was failed');
   });
 
+  it('says when a job is told to stop, and warns when its resources are force-released', () => {
+    const running = job('up', { state: 'running', attempt: 1, maxAttempts: 1, startedAt: T0 });
+    expect(
+      renderEventLine({ type: 'job.stopping', at: T0 + 1_000, job: running, reason: 'timeout' }, T0),
+    ).toBe(
+      '[   1.0s] stopping   up (timeout): waiting for its processes to end; it keeps its resources until then',
+    );
+    expect(
+      renderEventLine(
+        {
+          type: 'job.forceReleased',
+          at: T0 + 6_000,
+          job: { ...running, state: 'failed' },
+          attempt: 1,
+          reason: 'cancel',
+          stoppingMs: 5_000,
+        },
+        T0,
+      ),
+    ).toBe(
+      '[   6.0s] WARNING    up attempt 1: its resources were released 5.0s after it was told to stop (cancel), ' +
+        'but its processes have not ended (stop timeout); they may still be using them',
+    );
+  });
+
   it('leaves out resources.changed, which every start and end already implies', () => {
     const resources = { capacity: totals({}), allocated: totals({}), free: totals({}) };
     expect(renderEventLine({ type: 'resources.changed', at: T0, resources }, T0)).toBeUndefined();
@@ -214,6 +239,7 @@ describe('renderFrame', () => {
       cancelled: 0,
     },
     queue: { size: 3, max: 100 },
+    stopping: 0,
     resources: {
       capacity: totals({ gpu: 2, vramMb: 49_152, cpu: 8, memoryMb: 16_384 }),
       allocated: totals({ gpu: 0.5, vramMb: 8_000, cpu: 2, memoryMb: 4_096 }),
@@ -268,6 +294,25 @@ describe('renderFrame', () => {
     expect(frame).toContain('  … 9 more');
     expect(frame.at(-1)).toBe('draining');
     expect(frame).toContain('  (none)');
+  });
+
+  it('shows a job told to stop, and how long it has been stopping, in its row and the header', () => {
+    const stopping = job('up', {
+      state: 'running',
+      attempt: 1,
+      startedAt: T0,
+      progress: { fraction: 0.5, note: 'tile 2/4' },
+      stopping: { reason: 'timeout', outcome: 'failed', since: T0 + 1_000 },
+    });
+    const frame = renderFrame({
+      jobs: [stopping],
+      stats: { ...stats, stopping: 1 },
+      now: T0 + 3_500,
+      startAt: T0,
+      width: 200,
+    });
+    expect(frame[0]).toMatch(/running 1 \(1 stopping\) · waiting/);
+    expect(frame[2]).toMatch(/ 50% +3\.5s {2}stopping \(timeout\) for 2\.5s, holding its resources$/);
   });
 
   it('fits lines with CJK, emoji and combining notes to the terminal’s columns', () => {
