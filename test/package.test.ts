@@ -65,12 +65,21 @@ describe('the package as users install it', () => {
     const out = join(work, 'out');
     mkdirSync(out);
     // `prepack` builds dist/ in the clone (~10–20 s); npm writes the scripts' output on stderr.
-    const report = execFileSync('npm', ['pack', '--json', '--pack-destination', out], {
-      cwd: clone,
-      encoding: 'utf8',
-      timeout: 150_000,
-      stdio: 'pipe',
-    });
+    let report: string;
+    try {
+      report = execFileSync('npm', ['pack', '--json', '--pack-destination', out], {
+        cwd: clone,
+        encoding: 'utf8',
+        timeout: 150_000,
+        stdio: 'pipe',
+      });
+    } catch (error) {
+      // The build's own messages (tsc's type errors) are on standard output.
+      const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+      throw new Error(`npm pack failed; its prepack builds the package:\n${stdout}\n${stderr}`, {
+        cause: error,
+      });
+    }
     const [pack] = JSON.parse(report) as Array<{ filename: string; files: Array<{ path: string }> }>;
     if (!pack) throw new Error(`npm pack reported nothing: ${report}`);
     packed = pack.files.map((f) => f.path);
