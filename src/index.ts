@@ -92,11 +92,14 @@ export type {
   BoostTarget,
   JobHandle,
   JobSnapshot,
+  JobStopping,
   JobSubmission,
   SchedulerEvent,
   SchedulerStats,
   ShutdownReport,
+  StopReason,
 } from './runtime/types.js';
+export type { ShutdownOptions } from './runtime/shutdown.js';
 export type { HandlerContext, JobHandler, Handlers } from './actors/handler.js';
 export type { JobSpec } from './core/job-spec.js';
 export { Priority, PRIORITY_NAMES } from './core/priority.js';
@@ -121,6 +124,7 @@ export type {
   SimulationReport,
   SimulationJobReport,
   SimulatedJobState,
+  RejectionGroup,
   DurationStats,
   DurationBreakdown,
   Utilisation,

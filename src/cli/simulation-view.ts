@@ -1,6 +1,7 @@
 /**
- * A simulation report as text for people: what was replayed on what, how the jobs ended, the
- * makespan, utilisation per resource, and waits and job completion times by priority. Pure.
+ * A simulation report as text for people: what was replayed on what, how the jobs ended, why
+ * jobs were rejected, the makespan, utilisation per resource, and waits and job completion times
+ * by priority. Pure.
  */
 import { PRIORITY_NAMES } from '../core/priority.js';
 import type { DurationBreakdown, SimulationReport } from '../runtime/simulation-types.js';
@@ -39,6 +40,18 @@ function breakdown(label: string, stats: DurationBreakdown): string[] {
   return lines;
 }
 
+/**
+ * Why jobs were rejected, a line per reason under one label, the counts aligned:
+ * `rejected 289 asked for more GPUs than a node has (at most 8)`.
+ */
+function rejections(report: SimulationReport): string[] {
+  const groups = report.rejections;
+  const width = Math.max(0, ...groups.map((g) => String(g.count).length));
+  return groups.map(
+    (g, i) => `${i === 0 ? 'rejected' : ''.padEnd(8)} ${String(g.count).padStart(width)} ${g.reason}`,
+  );
+}
+
 /** The report's lines. */
 export function renderSimulationReport(report: SimulationReport, heading: SimulationHeading): string[] {
   const counts = Object.entries(report.counts)
@@ -57,6 +70,7 @@ export function renderSimulationReport(report: SimulationReport, heading: Simula
     `simulated ${report.jobs.length} jobs of ${heading.trace} (${heading.format}) on ${heading.pool}, ` +
       `${heading.policy} queue${heading.skipped > 0 ? ` (${heading.skipped} trace rows skipped)` : ''}`,
     `jobs     ${counts || 'none'}`,
+    ...rejections(report),
     `makespan ${formatDuration(report.makespanMs)}`,
     `utilisation ${used.join(' · ') || '—'}`,
     ...breakdown('wait', report.wait),

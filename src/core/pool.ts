@@ -275,7 +275,10 @@ function toCeilUnits(value: number, units: number): number {
 /**
  * Rejects a request that no node of the pool could hold even when idle, naming the field,
  * the value and the pool's maximum. Per-field checks come first so the message names the
- * resource that is out of reach; then one node must hold everything at once.
+ * resource that is out of reach — GPUs and VRAM before CPU and memory: AI jobs are sized by their
+ * GPUs, and a trace's CPU and memory are often derived from its GPU count (a 16-GPU Philly job on
+ * 8-GPU nodes is refused for its GPUs, not for the cores that come with them); then one node
+ * must hold everything at once.
  */
 export function assertCanEverFit(
   request: UnitRequest,
@@ -283,22 +286,6 @@ export function assertCanEverFit(
   maxima: PoolMaxima,
   prefix = 'resources',
 ): void {
-  const cpu = request.cpu / CPU_UNITS;
-  if (cpu > maxima.cpu)
-    throw new UnschedulableError(
-      `${prefix}.cpu`,
-      cpu,
-      maxima.cpu,
-      `the largest node has ${maxima.cpu} CPU cores`,
-    );
-  if (request.memoryMb > maxima.memoryMb) {
-    throw new UnschedulableError(
-      `${prefix}.memoryMb`,
-      request.memoryMb,
-      maxima.memoryMb,
-      `the largest node has ${maxima.memoryMb} MB of memory`,
-    );
-  }
   const gpusNeeded = request.gpus > 0 ? request.gpus : request.share > 0 ? 1 : 0;
   if (gpusNeeded > maxima.gpus) {
     throw new UnschedulableError(
@@ -315,6 +302,22 @@ export function assertCanEverFit(
       vram,
       maxima.vramMb,
       `the largest GPU has ${maxima.vramMb} MB of VRAM`,
+    );
+  }
+  const cpu = request.cpu / CPU_UNITS;
+  if (cpu > maxima.cpu)
+    throw new UnschedulableError(
+      `${prefix}.cpu`,
+      cpu,
+      maxima.cpu,
+      `the largest node has ${maxima.cpu} CPU cores`,
+    );
+  if (request.memoryMb > maxima.memoryMb) {
+    throw new UnschedulableError(
+      `${prefix}.memoryMb`,
+      request.memoryMb,
+      maxima.memoryMb,
+      `the largest node has ${maxima.memoryMb} MB of memory`,
     );
   }
   for (const [name, units] of request.custom) {

@@ -3,6 +3,14 @@
  * `list()`, which costs O(jobs) per call), so recording costs O(1) per event and the report
  * O(n log n) at the end (sorting for percentiles).
  */
+import {
+  DependencyCycleError,
+  DuplicateJobError,
+  InvalidJobError,
+  QueueFullError,
+  UnknownDependencyError,
+  UnschedulableError,
+} from '../core/errors.js';
 import { PRIORITY_NAMES, type PriorityName } from '../core/priority.js';
 import type { ResourceTotals } from '../core/resources.js';
 import { JOB_STATES, type Allocation } from '../core/types.js';
@@ -10,12 +18,72 @@ import type { SchedulerEvent } from './types.js';
 import type {
   DurationBreakdown,
   DurationStats,
+  RejectionGroup,
   SimulatedJobState,
   SimulationJob,
   SimulationJobReport,
   SimulationReport,
   Utilisation,
 } from './simulation-types.js';
+
+/** What a field of a request is, in words, and what holds it: `GPUs` … `a node`. */
+const RESOURCE_WORDS: Record<string, { what: string; holder: string; unit: string }> = {
+  'resources.gpu': { what: 'GPUs', holder: 'a node', unit: '' },
+  'resources.vramMb': { what: 'VRAM', holder: 'a GPU', unit: ' MB' },
+  'resources.cpu': { what: 'CPU cores', holder: 'a node', unit: '' },
+  'resources.memoryMb': { what: 'memory', holder: 'a node', unit: ' MB' },
+};
+
+/**
+ * Why the engine refused a job, in words that follow a count ("289 asked for more GPUs than a
+ * node has (at most 8)"), and the key it is grouped by.
+ */
+export function rejectionReason(error: unknown): Omit<RejectionGroup, 'count' | 'firstJob'> {
+  if (error instanceof UnschedulableError) {
+    const { field, max } = error;
+    const words = RESOURCE_WORDS[field];
+    const base = { error: error.name, field };
+    if (words)
+      return {
+        ...base,
+        reason: `asked for more ${words.what} than ${words.holder} has (at most ${max}${words.unit})`,
+      };
+    if (field.startsWith('resources.custom.')) {
+      const name = field.slice('resources.custom.'.length);
+      return {
+        ...base,
+        reason:
+          max === 0
+            ? `asked for ${JSON.stringify(name)}, which no node has`
+            : `asked for more ${JSON.stringify(name)} than a node has (at most ${max})`,
+      };
+    }
+    return {
+      ...base,
+      reason: 'asked for more than any one node has at once (CPU, memory, GPUs with that VRAM, custom)',
+    };
+  }
+  if (error instanceof QueueFullError)
+    return { error: error.name, reason: `arrived when the queue was full (maxQueueSize ${error.max})` };
+  if (error instanceof UnknownDependencyError)
+    return {
+      error: error.name,
+      field: error.field,
+      reason: 'depended on a job that was rejected or never submitted',
+    };
+  if (error instanceof DuplicateJobError)
+    return { error: error.name, field: error.field, reason: 'reused the id of an earlier job' };
+  if (error instanceof DependencyCycleError)
+    return { error: error.name, field: error.field, reason: 'depended on each other in a cycle' };
+  if (error instanceof InvalidJobError)
+    return {
+      error: error.name,
+      field: error.field,
+      reason: `had an invalid ${error.field} (${error.allowed})`,
+    };
+  const name = error instanceof Error ? error.name : 'Error';
+  return { error: name, reason: `were refused: ${error instanceof Error ? error.message : String(error)}` };
+}
 
 type Track = {
   state: SimulatedJobState;
@@ -80,6 +148,8 @@ export class SimulationRecorder {
   private readonly busy: Amounts = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0 };
   private frozen = false;
   private live = 0;
+  /** Why jobs were refused, by reason, in the order each reason was first seen. */
+  private readonly refusals = new Map<string, RejectionGroup>();
   /** The last submission, start or end seen. */
   lastEventAt = 0;
 
@@ -115,6 +185,14 @@ export class SimulationRecorder {
     track.state = 'rejected';
     track.submittedAt = at;
     track.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const why = rejectionReason(error);
+    const key = `${why.error}\u0000${why.reason}`;
+    let group = this.refusals.get(key);
+    if (!group) {
+      group = { ...why, count: 0, firstJob: (this.jobs[i] as SimulationJob).id };
+      this.refusals.set(key, group);
+    }
+    group.count++;
   }
 
   /** Records one engine event. */
@@ -228,9 +306,14 @@ export class SimulationRecorder {
       gpu: share(busy.gpu, capacity.gpu),
       vramMb: share(busy.vramMb, capacity.vramMb),
     };
+    // Largest first; equal groups in the order they were first seen (a stable sort).
+    const rejections = [...this.refusals.values()]
+      .sort((a, b) => b.count - a.count)
+      .map((group) => ({ ...group }));
     return {
       jobs,
       counts,
+      rejections,
       startMs,
       endMs,
       makespanMs,

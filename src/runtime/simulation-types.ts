@@ -133,11 +133,29 @@ export type DurationBreakdown = {
 /** Time-weighted allocated ÷ capacity over [startMs, endMs], in [0, 1] (0 when capacity is 0). */
 export type Utilisation = { cpu: number; memoryMb: number; gpu: number; vramMb: number };
 
+/** Jobs the engine refused at submit for one reason (see `SimulationReport.rejections`). */
+export type RejectionGroup = {
+  /**
+   * Why, in words that follow a count: e.g. `asked for more GPUs than a node has (at most 8)`,
+   * `arrived when the queue was full (maxQueueSize 100)`.
+   */
+  reason: string;
+  /** The error the engine threw: `UnschedulableError`, `QueueFullError`, … */
+  error: string;
+  /** The field it named (e.g. `resources.gpu`), where it named one. */
+  field?: string;
+  count: number;
+  /** The first job refused for it (in arrival order). */
+  firstJob: string;
+};
+
 /** What `simulate()` resolves with. Deterministic: same input and seed, same report. */
 export type SimulationReport = {
   /** Every input job, in input order. */
   jobs: SimulationJobReport[];
   counts: Record<SimulatedJobState, number>;
+  /** The rejected jobs grouped by why they were refused, the largest group first. */
+  rejections: RejectionGroup[];
   /** The first submission. */
   startMs: number;
   /** The last start or end, or `untilMs` when the run was cut there. */
