@@ -114,6 +114,23 @@ export class InvalidJobError extends Error {
   }
 }
 
+/** What an error about a field that is not a known one says: the known fields, the nearest. */
+export type UnknownField = {
+  /** The fields of the object the unknown one was found in. */
+  known: readonly string[];
+  /** The known field nearest to the unknown one, when one is close ("did you mean …"). */
+  suggestion: string | undefined;
+};
+
+/**
+ * The sentence for a field that is not a known one, e.g. `resources.gpus is not a known field;
+ * did you mean gpu? (known: cpu, memoryMb, gpu, vramMb, custom)`.
+ */
+export function unknownFieldSentence(field: string, { known, suggestion }: UnknownField): string {
+  const guess = suggestion === undefined ? '' : `; did you mean ${suggestion}?`;
+  return `${field} is not a known field${guess} (known: ${known.join(', ')})`;
+}
+
 /**
  * A request that can never fit the pool, however long it waits: `field` names the resource,
  * `value` what was asked and `max` the most any node (or GPU) of the pool has.
@@ -178,23 +195,6 @@ export class DuplicateJobError extends Error {
   }
 }
 
-/** What an error about a field that is not a known one says: the known fields, the nearest. */
-export type UnknownField = {
-  /** The fields of the object the unknown one was found in. */
-  known: readonly string[];
-  /** The known field nearest to the unknown one, when one is close ("did you mean …"). */
-  suggestion: string | undefined;
-};
-
-/**
- * The sentence for a field that is not a known one, e.g. `resources.gpus is not a known field;
- * did you mean gpu? (known: cpu, memoryMb, gpu, vramMb, custom)`.
- */
-export function unknownFieldSentence(field: string, { known, suggestion }: UnknownField): string {
-  const guess = suggestion === undefined ? '' : `; did you mean ${suggestion}?`;
-  return `${field} is not a known field${guess} (known: ${known.join(', ')})`;
-}
-
 /**
  * `dependsOn` names a job that is not known; nothing was enqueued. The scheduler keeps only the
  * newest `retainFinished` finished jobs: once it has let one go, an unknown id may be one of
@@ -243,13 +243,23 @@ export class SchedulerClosedError extends Error {
 export class JobFailedError extends Error {
   override readonly name = 'JobFailedError';
 
+  /**
+   * `kind` says why (`error`, `timeout`, `cancelled`, `shutdown`, `dependency`); `options.cause`
+   * is what the handler threw or rejected with, as it was, when an error ended it.
+   */
   constructor(
     readonly jobId: string,
     readonly state: 'failed' | 'cancelled',
     readonly kind: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(`job ${jobId} ${state} (${kind}): ${message}`);
+    // "job a cancelled", not "job a cancelled (cancelled): cancelled".
+    const detail = message === '' || message === state ? '' : `: ${message}`;
+    super(
+      `job ${jobId} ${state}${detail}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
   }
 }
 

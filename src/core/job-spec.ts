@@ -51,6 +51,8 @@ export type NormalisedJob<TPayload = unknown> = {
   priority: PriorityName;
   level: number;
   timeoutMs: number | undefined;
+  /** Undefined: held until the handler settles. */
+  stopTimeoutMs: number | undefined;
   maxAttempts: number;
   backoff: BackoffPolicy;
   group: string | undefined;
@@ -71,6 +73,7 @@ export type JobSpecContext = {
   isHandlerType: (type: string) => boolean;
   handlerTypes: () => string[];
   defaultTimeoutMs: number | undefined;
+  defaultStopTimeoutMs: number | undefined;
   retryAttempts: number;
   backoff: BackoffPolicy;
   newId: () => string;
@@ -82,7 +85,9 @@ export const isObject = (v: unknown): v is Record<string, unknown> =>
 
 /**
  * Throws for a key that `known` does not hold: a misspelt field (`timeout`, `retries`, `gpus`)
- * would otherwise be dropped without a word, and the job run without what it asked for.
+ * would otherwise be dropped without a word, and the job run without what it asked for. The
+ * error says so in a sentence naming the nearest known field when one is close: `resources.gpus
+ * is not a known field; did you mean gpu? (known: cpu, memoryMb, gpu, vramMb, custom)`.
  */
 export function checkKeys(
   field: string,
@@ -121,6 +126,7 @@ const SPEC_KEYS: ReadonlySet<string> = new Set([
   'priority',
   'resources',
   'timeoutMs',
+  'stopTimeoutMs',
   'retry',
   'group',
   'dependsOn',
@@ -128,6 +134,25 @@ const SPEC_KEYS: ReadonlySet<string> = new Set([
 ]);
 const RETRY_KEYS: ReadonlySet<string> = new Set(['attempts', 'backoff']);
 const BACKOFF_KEYS: ReadonlySet<string> = new Set(['type', 'delayMs', 'maxDelayMs', 'jitter']);
+
+/**
+ * A stop timeout: ms in [0, MAX_TIMEOUT_MS], or `Infinity` for "hold until the handler settles"
+ * (returned as undefined).
+ */
+export function checkStopTimeout(
+  field: string,
+  value: unknown,
+  error: (field: string, value: unknown, allowed: string) => Error,
+): number | undefined {
+  if (value === Number.POSITIVE_INFINITY) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMEOUT_MS)
+    throw error(
+      field,
+      value,
+      `a number of ms in [0, ${MAX_TIMEOUT_MS}], or Infinity (hold until the handler settles)`,
+    );
+  return value;
+}
 
 function positiveTimeout(field: string, value: unknown): number | undefined {
   if (value === undefined) return undefined;
@@ -199,6 +224,7 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
       case 'priority':
       case 'resources':
       case 'timeoutMs':
+      case 'stopTimeoutMs':
       case 'retry':
       case 'group':
       case 'dependsOn':
@@ -233,6 +259,10 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
     throw new InvalidJobError('resources', spec.resources, 'an object such as { gpu: 1, vramMb: 8000 }');
   }
   const timeoutMs = positiveTimeout('timeoutMs', spec.timeoutMs) ?? ctx.defaultTimeoutMs;
+  const stopTimeoutMs =
+    spec.stopTimeoutMs === undefined
+      ? ctx.defaultStopTimeoutMs
+      : checkStopTimeout('stopTimeoutMs', spec.stopTimeoutMs, (f, v, a) => new InvalidJobError(f, v, a));
   let maxAttempts = ctx.retryAttempts;
   let backoff = ctx.backoff;
   if (spec.retry !== undefined) {
@@ -261,6 +291,7 @@ export function normaliseJobSpec<T>(spec: JobSpec<T>, ctx: JobSpecContext): Norm
     priority,
     level,
     timeoutMs,
+    stopTimeoutMs,
     maxAttempts,
     backoff,
     group: spec.group,

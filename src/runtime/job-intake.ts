@@ -36,6 +36,7 @@ export class Intake implements JobSpecContext {
   /** The pool, once known: until then jobs are checked only for their shape. */
   pool: KnownPool | undefined = undefined;
   readonly defaultTimeoutMs: number | undefined;
+  readonly defaultStopTimeoutMs: number | undefined;
   readonly retryAttempts: number;
   readonly backoff: ResolvedOptions['backoff'];
   /** The ids already taken by the submission under check. */
@@ -49,6 +50,7 @@ export class Intake implements JobSpecContext {
     private readonly records: JobRecords,
   ) {
     this.defaultTimeoutMs = options.defaultTimeoutMs;
+    this.defaultStopTimeoutMs = options.stopTimeoutMs;
     this.retryAttempts = options.retryAttempts;
     this.backoff = options.backoff;
   }
@@ -126,6 +128,7 @@ export function jobInput(
   };
   if (kind.group !== undefined) input.group = kind.group;
   if (kind.timeoutMs !== undefined) input.timeoutMs = kind.timeoutMs;
+  if (kind.stopTimeoutMs !== undefined) input.stopTimeoutMs = kind.stopTimeoutMs;
   return input;
 }
 

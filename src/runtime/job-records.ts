@@ -114,6 +114,8 @@ export type RareFields = {
   endError: JobError | undefined;
   /** Its progress when it ended, where that is not a shared one (see `JobRecords.ended`). */
   endProgress: Progress | undefined;
+  /** Its running attempt was told to stop and has not stopped yet (counted in `stats().stopping`). */
+  stopping: boolean;
 };
 
 /** A record's rare fields, made now if it had none. */
@@ -129,6 +131,7 @@ export function rareOf(record: JobRecord): RareFields {
     subject: undefined,
     endError: undefined,
     endProgress: undefined,
+    stopping: false,
   });
 }
 
@@ -346,6 +349,7 @@ export class JobRecords {
           k.level === job.level &&
           k.units === units &&
           k.timeoutMs === job.timeoutMs &&
+          k.stopTimeoutMs === job.stopTimeoutMs &&
           k.maxAttempts === job.maxAttempts &&
           k.backoff === job.backoff &&
           k.group === job.group &&
@@ -357,6 +361,7 @@ export class JobRecords {
       priority: job.priority,
       level: job.level,
       timeoutMs: job.timeoutMs,
+      stopTimeoutMs: job.stopTimeoutMs,
       maxAttempts: job.maxAttempts,
       backoff: job.backoff,
       group: job.group,

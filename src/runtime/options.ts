@@ -9,6 +9,7 @@ import {
   checkAttempts,
   checkBackoff,
   checkKeys,
+  checkStopTimeout,
   isObject,
   MAX_TIMEOUT_MS,
   type UnknownFieldError,
@@ -98,6 +99,8 @@ export type ResolvedOptions = {
   monitor: boolean;
   headroom: { memoryMb: number; vramMb: number };
   defaultTimeoutMs: number | undefined;
+  /** Undefined: held until the handler settles. */
+  stopTimeoutMs: number | undefined;
   retryAttempts: number;
   backoff: BackoffPolicy;
   aging: { intervalMs: number; maxLevels: number };
@@ -150,6 +153,7 @@ const OPTION_KEYS: ReadonlySet<string> = new Set([
   'monitor',
   'headroom',
   'defaultTimeoutMs',
+  'stopTimeoutMs',
   'retry',
   'aging',
   'queuePolicy',
@@ -310,6 +314,14 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
       options.defaultTimeoutMs === undefined
         ? undefined
         : duration('defaultTimeoutMs', options.defaultTimeoutMs, 0),
+    stopTimeoutMs:
+      options.stopTimeoutMs === undefined
+        ? undefined
+        : checkStopTimeout(
+            'stopTimeoutMs',
+            options.stopTimeoutMs,
+            (f, v, a) => new InvalidOptionError(f, v, a),
+          ),
     retryAttempts: attempts === undefined ? 3 : checkAttemptsOption(attempts),
     backoff: backoffPolicy,
     aging: {

@@ -59,6 +59,7 @@ import {
   emptyShutdownReport,
   runShutdown,
   stopRetryForShutdown,
+  type ShutdownOptions,
 } from './shutdown.js';
 import type {
   BoostReport,
@@ -137,6 +138,8 @@ export class Scheduler<H extends Handlers = Handlers> {
   private idleWaiters: Array<() => void> = [];
   /** Callers of `submitWhenRoom` and `onRoom` waiting for places, first come first served. */
   private readonly room = new Room(() => this.freePlaces());
+  /** Running attempts told to stop whose handlers have not settled (`stats().stopping`). */
+  private stoppingCount = 0;
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
@@ -421,8 +424,10 @@ export class Scheduler<H extends Handlers = Handlers> {
   }
 
   /**
-   * Cancels a job in any non-final state: a running job's signal is aborted and its resources
-   * are released as it leaves `running`. False when the job is unknown or already final.
+   * Cancels a job in any non-final state. A running job's signal is aborted and it stays `running`
+   * (`snapshot.stopping`, a `job.stopping` event) until its handler settles: only then is it
+   * `cancelled` and its resources released (or after its `stopTimeoutMs`). False when the job is
+   * unknown or already final.
    */
   cancel(id: string): boolean {
     const record = this.records.get(id);
@@ -478,6 +483,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     return {
       jobs: { ...this.records.counts },
       queue: { size: this.records.queueSize(), max: this.options.maxQueueSize },
+      stopping: this.stoppingCount,
       resources: this.resources.stats(),
     };
   }
@@ -487,7 +493,7 @@ export class Scheduler<H extends Handlers = Handlers> {
    * jobs finish for up to `timeoutMs`, then aborts them; `cancel` aborts them at once. Resolves
    * with a report once every resource is free and no timer, subscription or actor is left.
    */
-  shutdown(options: { timeoutMs?: number; mode?: 'drain' | 'cancel' } = {}): Promise<ShutdownReport> {
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownReport> {
     const checked = checkShutdownOptions(options);
     if (this.shutdownPromise) {
       // A second call may turn a drain into a cancel (a second Ctrl-C); it never turns one back.
@@ -495,7 +501,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         abortRunning(this.records, this.shutdownReport);
       return this.shutdownPromise;
     }
-    const { mode, timeoutMs } = checked;
+    const { mode, timeoutMs, stopTimeoutMs } = checked;
     this.closed = true;
     this.room.close();
     const report = emptyShutdownReport(mode);
@@ -513,6 +519,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       report,
       mode,
       timeoutMs,
+      stopTimeoutMs,
     );
     return this.shutdownPromise;
   }
@@ -625,6 +632,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
     const released = state !== prev && this.handBack(record, state);
+    if (prev === 'running' && state !== 'running' && record.rare?.stopping) this.stopped(record, snap, now);
     const left = prev === 'queued' && state === 'cancelled' && this.dispatcher.dequeue(id);
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
@@ -650,6 +658,18 @@ export class Scheduler<H extends Handlers = Handlers> {
         this.pump();
       }
     } else if (state === 'running') {
+      if (snap.context.stopping !== undefined && !record.rare?.stopping) {
+        // Told to stop; until its handler settles it holds on to what it was granted.
+        rareOf(record).stopping = true;
+        this.stoppingCount++;
+        if (this.listening)
+          this.emit({
+            type: 'job.stopping',
+            at: now,
+            job: this.snapshotOf(record, snap),
+            reason: snap.context.stopping.reason,
+          });
+      }
       const { fraction, note } = snap.context.progress;
       const seen = record.rare;
       if (fraction !== (seen?.progressSeen ?? 0) || note !== seen?.noteSeen) {
@@ -672,6 +692,26 @@ export class Scheduler<H extends Handlers = Handlers> {
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
     if (released || left) this.pump();
     if (FINAL.has(state) && state !== prev) this.checkIdle();
+  }
+
+  /**
+   * A stopping attempt left `running`: its handler settled — or, abandoned, its resources were
+   * force-released while it may still run (`job.forceReleased`, told whether or not anyone listens
+   * to the rest: it is a warning).
+   */
+  private stopped(record: JobRecord, snap: JobStateSnapshot, now: number): void {
+    (record.rare as { stopping: boolean }).stopping = false;
+    this.stoppingCount--;
+    const c = snap.context;
+    if (!c.abandoned || c.stopping === undefined || this.events.closed) return;
+    this.emit({
+      type: 'job.forceReleased',
+      at: now,
+      job: this.snapshotOf(record, snap),
+      attempt: c.attempt,
+      reason: c.stopping.reason,
+      stoppingMs: now - c.stopping.since,
+    });
   }
 
   /**
@@ -752,9 +792,10 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
       const error = snap.context.error ?? { kind: 'error', message: state };
+      const cause = snap.context.cause;
       // The error (a stack trace, ~µs) is made only if someone asks for `result`.
       const failed = state as 'failed' | 'cancelled';
-      settle(record, new Failure(() => new JobFailedError(id, failed, error.kind, error.message)));
+      settle(record, new Failure(() => new JobFailedError(id, failed, error.kind, error.message, { cause })));
       if (this.listening && final)
         this.emit({ type: state === 'failed' ? 'job.failed' : 'job.cancelled', at, job: final });
     }

@@ -13,12 +13,28 @@ import type { ShutdownReport } from './types.js';
 export type ShutdownMode = 'drain' | 'cancel';
 
 /** The options of `Scheduler.shutdown()`. */
-export type ShutdownOptions = { timeoutMs?: number; mode?: ShutdownMode };
+export type ShutdownOptions = {
+  /** `drain` (default) lets running jobs finish for up to `timeoutMs`; `cancel` aborts them at once. */
+  mode?: ShutdownMode;
+  /** How long `drain` waits for running jobs before it aborts them. @default 10_000 */
+  timeoutMs?: number;
+  /**
+   * How long shutdown then waits for aborted attempts to really stop (their handlers to settle).
+   * Past it, those still running are named in `report.stillRunning`, their resources are
+   * force-released (`job.forceReleased`) and shutdown resolves. `Infinity` waits for ever.
+   * @default 10_000
+   */
+  stopTimeoutMs?: number;
+};
 
-const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['mode', 'timeoutMs']);
+const SHUTDOWN_KEYS: ReadonlySet<string> = new Set(['mode', 'timeoutMs', 'stopTimeoutMs']);
 
-/** Checks shutdown options and fills in the defaults (drain, for up to 10 s). */
-export function checkShutdownOptions(options: ShutdownOptions): { mode: ShutdownMode; timeoutMs: number } {
+/** Checks shutdown options and fills in the defaults (drain, for up to 10 s; then 10 s to stop). */
+export function checkShutdownOptions(options: ShutdownOptions): {
+  mode: ShutdownMode;
+  timeoutMs: number;
+  stopTimeoutMs: number;
+} {
   if (!isObject(options))
     throw new InvalidOptionError('options', options, "an object { mode: 'drain' | 'cancel', timeoutMs }");
   checkKeys(
@@ -34,12 +50,16 @@ export function checkShutdownOptions(options: ShutdownOptions): { mode: Shutdown
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
     throw new InvalidOptionError('timeoutMs', timeoutMs, 'a number of ms ≥ 0');
   }
-  return { mode, timeoutMs };
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  if (typeof stopTimeoutMs !== 'number' || Number.isNaN(stopTimeoutMs) || stopTimeoutMs < 0) {
+    throw new InvalidOptionError('stopTimeoutMs', stopTimeoutMs, 'a number of ms ≥ 0, or Infinity');
+  }
+  return { mode, timeoutMs, stopTimeoutMs };
 }
 
 /** A report with nothing in it yet. */
 export function emptyShutdownReport(mode: ShutdownMode): ShutdownReport {
-  return { mode, completed: [], failed: [], cancelled: [], aborted: [], timedOut: false };
+  return { mode, completed: [], failed: [], cancelled: [], aborted: [], timedOut: false, stillRunning: [] };
 }
 
 /** What `runShutdown` needs of the scheduler. */
@@ -56,36 +76,54 @@ export type ShutdownDeps = {
 
 /**
  * Cancels the jobs not started, then drains (up to `timeoutMs`) or aborts the running ones,
- * and closes once detection is over. Resolves with `report`, filled in.
+ * waits (up to `stopTimeoutMs`) for aborted attempts to stop — giving up on those that do not,
+ * named in the report — and closes once detection is over. Resolves with `report`, filled in.
  */
 export async function runShutdown(
   deps: ShutdownDeps,
   report: ShutdownReport,
   mode: ShutdownMode,
   timeoutMs: number,
+  stopTimeoutMs: number,
 ): Promise<ShutdownReport> {
-  const { records, clock } = deps;
+  const { records } = deps;
   for (const [id, record] of records.entries()) {
     if (WAITING.has(record.state)) cancelForShutdown(id, records.actorOf(record), report.cancelled);
   }
   if (mode === 'cancel') abortRunning(records, report);
-  else if (records.liveCount() > 0) {
-    let timer: unknown;
-    const drained = await Promise.race([
-      deps.onIdle().then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = clock.setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clock.clearTimeout(timer);
-    if (!drained) {
-      report.timedOut = true;
-      abortRunning(records, report);
+  else if (!(await idleWithin(deps, timeoutMs))) {
+    report.timedOut = true;
+    abortRunning(records, report);
+  }
+  // Aborted attempts hold their resources until their handlers settle; wait for that, a while.
+  if (!(await idleWithin(deps, stopTimeoutMs))) {
+    for (const [id, record] of records.entries()) {
+      const actor = records.actorOf(record);
+      if (record.state !== 'running' || !actor) continue;
+      report.stillRunning.push({ id, attempt: actor.getSnapshot().context.attempt });
+      actor.send(ABANDON);
     }
   }
   await deps.ready.catch(() => undefined);
   deps.close(report);
   return report;
+}
+
+const ABANDON = { type: 'job.abandon' } as const;
+
+/** True once no job is live, false if `ms` (Infinity: never) passed first. */
+async function idleWithin(deps: ShutdownDeps, ms: number): Promise<boolean> {
+  if (deps.records.liveCount() === 0) return true;
+  if (ms === Number.POSITIVE_INFINITY) return deps.onIdle().then(() => true);
+  let timer: unknown;
+  const idle = await Promise.race([
+    deps.onIdle().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = deps.clock.setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  deps.clock.clearTimeout(timer);
+  return idle;
 }
 
 /** Aborts every running job (kind `shutdown`), noting it in the shutdown report. */

@@ -27,6 +27,7 @@ export function toJobSnapshot(
   if (c.waitReason !== undefined) out.waitReason = c.waitReason;
   if (c.allocation !== undefined) out.allocation = c.allocation;
   if (c.error !== undefined) out.error = c.error;
+  if (c.stopping !== undefined && out.state === 'running') out.stopping = { ...c.stopping };
   if (c.startedAt !== undefined) out.startedAt = c.startedAt;
   if (c.endedAt !== undefined) out.endedAt = c.endedAt;
   return out;

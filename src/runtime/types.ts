@@ -7,6 +7,9 @@ import type { ResourceTotals } from '../core/resources.js';
 import type { JobSpec } from '../core/job-spec.js';
 import type { Pressure } from '../core/reconcile.js';
 import type { Handlers, PayloadOf } from '../actors/handler.js';
+import type { JobStopping, StopReason } from '../machines/job.machine.js';
+
+export type { JobStopping, StopReason };
 
 /** A job as observers see it: plain data. */
 export type JobSnapshot = {
@@ -24,6 +27,11 @@ export type JobSnapshot = {
   waitReason?: WaitReason;
   allocation?: Allocation;
   error?: JobError;
+  /**
+   * While `running`: the attempt was told to stop (cancel, timeout, shutdown) and its handler has
+   * not settled yet. It keeps its resources until then (or until its `stopTimeoutMs` runs out).
+   */
+  stopping?: JobStopping;
   submittedAt: number;
   startedAt?: number;
   endedAt?: number;
@@ -34,6 +42,8 @@ export type SchedulerStats = {
   jobs: Record<JobState, number>;
   /** `size` counts pending + queued + retrying jobs. */
   queue: { size: number; max: number };
+  /** Running attempts told to stop whose handlers have not settled: they still hold their resources. */
+  stopping: number;
   resources: {
     capacity: ResourceTotals;
     allocated: ResourceTotals;
@@ -52,6 +62,24 @@ export type SchedulerEvent =
   | { type: 'job.started'; at: number; job: JobSnapshot }
   /** The handler reported progress. */
   | { type: 'job.progress'; at: number; job: JobSnapshot }
+  /**
+   * A running attempt was told to stop (`reason`); its handler has not settled, so the job stays
+   * `running` and keeps its resources until it does (see `JobSnapshot.stopping`).
+   */
+  | { type: 'job.stopping'; at: number; job: JobSnapshot; reason: StopReason }
+  /**
+   * A stopping attempt's resources were released before its handler settled — its `stopTimeoutMs`
+   * ran out, or shutdown gave up on it — and the handler runs on, abandoned: the resources may
+   * still be in use. `stoppingMs`: how long it had been told to stop.
+   */
+  | {
+      type: 'job.forceReleased';
+      at: number;
+      job: JobSnapshot;
+      attempt: number;
+      reason: StopReason;
+      stoppingMs: number;
+    }
   /** An attempt failed; the job waits out its backoff holding nothing. */
   | { type: 'job.retrying'; at: number; job: JobSnapshot; delayMs: number }
   | { type: 'job.completed'; at: number; job: JobSnapshot; output: unknown }
@@ -99,6 +127,12 @@ export type ShutdownReport = {
   aborted: string[];
   /** True when `drain` ran out of time. */
   timedOut: boolean;
+  /**
+   * Attempts whose handlers still had not settled when shutdown stopped waiting for them
+   * (`stopTimeoutMs`): their resources were force-released (`job.forceReleased`), and they may
+   * still be running.
+   */
+  stillRunning: Array<{ id: string; attempt: number }>;
 };
 
 /** A submitted job. */

@@ -28,12 +28,13 @@ import {
   type ShutdownReport,
 } from '../../src/index.js';
 import type { ResourceLedger } from '../../src/core/ledger.js';
-import { JOB_STATES } from '../../src/core/types.js';
+import { JOB_STATES, type Allocation } from '../../src/core/types.js';
 import { countOnLedger } from '../helpers/ledger-count.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 type Host = 'unwatched' | 'inspect' | 'watched';
-type Payload = { ms: number; failUntil: number; hang: boolean; ignoreAbort: boolean };
+/** `stubborn`: never settles, abort or not (only a stop timeout or shutdown gives up on it). */
+type Payload = { ms: number; failUntil: number; hang: boolean; ignoreAbort: boolean; stubborn: boolean };
 type Step =
   | {
       kind: 'submit';
@@ -41,6 +42,7 @@ type Step =
       prio: PriorityName;
       payload: Payload;
       timeoutMs?: number;
+      stopTimeoutMs?: number;
       dep?: number;
       attempts?: number;
     }
@@ -63,8 +65,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
           failUntil: fc.integer({ min: 0, max: 3 }),
           hang: fc.integer({ min: 0, max: 9 }).map((n) => n < 1),
           ignoreAbort: fc.integer({ min: 0, max: 9 }).map((n) => n < 1),
+          stubborn: fc.integer({ min: 0, max: 19 }).map((n) => n < 1),
         }),
         timeoutMs: fc.integer({ min: 20, max: 400 }),
+        stopTimeoutMs: fc.integer({ min: 0, max: 600 }),
         dep: fc.nat(),
         attempts: fc.integer({ min: 1, max: 3 }),
       },
@@ -119,20 +123,28 @@ async function run(
     retry: { attempts: 2, backoff: { type: 'exponential', delayMs: 40, maxDelayMs: 300, jitter: true } },
     ...(host === 'inspect' ? { inspect: () => undefined } : {}),
     handlers: {
-      work: async ({ payload, attempt, signal }: HandlerContext<Payload>) => {
-        if (payload.hang)
-          return new Promise<never>((_, reject) =>
-            signal.addEventListener('abort', () => reject(signal.reason)),
-          );
-        // Ignores its abort: settles late, after its attempt has ended (must change nothing).
-        if (payload.ignoreAbort)
-          return new Promise<string>((resolve) => clock.setTimeout(() => resolve('late'), payload.ms + 500));
-        await delay(clock, payload.ms, signal);
-        if (attempt <= payload.failUntil) throw new Error(`attempt ${attempt} failed`);
-        return `done ${attempt}`;
+      work: ({ id, payload, attempt, allocation, signal }: HandlerContext<Payload>) => {
+        // Every handler body, from its start until its promise has settled, with what it runs on.
+        const key = `${id}#${attempt}`;
+        live.set(key, { id, allocation });
+        const body = workBody(payload, attempt, signal);
+        const gone = () => live.delete(key);
+        body.then(gone, gone);
+        return body;
       },
     },
   });
+  async function workBody(payload: Payload, attempt: number, signal: AbortSignal): Promise<string> {
+    if (payload.stubborn) return new Promise<never>(() => undefined);
+    if (payload.hang)
+      return new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    // Ignores its abort: settles late, after its attempt has ended (must change nothing).
+    if (payload.ignoreAbort)
+      return new Promise<string>((resolve) => clock.setTimeout(() => resolve('late'), payload.ms + 500));
+    await delay(clock, payload.ms, signal);
+    if (attempt <= payload.failUntil) throw new Error(`attempt ${attempt} failed`);
+    return `done ${attempt}`;
+  }
   if (host === 'watched') scheduler.events$.subscribe(() => undefined);
 
   // The ledger, and every grant and release on it (the scheduler places on it directly).
@@ -142,6 +154,8 @@ async function run(
   const onLedger = countOnLedger(ledger);
 
   const ids: string[] = [];
+  /** Handler bodies not yet settled (by job id and attempt), whatever the engine thinks of them. */
+  const live = new Map<string, { id: string; allocation: Allocation }>();
   const settled = new Map<string, number>();
   const log: string[] = [];
   let accepted = 0;
@@ -212,13 +226,50 @@ async function run(
       () => `${where()}: ${onLedger.grants} grants − ${onLedger.releases} releases`,
     );
     ensure(held.length <= maxConcurrentJobs, () => `${where()}: ${held.length} jobs hold resources`);
+    // Resource truth: no two live attempts (handler bodies not yet settled) share a unit beyond
+    // its capacity — each one's grant is still held on the ledger — unless the engine gave up on
+    // it (a stop timeout, or shutdown) and said so.
+    const ledgerHeld = new Set(ledger.allocations().map((a) => a.id));
+    const use = { cpu: 0, gpu: new Map<number, number>(), vram: new Map<number, number>() };
+    for (const [key, body] of live) {
+      const job = scheduler.get(body.id);
+      const abandoned = /force-released/.test(job?.error?.message ?? '');
+      ensure(
+        ledgerHeld.has(body.allocation.id) || abandoned,
+        () => `${where()}: ${key} still runs, but its grant ${body.allocation.id} went back (${job?.state})`,
+      );
+      if (abandoned) continue;
+      use.cpu += body.allocation.cpu;
+      for (const g of body.allocation.gpus) {
+        use.gpu.set(g.index, (use.gpu.get(g.index) ?? 0) + g.share);
+        use.vram.set(g.index, (use.vram.get(g.index) ?? 0) + g.vramMb);
+      }
+    }
+    ensure(use.cpu <= capacity.cpu + 1e-9, () => `${where()}: live attempts use ${use.cpu} CPUs`);
+    for (const [index, share] of use.gpu)
+      ensure(share <= 1 + 1e-9, () => `${where()}: live attempts share GPU ${index} × ${share}`);
+    for (const [index, mb] of use.vram)
+      ensure(mb <= 16_000, () => `${where()}: live attempts use ${mb} MB of GPU ${index}'s VRAM`);
+    // A job is `stopping` exactly while running and told to stop; counted in stats().
+    const stopping = list.filter((j) => j.stopping !== undefined);
+    ensure(
+      stopping.every((j) => j.state === 'running'),
+      () => `${where()}: a job not running says it is stopping`,
+    );
+    ensure(stats.stopping === stopping.length, () => `${where()}: stats.stopping ${stats.stopping}`);
     const waiting =
       (counts.get('pending') ?? 0) + (counts.get('queued') ?? 0) + (counts.get('retrying') ?? 0);
     ensure(
       stats.queue.size === waiting,
       () => `${where()}: queue size ${stats.queue.size}, ${waiting} waiting`,
     );
-    ensure(stats.queue.size <= maxQueueSize, () => `${where()}: queue ${stats.queue.size} > ${maxQueueSize}`);
+    // maxQueueSize bounds what submit() adds; a running job that fails and retries comes back
+    // even to a full queue, so waiting + holding never passes maxQueueSize + maxConcurrentJobs.
+    ensure(
+      waiting + held.length <= maxQueueSize + maxConcurrentJobs,
+      () =>
+        `${where()}: ${waiting} waiting + ${held.length} holding > ${maxQueueSize} + ${maxConcurrentJobs}`,
+    );
     // Only unfinished jobs have an actor: a finished job is a plain record.
     for (const [id, record] of scheduler['records'].entries())
       ensure(
@@ -244,6 +295,7 @@ async function run(
             payload: s.payload,
             resources: s.gpu ? { gpu: s.gpu, cpu: 1 } : { cpu: 1 },
             ...(s.timeoutMs === undefined ? {} : { timeoutMs: s.timeoutMs }),
+            ...(s.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: s.stopTimeoutMs }),
             ...(s.attempts === undefined ? {} : { retry: { attempts: s.attempts } }),
             ...(dep === undefined || !scheduler.get(dep)
               ? {}
@@ -279,8 +331,14 @@ async function run(
             cancelled === (before !== undefined && !FINAL.has(before)),
             () => `cancel ${pick} from ${before}`,
           );
+          // Cancelled — or, running, told to stop, to end cancelled once its handler settles.
+          const after = scheduler.get(pick);
           if (cancelled)
-            ensure(scheduler.get(pick)?.state === 'cancelled', () => `cancel ${pick} left it running`);
+            ensure(
+              after?.state === 'cancelled' ||
+                (after?.state === 'running' && after.stopping?.outcome === 'cancelled'),
+              () => `cancel ${pick} left it running`,
+            );
         }
         break;
       case 'boost':
@@ -307,7 +365,7 @@ async function run(
   }
   closed = true;
   void scheduler.shutdown({ mode: 'cancel', timeoutMs: 0 }).then((r) => (report ??= r));
-  for (let i = 0; i < 10 && report === undefined; i++) await clock.advanceBy(1_000);
+  for (let i = 0; i < 30 && report === undefined; i++) await clock.advanceBy(1_000);
   ensure(report !== undefined, () => `${host}: shutdown never resolved`);
   check('after shutdown');
   await clock.advanceBy(5_000); // the abort-ignoring handlers settle now: nothing may change

@@ -82,7 +82,9 @@ async function workload(inspect: boolean): Promise<{ log: string[]; actors: numb
   work('h', { ms: 500 }, { group: 'slow', priority: 'background' });
   const stale = scheduler.submit({ type: 'stale', id: 's', timeoutMs: 50, retry: { attempts: 2 } });
   stale.state$.subscribe((snap) =>
-    log.push(`${clock.now()} state$ s ${snap.state} a${snap.attempt} ${snap.progress.fraction}`),
+    log.push(
+      `${clock.now()} state$ s ${snap.state}${snap.stopping ? ' stopping' : ''} a${snap.attempt} ${snap.progress.fraction}`,
+    ),
   );
   work('i', { ms: 30 }, { group: 'slow', priority: 'background' });
   await clock.advanceBy(70);

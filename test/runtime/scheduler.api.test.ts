@@ -202,6 +202,18 @@ describe('lifecycle controls', () => {
       const { clock, scheduler, events, handle } = await inState(state);
       expect(scheduler.get('target')?.state).toBe(state);
       expect(scheduler.cancel('target')).toBe(true);
+      if (state === 'running') {
+        // Told to stop, it holds its GPU until its handler has settled (here: at once, on abort).
+        expect(scheduler.get('target')).toMatchObject({
+          state: 'running',
+          stopping: { reason: 'cancel', outcome: 'cancelled' },
+        });
+        expect(scheduler.stats().stopping).toBe(1);
+        expect(scheduler.stats().resources.allocated.gpu).toBe(1);
+        await clock.advanceBy(0);
+        expect(scheduler.stats().stopping).toBe(0);
+        expect(events.filter((e) => e.type === 'job.stopping')).toMatchObject([{ reason: 'cancel' }]);
+      }
       expect(scheduler.get('target')).toMatchObject({ state: 'cancelled', error: { kind: 'cancelled' } });
       await expect(handle.result).rejects.toMatchObject({ name: JobFailedError.name, state: 'cancelled' });
       const cancelled = events.flatMap((e) => (e.type === 'job.cancelled' ? [e.job.id] : []));
@@ -627,8 +639,19 @@ describe('shutdown', () => {
     await clock.advanceBy(0);
     expect(scheduler.get('flaky')?.state).toBe('retrying');
     let report: unknown;
+    const forced: unknown[] = [];
+    scheduler.events$.subscribe((e) => e.type === 'job.forceReleased' && forced.push(e));
     void scheduler.shutdown({ mode: 'drain', timeoutMs: 2_000 }).then((r) => (report = r));
     await clock.advanceBy(2_000 + 1_000);
+    // Aborted at 2 s, but its handler ignores the abort: it still runs, and still holds its GPU.
+    expect(report).toBeUndefined();
+    expect(scheduler.get('stuck')).toMatchObject({
+      state: 'running',
+      stopping: { reason: 'shutdown', since: 2_000 },
+    });
+    expect(scheduler.stats().resources.allocated.gpu).toBe(1);
+    // Shutdown waits for it up to stopTimeoutMs (10 s by default), then gives up and says so.
+    await clock.advanceBy(9_000);
     expect(report).toEqual({
       mode: 'drain',
       completed: [],
@@ -636,9 +659,15 @@ describe('shutdown', () => {
       cancelled: ['flaky'],
       aborted: ['stuck'],
       timedOut: true,
+      stillRunning: [{ id: 'stuck', attempt: 1 }],
     });
     expect(scheduler.get('stuck')).toMatchObject({ state: 'cancelled', error: { kind: 'shutdown' } });
-    expect(scheduler.get('stuck')?.endedAt).toBe(2_000);
+    expect(scheduler.get('stuck')?.error?.message).toMatch(/had not stopped at shutdown/);
+    expect(scheduler.get('stuck')?.endedAt).toBe(12_000);
+    expect(forced).toMatchObject([
+      { job: { id: 'stuck' }, attempt: 1, reason: 'shutdown', stoppingMs: 10_000 },
+    ]);
+    expect(scheduler.stats().resources.allocated.gpu).toBe(0);
     expect(clock.pendingTimers()).toBe(0);
   });
 
@@ -655,6 +684,7 @@ describe('shutdown', () => {
       cancelled: ['b'],
       aborted: ['a'],
       timedOut: false,
+      stillRunning: [],
     });
     expect(clock.now()).toBe(10);
     expect(signals.get('a')?.aborted).toBe(true);

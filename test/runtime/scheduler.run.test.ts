@@ -48,6 +48,7 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
   const clock = createVirtualClock();
   const calls: Array<{ id: string; attempt: number; at: number }> = [];
   const signals = new Map<string, AbortSignal>();
+  const settlers = new Map<string, () => void>();
   const log = ({ id, attempt, signal }: HandlerContext<unknown>) => {
     calls.push({ id, attempt, at: clock.now() });
     signals.set(id, signal);
@@ -67,6 +68,8 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
     throwSync: run(() => boom('sync')),
     rejectNonError: run(() => Promise.reject({ code: 42 })),
     hang: run(() => new Promise<never>(() => undefined)),
+    // Ignores its signal; settles when the test says (`settlers.get(id)()`).
+    settleLater: run(({ id }) => new Promise<string>((resolve) => settlers.set(id, () => resolve('late')))),
     lateResolve: run(() => new Promise<string>((resolve) => clock.setTimeout(() => resolve('late'), 500))),
   };
   // Every grant and every release request, counted on the ledger itself (restored after each test).
@@ -88,7 +91,7 @@ function make(options: Omit<SchedulerOptions, 'handlers' | 'clock'> = {}) {
   const scheduler = createScheduler({ ...base, handlers, ...options });
   const events: SchedulerEvent[] = [];
   scheduler.events$.subscribe((e) => events.push(e));
-  return { clock, scheduler, calls, signals, events, granted, released };
+  return { clock, scheduler, calls, signals, settlers, events, granted, released };
 }
 
 describe('running a job', () => {
@@ -225,9 +228,17 @@ describe('running a job', () => {
       },
     });
     const job = scheduler.submit({ type: 'work', id: 'j', timeoutMs: 500 });
-    await clock.advanceBy(850); // attempt 2 runs from 600 to 900; attempt 1 settles at 800
+    await clock.advanceBy(750);
+    // Timed out at 500, but attempt 1 runs on until it settles (at 800): no retry overlaps it.
+    expect(scheduler.get('j')).toMatchObject({
+      state: 'running',
+      attempt: 1,
+      stopping: { reason: 'timeout', outcome: 'retrying', since: 500 },
+    });
+    await clock.advanceBy(200); // attempt 2 runs from 900 (800 + the 100 ms backoff) to 1200
     expect(scheduler.get('j')).toMatchObject({ state: 'running', attempt: 2, progress: { fraction: 0 } });
-    await clock.advanceBy(100);
+    expect(scheduler.get('j')?.stopping).toBeUndefined();
+    await clock.advanceBy(300);
     await expect(job.result).resolves.toBe('fresh');
   });
 
@@ -255,14 +266,6 @@ describe('running a job', () => {
       state: 'cancelled',
       kind: 'cancelled',
     },
-    { name: 'a hang that ignores abort, cancelled', type: 'hang', act: 'cancel', state: 'cancelled' },
-    {
-      name: 'a hang that ignores abort, timed out',
-      type: 'hang',
-      timeoutMs: 200,
-      state: 'failed',
-      kind: 'timeout',
-    },
   ];
   it.each(cases)('releases resources exactly once on $name', async (c) => {
     const { clock, scheduler, granted, released, events, signals } = make();
@@ -289,6 +292,118 @@ describe('running a job', () => {
     expect(events.filter((e) => e.type === 'job.completed' && e.job.id === 'j')).toHaveLength(
       c.state === 'completed' ? 1 : 0,
     );
+  });
+});
+
+describe('a handler that ignores its abort (resources are held until the work has stopped)', () => {
+  for (const how of ['cancel', 'timeout'] as const) {
+    it(`keeps its GPU after a ${how} until it settles: the next job waits, then starts`, async () => {
+      const { clock, scheduler, granted, released, events, settlers } = make();
+      const spec = { type: 'settleLater', id: 'j', resources: { gpu: 1 } } as const;
+      scheduler.submit(how === 'timeout' ? { ...spec, timeoutMs: 200 } : spec);
+      scheduler.submit({ type: 'succeed', id: 'next', resources: { gpu: 1 } });
+      await clock.advanceBy(50);
+      const finish = settlers.get('j');
+      if (how === 'cancel') expect(scheduler.cancel('j')).toBe(true);
+      await clock.advanceBy(60_000);
+      expect(scheduler.get('j')).toMatchObject({
+        state: 'running',
+        stopping: { reason: how, outcome: how === 'cancel' ? 'cancelled' : 'failed' },
+      });
+      expect(scheduler.stats().stopping).toBe(1);
+      expect(scheduler.get('next')).toMatchObject({ state: 'queued', waitReason: 'resources' });
+      expect(granted).toHaveLength(1);
+      expect(events.filter((e) => e.type === 'job.stopping').map((e) => e.job.id)).toEqual(['j']);
+      // The handler gives up at last: now, and only now, the GPU goes to the next job.
+      finish?.();
+      await clock.advanceBy(0);
+      expect(scheduler.get('j')?.state).toBe(how === 'cancel' ? 'cancelled' : 'failed');
+      expect(scheduler.get('j')?.error?.kind).toBe(how === 'cancel' ? 'cancelled' : 'timeout');
+      expect(scheduler.stats().stopping).toBe(0);
+      expect(scheduler.get('next')?.state).not.toBe('queued');
+      await clock.advanceBy(1_000);
+      expect(scheduler.get('next')?.state).toBe('completed');
+      expect([...released].sort()).toEqual([...granted].sort());
+      expect(events.some((e) => e.type === 'job.forceReleased')).toBe(false);
+    });
+
+    it(`with stopTimeoutMs, force-releases it after a ${how} and says so (job.forceReleased)`, async () => {
+      const { clock, scheduler, events } = make({ stopTimeoutMs: 5_000 });
+      const spec = { type: 'hang', id: 'j', resources: { gpu: 1 } } as const;
+      scheduler.submit(how === 'timeout' ? { ...spec, timeoutMs: 200, retry: { attempts: 3 } } : spec);
+      scheduler.submit({ type: 'succeed', id: 'next', resources: { gpu: 1 } });
+      await clock.advanceBy(50);
+      if (how === 'cancel') expect(scheduler.cancel('j')).toBe(true);
+      const told = how === 'cancel' ? 50 : 200;
+      await clock.advanceBy(told + 5_000 - 50 - 1);
+      expect(scheduler.get('j')?.state).toBe('running');
+      expect(scheduler.get('next')?.state).toBe('queued');
+      await clock.advanceBy(1);
+      // Never retried: a retry could overlap the attempt that may still run.
+      expect(scheduler.get('j')).toMatchObject({
+        state: how === 'cancel' ? 'cancelled' : 'failed',
+        attempt: 1,
+        error: { kind: how === 'cancel' ? 'cancelled' : 'timeout' },
+      });
+      expect(scheduler.get('j')?.error?.message).toMatch(
+        /did not stop within 5000 ms: resources force-released/,
+      );
+      const forced = events.filter((e) => e.type === 'job.forceReleased');
+      expect(forced).toMatchObject([{ job: { id: 'j' }, attempt: 1, reason: how, stoppingMs: 5_000 }]);
+      // The warning comes before the job's end.
+      const order = events.filter((e) => 'job' in e && e.job.id === 'j').map((e) => e.type);
+      expect(order.slice(-2)).toEqual([
+        'job.forceReleased',
+        how === 'cancel' ? 'job.cancelled' : 'job.failed',
+      ]);
+      expect(scheduler.get('next')?.state).not.toBe('queued');
+    });
+  }
+
+  it('a per-job stopTimeoutMs overrides the scheduler default; Infinity holds', async () => {
+    const { clock, scheduler } = make({ stopTimeoutMs: 1_000 });
+    scheduler.submit({ type: 'hang', id: 'held', resources: { gpu: 1 }, stopTimeoutMs: Infinity });
+    scheduler.submit({ type: 'hang', id: 'quick', resources: { cpu: 1 }, stopTimeoutMs: 0 });
+    await clock.advanceBy(10);
+    scheduler.cancel('held');
+    scheduler.cancel('quick');
+    await clock.advanceBy(0);
+    expect(scheduler.get('quick')?.state).toBe('cancelled');
+    await clock.advanceBy(3_600_000);
+    expect(scheduler.get('held')).toMatchObject({ state: 'running', stopping: { reason: 'cancel' } });
+    expect(() => scheduler.submit({ type: 'hang', stopTimeoutMs: -1 })).toThrow(
+      expect.objectContaining({ field: 'stopTimeoutMs' }),
+    );
+  });
+
+  it('a retry never overlaps its own earlier attempt (1-CPU pool, handler ignores the abort)', async () => {
+    const clock = createVirtualClock();
+    let live = 0;
+    let most = 0;
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: { cpu: 1, memoryMb: 1_024 },
+      retry: { attempts: 4, backoff: { type: 'fixed', delayMs: 10 } },
+      handlers: {
+        // Ignores its signal: each attempt computes for 700 ms, well past the 100 ms timeout.
+        slow: () =>
+          new Promise<void>((resolve) => {
+            live++;
+            most = Math.max(most, live);
+            clock.setTimeout(() => {
+              live--;
+              resolve();
+            }, 700);
+          }),
+      },
+    });
+    const job = scheduler.submit({ type: 'slow', id: 's', timeoutMs: 100, resources: { cpu: 1 } });
+    await clock.advanceBy(10_000);
+    await expect(job.result).rejects.toMatchObject({ kind: 'timeout' });
+    expect(scheduler.get('s')).toMatchObject({ state: 'failed', attempt: 4 });
+    expect(most).toBe(1);
+    expect(live).toBe(0);
   });
 });
 
@@ -419,11 +534,13 @@ describe('dependencies', () => {
     expect(scheduler.get('c999')?.error).toMatchObject({ kind: 'dependency', dependencyId: 'c998' });
   });
 
-  it('afterok: a cancelled dependency cancels its dependents', () => {
-    const { scheduler } = make();
+  it('afterok: a cancelled dependency cancels its dependents', async () => {
+    const { clock, scheduler } = make();
     scheduler.submit({ type: 'long', id: 'a' });
     scheduler.submit({ type: 'succeed', id: 'b', dependsOn: ['a'] });
     scheduler.cancel('a');
+    // `a` ends cancelled once its handler has stopped (on its abort, in the same tick).
+    await clock.advanceBy(0);
     expect(scheduler.get('b')).toMatchObject({ state: 'cancelled', error: { kind: 'dependency' } });
   });
 

@@ -97,6 +97,22 @@ export function checkStep(w: World, step: string): void {
     () => `after ${step}: ledger holds [${ledgerIds.join()}], jobs hold [${jobIds.join()}]`,
   );
   checkLedgerInvariants(w.ledger, held);
+  // Resource truth: no two live attempts (handler bodies not yet settled) share a unit beyond its
+  // capacity: each one's grant is still on the ledger, unless shutdown gave up on it and said so.
+  const onLedger = new Set(ledgerIds);
+  for (const [key, body] of w.liveBodies) {
+    const error = w.jobs.get(body.id)?.finalError;
+    ensure(
+      onLedger.has(body.allocation.id) || /force-released/.test(error?.message ?? ''),
+      () => `after ${step}: ${key} still runs, but its grant ${body.allocation.id} went back`,
+    );
+  }
+  const stoppingJobs = w.scheduler.list().filter((j) => j.stopping !== undefined);
+  ensure(
+    stoppingJobs.every((j) => j.state === 'running') && stats.stopping === stoppingJobs.length,
+    () =>
+      `after ${step}: stats.stopping ${stats.stopping}; stopping jobs ${stoppingJobs.map((j) => j.state)}`,
+  );
   // Every grant is released once, and only once its job lets go.
   ensure(
     w.counts.grants - w.counts.releases === ledgerIds.length,
@@ -211,6 +227,9 @@ function checkWorkConserving(w: World, step: string, holding: number, now: numbe
   ensure(!idle, () => `${at()}: ${idle?.id} fits and did not start (backfill, head ${head.id} not reserved)`);
 }
 
+/** How long shutdown waits for aborted attempts to stop (its `stopTimeoutMs` default). */
+const STOP_WAIT_MS = 10_000;
+
 /**
  * Ends a run: shuts down (the run's own mode, unless a step already did), lets it finish in
  * virtual time, and checks what must hold afterwards — the report, every job final exactly once
@@ -220,7 +239,9 @@ export async function finish(w: World): Promise<void> {
   if (!w.shutdown) startShutdown(w, w.cfg.shutdown.mode, w.cfg.shutdown.timeoutMs);
   const sd = w.shutdown as NonNullable<World['shutdown']>;
   await w.clock.flush();
-  const budget = sd.timeoutMs + w.cfg.schedulingIntervalMs;
+  // Draining (cancel: none), then up to shutdown's stopTimeoutMs (10 s by default) for aborted
+  // attempts that ignore their abort to stop, then one tick.
+  const budget = (sd.mode === 'drain' ? sd.timeoutMs : 0) + STOP_WAIT_MS + w.cfg.schedulingIntervalMs;
   const step = Math.max(1, Math.ceil(budget / 8));
   for (let i = 0; i < 12 && sd.report === undefined; i++) {
     await w.clock.advanceBy(step);
@@ -233,9 +254,20 @@ export async function finish(w: World): Promise<void> {
   const at = sd.at as number;
   ensure(
     at - sd.startedAt <= budget,
-    () => `shutdown resolved ${at - sd.startedAt} ms after it began; bound timeoutMs + one tick = ${budget}`,
+    () => `shutdown resolved ${at - sd.startedAt} ms after it began; bound ${budget}`,
   );
-  if (sd.mode === 'cancel') ensure(at === sd.startedAt, 'shutdown(cancel) took virtual time');
+  // Time passes for a cancel only while an aborted attempt that ignores its abort runs on.
+  if (sd.mode === 'cancel' && at !== sd.startedAt)
+    ensure(
+      sd.report?.aborted.some((id) => {
+        const job = w.jobs.get(id);
+        return job !== undefined && job.plan.some((b) => b.kind === 'ignoreAbort');
+      }) ?? false,
+      'shutdown(cancel) took virtual time with no attempt ignoring its abort',
+    );
+  // Those still running when shutdown gave up are named, and were aborted ones.
+  for (const { id } of sd.report?.stillRunning ?? [])
+    ensure(sd.report?.aborted.includes(id) ?? false, () => `stillRunning names ${id}, not aborted`);
   checkStep(w, 'shutdown resolved');
   ensure(w.eventsDone, 'events$ completes at shutdown');
   const report = sd.report;

@@ -29,6 +29,9 @@ export const behaviourOf = (plan: readonly Behaviour[], attempt: number): Behavi
 
 /** When an attempt must have left `running` at the latest (ms after it started). */
 export function attemptBound(b: Behaviour, timeoutMs: number | undefined): number {
+  // A handler that ignores its abort runs its course: timed out, it stays running (stopping),
+  // holding its resources, until it settles.
+  if (b.kind === 'ignoreAbort') return b.ms;
   const own = b.kind === 'throw' ? 0 : b.kind === 'hang' ? Number.POSITIVE_INFINITY : b.ms;
   return Math.min(own, timeoutMs ?? Number.POSITIVE_INFINITY);
 }

@@ -8,6 +8,7 @@ import {
   createVirtualClock,
   PRIORITY_NAMES,
   UnrecoverableError,
+  type Allocation,
   type JobSnapshot,
   type NodeSpec,
   type Scheduler,
@@ -44,6 +45,8 @@ export class World {
   readonly violations: string[] = [];
   /** Timers this test's own handlers hold: not the scheduler's. */
   readonly testTimers = new Set<unknown>();
+  /** Handler bodies not yet settled (by `id#attempt`), whatever the engine thinks of them. */
+  readonly liveBodies = new Map<string, { id: string; allocation: Allocation }>();
   /** When the timers of boosts that took effect fire. */
   readonly boostTimers: number[] = [];
   readonly outside: { memoryMb: number; vramMb: number[] };
@@ -76,8 +79,21 @@ export class World {
     const hostGpus = Array.isArray(host.gpus) ? host.gpus : [];
     this.outside = { memoryMb: 0, vramMb: hostGpus.map(() => 0) };
     const handlers: Handlers = {
-      work: ({ id, payload, attempt, signal, progress }) =>
-        this.runHandler(id, payload, attempt, signal, progress),
+      work: ({ id, payload, attempt, allocation, signal, progress }) => {
+        // Every handler body from its start until its promise settles, with what it runs on.
+        const key = `${id}#${attempt}`;
+        this.liveBodies.set(key, { id, allocation });
+        let body: Promise<Output>;
+        try {
+          body = this.runHandler(id, payload, attempt, signal, progress);
+        } catch (error) {
+          this.liveBodies.delete(key);
+          throw error;
+        }
+        const gone = () => this.liveBodies.delete(key);
+        body.then(gone, gone);
+        return body;
+      },
     };
     this.scheduler = createScheduler({
       clock: this.clock,
