@@ -8,8 +8,8 @@
  * interpreter below with the same guard and update functions the machine calls
  * (`jobGuards`, `jobUpdates`, `jobEmits`, `jobDelays`). A change to the machine's structure
  * flows here by itself; a construct this interpreter does not know fails loudly at load.
- * test/machines/job.logic.test.ts replays every path of the machine's graph and random event
- * sequences on both and asserts identical states and contexts after every step.
+ * The project's tests replay every path of the machine's graph and random event sequences on
+ * both and assert identical states and contexts after every step.
  */
 import type { ActorLogic, ActorScope, ActorSystem, AnyActorRef, EventObject, StateValue } from 'xstate';
 import type { Attempt} from './attempt.js';

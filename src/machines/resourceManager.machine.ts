@@ -29,8 +29,8 @@ export type ResourceManagerInput = {
   /** @default 'best-fit' */
   placement?: PlacementPolicy;
   /**
-   * The ledger to keep, when the caller made it (the scheduler places on it directly; see
-   * src/core/dispatcher.ts). @default a new ledger of `pool`
+   * The ledger to keep, when the caller made it (the scheduler places on it directly, through
+   * its dispatcher). @default a new ledger of `pool`
    */
   ledger?: ResourceLedger;
   /** Reconciliation with the host; absent: no monitor runs. */

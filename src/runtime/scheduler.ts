@@ -79,7 +79,7 @@ const noop = (): void => undefined;
 /** The start message (one object: events are never mutated). */
 const START = { type: 'job.start' } as const;
 
-/** A running scheduler; see DESIGN.md for the contract. */
+/** A running scheduler: `createScheduler()` makes one. */
 export class Scheduler<H extends Handlers = Handlers> {
   /** Every event of the scheduler, as a typed union. */
   readonly events$: Observable<SchedulerEvent>;
