@@ -74,6 +74,13 @@ const JOB_FIELDS = [
 ];
 const MAX_RETRIES = 999;
 
+/**
+ * Extra tries of a job whose file does not say: none, so a command runs once. The library's
+ * default is 3 tries in all (`retry.attempts`); a shell command is not known to be safe to run
+ * twice, and its failures mostly repeat (README, "The `ai-batch` CLI", says why at length).
+ */
+export const DEFAULT_RETRIES = 0;
+
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -201,7 +208,7 @@ function checkJob(raw: unknown, index: number, source: JobFileSource): CommandJo
   const retryDelayMs = optionalDuration(raw['retryDelay'], false, 0);
   if (retryDelayMs === false) mustDuration('retryDelay', `${DURATION_FORMS}, at most ${MAX_TIMEOUT_MS} ms`);
 
-  const retries = raw['retries'] ?? 0;
+  const retries = raw['retries'] ?? DEFAULT_RETRIES;
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) {
     must('retries', `a whole number of extra tries in [0, ${MAX_RETRIES}]`);
   }

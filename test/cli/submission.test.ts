@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { CommandJob, JobFile } from '../../src/cli/job-file.js';
+import { DEFAULT_RETRIES, validateJobFile, type CommandJob, type JobFile } from '../../src/cli/job-file.js';
+import { createScheduler, createVirtualClock } from '../../src/index.js';
 import { submitErrorToJobFileError, toSubmission } from '../../src/cli/submission.js';
 import {
   DependencyCycleError,
@@ -69,5 +71,37 @@ describe('submitErrorToJobFileError', () => {
         ?.message,
     ).toBe('jobs.yaml: resources.cpu must be a finite number ≥ 0; got -1');
     expect(submitErrorToJobFileError(new Error('other'), file)).toBeUndefined();
+  });
+});
+
+describe('the default number of tries, CLI and library', () => {
+  it('runs a job file’s command once unless it says otherwise, where the library tries 3 times; README says both, and why', async () => {
+    const file = validateJobFile({ jobs: [{ id: 'once', command: 'true' }] }, { file: 'j.yaml', dir: '/w' });
+    const cliJob = file.jobs[0] as CommandJob;
+    expect(cliJob.retries).toBe(DEFAULT_RETRIES);
+
+    const scheduler = createScheduler({
+      resources: { cpu: 1, memoryMb: 1 },
+      clock: createVirtualClock(),
+      handlers: { command: async () => ({ exitCode: 0 as const, log: '' }) },
+    });
+    try {
+      const library = scheduler.submit({ type: 'command', id: 'lib', payload: {} });
+      scheduler.submit({ ...toSubmission(cliJob), id: 'cli' });
+      const libraryAttempts = scheduler.get(library.id)?.maxAttempts;
+      const cliAttempts = scheduler.get('cli')?.maxAttempts;
+      expect(cliAttempts).toBe(DEFAULT_RETRIES + 1);
+      expect(cliAttempts).toBe(1);
+      expect(libraryAttempts).toBe(3);
+
+      const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+      const cli = /`retries` counts extra tries and defaults to (\d+)/.exec(readme);
+      const lib = /`retry\.attempts` counts all tries and defaults to (\d+)/.exec(readme);
+      expect(Number(cli?.[1]), 'README on retries').toBe(DEFAULT_RETRIES);
+      expect(Number(lib?.[1]), 'README on retry.attempts').toBe(libraryAttempts);
+      expect(readme).toMatch(/They differ on purpose: a shell command is not known to be safe to run twice/);
+    } finally {
+      await scheduler.shutdown({ mode: 'cancel' });
+    }
   });
 });
