@@ -407,6 +407,37 @@ describe('a handler that ignores its abort (resources are held until the work ha
   });
 });
 
+describe("a job's result", () => {
+  it('rejects with a JobFailedError whose cause is what the handler threw, with a message that says it once', async () => {
+    const clock = createVirtualClock();
+    const thrown = new RangeError('CUDA out of memory');
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      retry: { attempts: 1 },
+      handlers: {
+        oom: () => Promise.reject(thrown),
+        long: ({ signal }: HandlerContext<unknown>) => wait(clock, signal, 10_000),
+      },
+    });
+    const failed = scheduler.submit({ type: 'oom', id: 'a' });
+    const cancelled = scheduler.submit({ type: 'long', id: 'b' });
+    await clock.advanceBy(1);
+    cancelled.cancel();
+    await clock.advanceBy(1);
+    const error = (await failed.result.catch((e: unknown) => e)) as JobFailedError;
+    expect(error).toBeInstanceOf(JobFailedError);
+    expect(error.cause).toBe(thrown);
+    expect(error).toMatchObject({ jobId: 'a', state: 'failed', kind: 'error' });
+    expect(error.message).toBe('job a failed: CUDA out of memory');
+    const stopped = (await cancelled.result.catch((e: unknown) => e)) as JobFailedError;
+    expect(stopped.message).toBe('job b cancelled');
+    expect(stopped.cause).toBeUndefined();
+    expect(stopped.kind).toBe('cancelled');
+  });
+});
+
 describe('retries', () => {
   it('retries with fixed backoff, holding nothing while it waits', async () => {
     const { clock, scheduler, calls, events } = make({
