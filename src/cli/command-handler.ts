@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError } from '../core/errors.js';
 import type { HandlerContext, JobHandler } from '../actors/handler.js';
 import { cudaVisibleDevices, jobEnv } from './job-env.js';
-import { DEFAULT_KILL_GRACE_MS, terminateTree, type ProcessTree } from './process-group.js';
+import { DEFAULT_KILL_GRACE_MS, readStat, terminateTree, type ProcessTree } from './process-group.js';
 import type { ProcessRegistry } from './process-registry.js';
 import { createLineSplitter, parseProgressLine } from './progress-line.js';
 
@@ -152,7 +152,8 @@ async function runAttempt(
     throw new UnrecoverableError(`cannot start ${JSON.stringify(file)}: ${error.code ?? error.message}`);
   }
 
-  const tree: ProcessTree = { pgid: pid, token };
+  const since = readStat(pid)?.starttime;
+  const tree: ProcessTree = { pgid: pid, token, ...(since === undefined ? {} : { since }) };
   let ending: Promise<void> | undefined;
   const endGroup = () =>
     (ending ??= terminateTree(tree, graceMs, {

@@ -27,6 +27,11 @@ export type ProcessTree = {
   pgid: number;
   /** The value of `AI_BATCH_JOB_TOKEN` the attempt was started with. */
   token?: string;
+  /**
+   * When the job's first process started (`starttime` of `/proc/<pid>/stat`, clock ticks since
+   * boot): its descendants started no earlier, so older processes need not be read for the token.
+   */
+  since?: number;
 };
 
 /** Sends a signal to every process of a group; false when the group no longer exists. */
@@ -85,7 +90,12 @@ export function treeMembers(tree: ProcessTree): { groupAlive: boolean; group: nu
     const stat = readStat(entry);
     if (!alive(stat)) continue;
     if (stat?.pgrp === tree.pgid) group.push(Number(entry));
-    else if (needle !== undefined && Number(entry) !== process.pid && carriesToken(entry, needle)) {
+    else if (
+      needle !== undefined &&
+      Number(entry) !== process.pid &&
+      (tree.since === undefined || (stat?.starttime ?? Infinity) >= tree.since) &&
+      carriesToken(entry, needle)
+    ) {
       escaped.push(Number(entry));
     }
   }
@@ -111,8 +121,13 @@ export function signalTree(tree: ProcessTree, signal: NodeJS.Signals): void {
   }
 }
 
-/** State and process group of one process from `/proc/<pid>/stat`, or undefined if it is gone. */
-export function readStat(pid: number | string): { state: string; pgrp: number } | undefined {
+/**
+ * State, process group and start time (clock ticks since boot) of one process from
+ * `/proc/<pid>/stat`, or undefined if it is gone.
+ */
+export function readStat(
+  pid: number | string,
+): { state: string; pgrp: number; starttime: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -121,9 +136,10 @@ export function readStat(pid: number | string): { state: string; pgrp: number } 
   }
   // The command name may hold spaces and parentheses; the fields after its last ')' are fixed.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // Fields 3 (state), 5 (pgrp) and 22 (starttime) of proc(5), counted from 1.
   const [state, , pgrp] = fields;
   if (state === undefined || pgrp === undefined) return undefined;
-  return { state, pgrp: Number(pgrp) };
+  return { state, pgrp: Number(pgrp), starttime: Number(fields[19]) };
 }
 
 /** Options of {@link terminateTree}. */
