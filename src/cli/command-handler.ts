@@ -153,7 +153,11 @@ async function runAttempt(
   }
 
   const since = readStat(pid)?.starttime;
-  const tree: ProcessTree = { pgid: pid, token, ...(since === undefined ? {} : { since }) };
+  const tree: ProcessTree = {
+    pgid: pid,
+    token,
+    ...(since !== undefined && Number.isFinite(since) ? { since } : {}),
+  };
   let ending: Promise<void> | undefined;
   const endGroup = () =>
     (ending ??= terminateTree(tree, graceMs, {
