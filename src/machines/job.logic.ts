@@ -12,7 +12,7 @@
  * both and assert identical states and contexts after every step.
  */
 import type { ActorLogic, ActorScope, ActorSystem, AnyActorRef, EventObject, StateValue } from 'xstate';
-import type { Attempt} from './attempt.js';
+import type { Attempt } from './attempt.js';
 import { type AttemptSignal } from './attempt.js';
 import {
   ABORT_HANDLER,
