@@ -247,7 +247,9 @@ function computeGpus(
     }
     if (fromDriver === undefined) {
       warnings.push(
-        `GPUs: ${vendor} "${model}" has ${vramMb} MB from the PCI window, not from its driver; ` +
+        // systeminformation's `vram` without the driver's `memoryTotal` is OpenCL's global memory
+        // (an H200 in a sandbox: 143,156 MB, what CUDA reports as its total) or a PCI memory window.
+        `GPUs: ${vendor} "${model}" has ${vramMb} MB as systeminformation read it (OpenCL or the PCI memory window), not from its driver; ` +
           'give the pool in options if that is wrong',
       );
     }

@@ -261,7 +261,9 @@ describe('detectHost on real-shaped systeminformation answers', () => {
     const { si } = fakeSi({ graphics: { controllers: [amd], displays: [] } });
     const { node, warnings } = await detectHost({ si, os, runNvidiaSmi: missing });
     expect(node.gpus).toEqual([{ index: 0, vramMb: 256, model: amd.model }]);
-    expect(warnings).toEqual([expect.stringContaining('256 MB from the PCI window')]);
+    expect(warnings).toEqual([
+      expect.stringContaining('256 MB as systeminformation read it (OpenCL or the PCI memory window)'),
+    ]);
   });
 
   it('skips GPUs that share system memory (Apple, integrated with dynamic VRAM)', async () => {
