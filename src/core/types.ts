@@ -32,7 +32,8 @@ export type WaitReason = 'dependencies' | 'resources' | 'concurrency' | 'paused'
 export type QueuedWaitReason = Extract<WaitReason, 'resources' | 'concurrency' | 'paused'>;
 
 /** What ended an attempt or a job badly. */
-export type JobErrorKind = 'error' | 'timeout' | 'cancelled' | 'dependency' | 'shutdown';
+/** `interrupted`: the attempt was running when its (durable) scheduler stopped — a crash, a kill. */
+export type JobErrorKind = 'error' | 'timeout' | 'cancelled' | 'dependency' | 'shutdown' | 'interrupted';
 
 /** The last error of a job, as plain data. */
 export type JobError = {

@@ -73,6 +73,10 @@ export type JobMachineInput = {
   seed?: number;
   /** When it was submitted, where the actor is made later than that. @default now */
   submittedAt?: number;
+  /** Attempts it has had already (a job recovered from a store). @default 0 */
+  attempt?: number;
+  /** Its last error so far (a job recovered from a store). */
+  error?: JobError;
 };
 
 /** The job actor's context: plain data plus the clock it reads. */
@@ -410,7 +414,7 @@ export const jobMachine = setup({
     group: input.group,
     payload: input.payload,
     clock: input.clock,
-    attempt: 0,
+    attempt: input.attempt ?? 0,
     maxAttempts: input.maxAttempts ?? 1,
     timeoutMs: input.timeoutMs,
     stopTimeoutMs: input.stopTimeoutMs,
@@ -418,7 +422,7 @@ export const jobMachine = setup({
     rngState: input.seed ?? seedFromString(input.id),
     allocation: undefined,
     progress: NO_PROGRESS,
-    error: undefined,
+    error: input.error,
     cause: undefined,
     stopping: undefined,
     abandoned: false,

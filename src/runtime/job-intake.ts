@@ -129,6 +129,11 @@ export function jobInput(
   if (kind.group !== undefined) input.group = kind.group;
   if (kind.timeoutMs !== undefined) input.timeoutMs = kind.timeoutMs;
   if (kind.stopTimeoutMs !== undefined) input.stopTimeoutMs = kind.stopTimeoutMs;
+  const restored = record.rare?.restored;
+  if (restored) {
+    input.attempt = restored.attempt;
+    if (restored.error !== undefined) input.error = restored.error;
+  }
   return input;
 }
 

@@ -116,6 +116,8 @@ export type RareFields = {
   endProgress: Progress | undefined;
   /** Its running attempt was told to stop and has not stopped yet (counted in `stats().stopping`). */
   stopping: boolean;
+  /** Recovered from a store: the attempts it had and its last error (its actor starts from them). */
+  restored: { attempt: number; error: JobError | undefined } | undefined;
 };
 
 /** A record's rare fields, made now if it had none. */
@@ -132,6 +134,7 @@ export function rareOf(record: JobRecord): RareFields {
     endError: undefined,
     endProgress: undefined,
     stopping: false,
+    restored: undefined,
   });
 }
 
@@ -413,6 +416,11 @@ export class JobRecords {
     this.idSeq = mark;
   }
 
+  /** Generated ids go on past `job-n` (jobs recovered from a store hold the ones up to it). */
+  advanceIds(n: number): void {
+    this.idSeq = Math.max(this.idSeq, n);
+  }
+
   /** A fresh `job-N` id, taken neither by a record nor by `batch`. */
   newId(batch: ReadonlySet<string>): string {
     let id: string;
@@ -472,14 +480,19 @@ export class JobRecords {
     }
   }
 
+  /** Told the ids of finished records retention let go (a durable scheduler forgets them in its store). */
+  onDrop: ((ids: string[]) => void) | undefined = undefined;
+
   /** Keeps at most `retainFinished` finished records, dropping the oldest. */
   private retain(): void {
     if (this.batching) return;
     const { finishedSeq, finishedRef } = this;
+    const dropped: string[] | undefined = this.onDrop ? [] : undefined;
     while (finishedSeq.length - this.finishedHead > this.retainFinished) {
       const oldest = this.finishedHead++;
       this.droppedCount++;
       const ref = finishedRef[oldest];
+      if (dropped && ref !== undefined) dropped.push(typeof ref === 'number' ? `job-${ref}` : ref.id);
       // Let a dropped record go now, not when the list is next compacted.
       finishedRef[oldest] = undefined;
       this.order.delete(finishedSeq[oldest] as number);
@@ -490,6 +503,7 @@ export class JobRecords {
         if (ref.kind.group !== undefined) this.groups.get(ref.kind.group)?.delete(ref.id);
       }
     }
+    if (dropped && dropped.length > 0) this.onDrop?.(dropped);
     if (this.finishedHead > 1_024 && this.finishedHead * 2 > finishedSeq.length) {
       finishedSeq.splice(0, this.finishedHead);
       finishedRef.splice(0, this.finishedHead);

@@ -21,6 +21,9 @@ import type { Measured } from '../actors/measure.js';
 import type { Handlers } from '../actors/handler.js';
 import { createRealClock, type SchedulerClock } from './clock.js';
 import type { PoolOption } from './pool.js';
+import type { JobStore } from '../store/store.js';
+
+const STORE_METHODS = ['open', 'accept', 'update', 'prune', 'setPaused', 'close'] as const;
 
 export type SchedulerOptions<H extends Handlers = Handlers> = {
   /** Job type → async handler. */
@@ -87,6 +90,12 @@ export type SchedulerOptions<H extends Handlers = Handlers> = {
   detect?: DetectHostOptions;
   /** Takes one host measurement for the monitor. @default readMeasured */
   measure?: () => Promise<Measured>;
+  /**
+   * Where a durable scheduler journals its jobs (e.g. `sqliteStore('state.db')`): every accepted
+   * job before `submit()` returns, and every transition; opened again, it recovers them. Payloads
+   * must then be JSON. @default none: jobs live in memory only
+   */
+  store?: JobStore;
 };
 
 /** Every option with its default applied. */
@@ -113,6 +122,7 @@ export type ResolvedOptions = {
   random: () => number;
   detect: DetectHostOptions;
   measure: (() => Promise<Measured>) | undefined;
+  store: JobStore | undefined;
 };
 
 function count(field: string, value: unknown, fallback: number, min: number, allowInfinity = false): number {
@@ -166,6 +176,7 @@ const OPTION_KEYS: ReadonlySet<string> = new Set([
   'inspect',
   'detect',
   'measure',
+  'store',
 ]);
 const optionError: UnknownFieldError = (field, value, allowed, unknown) =>
   new InvalidOptionError(field, value, allowed, unknown);
@@ -276,6 +287,13 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   }
   if (options.measure !== undefined && typeof options.measure !== 'function')
     throw new InvalidOptionError('measure', options.measure, 'a function resolving with a measurement');
+  const store = options.store as Partial<Record<keyof JobStore, unknown>> | undefined;
+  if (store !== undefined && (!isObject(store) || STORE_METHODS.some((m) => typeof store[m] !== 'function')))
+    throw new InvalidOptionError(
+      'store',
+      options.store,
+      `a store such as sqliteStore(path): an object with ${STORE_METHODS.join(', ')}`,
+    );
   const detect = objectOption('detect', options.detect, ['si', 'os', 'id', 'timeoutMs', 'runNvidiaSmi']);
   if (detect['timeoutMs'] !== undefined) duration('detect.timeoutMs', detect['timeoutMs'], 0, 0);
   for (const key of ['si', 'os'] as const)
@@ -337,6 +355,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     random: options.random ?? Math.random,
     detect: options.detect ?? {},
     measure: options.measure,
+    store: options.store,
   };
 }
 

@@ -20,7 +20,7 @@ import {
 import { Dispatcher } from '../core/dispatcher.js';
 import { checkKeys, findCycle, isObject, type JobSpec } from '../core/job-spec.js';
 import type { ResourceLedger } from '../core/ledger.js';
-import { JOB_STATES, type JobState } from '../core/types.js';
+import { JOB_STATES, type JobError, type JobState } from '../core/types.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
 import { createJobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
@@ -29,6 +29,13 @@ import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
 import { Room, type RoomOptions } from './room.js';
+import { assertJsonPayload, interrupted, Journal, specOf, storedJob, type JournalEntry } from './journal.js';
+import type { StoreContents, StoredJob, StoredStatus } from '../store/store.js';
+import { levelOf } from '../core/priority.js';
+import { toUnits } from '../core/pool.js';
+import { DONE_PROGRESS, NO_PROGRESS } from '../core/progress.js';
+import type { JobContext } from '../machines/job.machine.js';
+import type { NormalisedJob } from '../core/job-spec.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
 import {
@@ -138,11 +145,17 @@ export class Scheduler<H extends Handlers = Handlers> {
   private idleWaiters: Array<() => void> = [];
   /** Callers of `submitWhenRoom` and `onRoom` waiting for places, first come first served. */
   private readonly room = new Room(() => this.freePlaces());
+  /** A durable scheduler's journal (`options.store`); undefined in memory. */
+  private readonly journal: Journal | undefined;
   /** Running attempts told to stop whose handlers have not settled (`stats().stopping`). */
   private stoppingCount = 0;
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
+    // Opened first: a store that is locked, damaged or too new refuses before anything starts.
+    const journal = this.options.store ? new Journal(this.options.store) : undefined;
+    const stored = journal?.open();
+    this.journal = journal;
     this.inspect = options.inspect;
     this.events$ = this.events.asObservable();
     this.records = new JobRecords(this.options.retainFinished, (record) => {
@@ -230,6 +243,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       // A failed detection is reported through `ready`; it must not crash an unobserved process.
       this.ready.catch(() => undefined);
     }
+    if (journal && stored) {
+      // Retention lets finished jobs go from the store too.
+      this.records.onDrop = (ids) => journal.prune(ids);
+      this.recover(stored);
+    }
   }
 
   /**
@@ -244,6 +262,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     try {
       checked = this.check(spec as JobSpec, this.reserved, NO_IDS);
       this.assertRoom(1);
+      // On disk before it is accepted: a store that cannot take it refuses the submit.
+      if (this.journal) this.journal.accept([this.entryOf(checked, spec as JobSpec)]);
     } catch (error) {
       // Refused: it changes nothing, not even the next generated id.
       this.records.rewindIds(ids);
@@ -289,6 +309,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       const cycle = findCycle(new Map(jobs.map(({ job }) => [job.id, job.dependsOn])));
       if (cycle) throw new DependencyCycleError(cycle);
       this.assertRoom(jobs.length);
+      // All or none, on disk before any is accepted.
+      if (this.journal) {
+        const checkedJobs = jobs;
+        this.journal.accept(checkedJobs.map((c, i) => this.entryOf(c, all[i] as JobSpec)));
+      }
     } catch (error) {
       this.records.rewindIds(ids);
       throw error;
@@ -462,6 +487,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     // message waiting behind it) must not start anything more.
     this.dispatcher.open = false;
     this.actor.send({ type: 'scheduler.pause' });
+    this.journal?.paused(true);
     this.emit({ type: 'scheduler.paused', at: this.options.clock.now() });
   }
 
@@ -469,6 +495,7 @@ export class Scheduler<H extends Handlers = Handlers> {
   resume(): void {
     if (this.closed) return;
     this.actor.send({ type: 'scheduler.resume' });
+    this.journal?.paused(false);
     this.emit({ type: 'scheduler.resumed', at: this.options.clock.now() });
   }
 
@@ -531,6 +558,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     this.boosts.dispose();
     this.resources.freeze();
     this.actor.stop();
+    this.journal?.close();
     this.emit({ type: 'scheduler.shutdown', at: this.options.clock.now(), report });
     this.events.complete();
   }
@@ -550,7 +578,151 @@ export class Scheduler<H extends Handlers = Handlers> {
   /** Checks one job (see `Intake.check`); nothing is accepted once the scheduler is closed. */
   private check(spec: JobSpec, batch: ReadonlySet<string>, batchIds?: ReadonlySet<string>): CheckedJob {
     if (this.closed) throw new SchedulerClosedError();
-    return this.intake.check(spec, batch, batchIds);
+    const checked = this.intake.check(spec, batch, batchIds);
+    if (this.journal) assertJsonPayload(checked.job.payload);
+    return checked;
+  }
+
+  /** What the journal keeps of a job about to be accepted, with the status it is accepted in. */
+  private entryOf(checked: CheckedJob, spec: JobSpec): JournalEntry {
+    const { job } = checked;
+    const now = this.options.clock.now();
+    // As `accept` will place it: straight into the queue, or pending (its actor says queued next).
+    const direct = !this.inspect && !this.listening && job.dependsOn.length === 0;
+    const status: StoredStatus = direct
+      ? { state: 'queued', attempt: 0, queuedAt: now }
+      : { state: 'pending', attempt: 0 };
+    return { job: storedJob(job, spec, (this.journal as Journal).nextSeq++, now), status };
+  }
+
+  /**
+   * Reads a store back into jobs: finished ones stay finished (results kept, never rerun);
+   * waiting ones wait again, with their attempts and (queued) their waited time; an attempt that
+   * was running when the scheduler stopped is interrupted — a failed attempt of kind
+   * `interrupted`, retried if attempts are left. A job that can no longer be checked (its
+   * handler type is gone, the pool cannot hold it) fails, saying why.
+   */
+  private recover(contents: StoreContents): void {
+    const journal = this.journal as Journal;
+    const now = this.options.clock.now();
+    let lastSeq = -1;
+    let lastN = 0;
+    // Paused before anything recovered may start.
+    if (contents.paused) this.pause();
+    this.records.batch(() => {
+      for (const { job: stored, status } of contents.jobs) {
+        lastSeq = Math.max(lastSeq, stored.seq);
+        const match = /^job-([1-9]\d*)$/.exec(stored.id);
+        const generated = match !== null && Number(match[1]) <= Number.MAX_SAFE_INTEGER;
+        if (generated) lastN = Math.max(lastN, Number(match[1]));
+        let checked: CheckedJob | undefined;
+        let refusal: unknown;
+        try {
+          checked = this.intake.check(
+            specOf(stored, (id) => this.records.has(id)),
+            NO_IDS,
+            NO_IDS,
+          );
+        } catch (error) {
+          refusal = error;
+        }
+        const job = checked?.job ?? this.unrunnable(stored.id, stored.spec, status.attempt);
+        const record = this.records.add(job, checked?.units ?? toUnits({}), generated);
+        const at = { submittedAt: stored.submittedAt, status };
+        if (!checked) {
+          const message = refusal instanceof Error ? refusal.message : String(refusal);
+          this.endRecovered(record, 'failed', at, {
+            kind: 'error',
+            message: `recovered from the store, but cannot run: ${message}`,
+          });
+          continue;
+        }
+        if (FINAL.has(status.state)) {
+          this.endRecovered(record, status.state, at, status.error);
+          continue;
+        }
+        let attempt = status.attempt;
+        let error = status.error;
+        if (status.state === 'running') {
+          error = interrupted(attempt);
+          if (attempt >= job.maxAttempts) {
+            this.endRecovered(record, 'failed', at, error);
+            continue;
+          }
+        } else if (status.state === 'scheduled') attempt = Math.max(0, attempt);
+        rareOf(record).restored = { attempt, error };
+        const input = jobInput(record, this.options);
+        input.submittedAt = stored.submittedAt;
+        const onError = this.inspect ? (e: unknown) => this.failed(record, e) : noop;
+        const actor = createJobActor(this.jobHost, input, this.inspect, onError);
+        record.actor = actor;
+        if (actor instanceof LeanActor) actor.tag = record;
+        else this.inspected.set(actor, record);
+        // Queued again as of when it was queued before: aging goes on.
+        if (job.dependsOn.length === 0)
+          actor.send({ type: 'job.ready', at: status.state === 'queued' ? (status.queuedAt ?? now) : now });
+        else this.dependencies.link(record, actor);
+      }
+    });
+    journal.nextSeq = lastSeq + 1;
+    this.records.advanceIds(lastN);
+  }
+
+  /** A stored job that no longer passes the checks: kept, to be failed, with what can be read of it. */
+  private unrunnable(id: string, spec: StoredJob['spec'], attempt: number): NormalisedJob {
+    const type = typeof spec['type'] === 'string' ? spec['type'] : 'unknown';
+    const group = typeof spec['group'] === 'string' ? spec['group'] : undefined;
+    return {
+      id,
+      type,
+      payload: spec['payload'],
+      priority: 'normal',
+      level: levelOf('normal'),
+      timeoutMs: undefined,
+      stopTimeoutMs: undefined,
+      maxAttempts: Math.max(1, attempt),
+      backoff: this.options.backoff,
+      group,
+      dependsOn: [],
+      dependencyPolicy: 'afterok',
+    };
+  }
+
+  /** A recovered job that has ended (or ends now): a finished record, its result settled. */
+  private endRecovered(
+    record: JobRecord,
+    state: JobState,
+    at: { submittedAt: number; status: StoredStatus },
+    error: JobError | undefined,
+  ): void {
+    const { status } = at;
+    const now = this.options.clock.now();
+    const endedAt = status.endedAt ?? now;
+    this.records.moved(record, state);
+    const context = {
+      submittedAt: at.submittedAt,
+      startedAt: status.startedAt,
+      endedAt,
+      attempt: status.attempt,
+      error,
+      progress: state === 'completed' ? DONE_PROGRESS : NO_PROGRESS,
+    } as JobContext;
+    this.records.ended(record, context);
+    const id = record.id;
+    if (state === 'completed') settle(record, status.output);
+    else {
+      const e = error ?? { kind: 'error', message: state };
+      const failed = state as 'failed' | 'cancelled';
+      settle(record, new Failure(() => new JobFailedError(id, failed, e.kind, e.message)));
+    }
+    // A job that ends here (interrupted on its last attempt, or no longer runnable) says so on disk.
+    if (status.state !== state || status.error !== error) {
+      const update: StoredStatus = { state, attempt: status.attempt, endedAt };
+      if (status.startedAt !== undefined) update.startedAt = status.startedAt;
+      if (error !== undefined) update.error = error;
+      (this.journal as Journal).update(id, update);
+    }
+    this.records.finished(record);
   }
 
   private assertRoom(n: number): void {
@@ -628,7 +800,11 @@ export class Scheduler<H extends Handlers = Handlers> {
     const prev = record.state;
     const id = record.id;
     const now = this.options.clock.now();
-    if (state !== prev) this.records.moved(record, state);
+    if (state !== prev) {
+      this.records.moved(record, state);
+      // On disk before anything follows from it (a dependent starts, `result` settles).
+      this.journal?.moved(id, state, snap.context);
+    }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
     const released = state !== prev && this.handBack(record, state);

@@ -1,0 +1,132 @@
+/**
+ * The durable scheduler's side of the store port: what it writes at each point of truth (a job
+ * accepted, queued, started, retrying, ended; pause; retention), and how what a store holds is
+ * read back into jobs (see `Scheduler`'s recovery). Without a store none of this runs.
+ */
+import { InvalidJobError } from '../core/errors.js';
+import type { JobSpec, NormalisedJob } from '../core/job-spec.js';
+import type { JobError, JobState } from '../core/types.js';
+import type { JobContext } from '../machines/job.machine.js';
+import type { JobStore, JsonValue, StoreContents, StoredJob, StoredStatus } from '../store/store.js';
+
+/** Whether `value` is plain JSON: null, booleans, finite numbers, strings, arrays and plain objects of them. */
+export function isJson(value: unknown, depth = 0): value is JsonValue {
+  if (depth > 1_000) return false;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!(i in value) || !isJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  if (typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    if (!isJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return Object.getOwnPropertySymbols(value).length === 0;
+}
+
+/** A durable scheduler refuses a payload that could not be read back as it was. */
+export function assertJsonPayload(payload: unknown): void {
+  if (payload !== undefined && !isJson(payload))
+    throw new InvalidJobError(
+      'payload',
+      payload,
+      'JSON (a durable scheduler keeps payloads in its store): null, booleans, finite numbers, strings, arrays and plain objects of them',
+    );
+}
+
+/**
+ * What a store keeps of an accepted job: its spec with every default applied (so a restart under
+ * other defaults runs it as it was accepted), and its resource request as given.
+ */
+export function storedJob(job: NormalisedJob, spec: JobSpec, seq: number, submittedAt: number): StoredJob {
+  const stored: { [key: string]: JsonValue } = {
+    type: job.type,
+    priority: job.priority,
+    retry: { attempts: job.maxAttempts, backoff: { ...job.backoff } },
+    dependsOn: [...job.dependsOn],
+    dependencyPolicy: job.dependencyPolicy,
+    // `null`: held until the handler settles (Infinity is not JSON).
+    stopTimeoutMs: job.stopTimeoutMs ?? null,
+  };
+  if (job.payload !== undefined) stored['payload'] = job.payload as JsonValue;
+  if (spec.resources !== undefined)
+    stored['resources'] = JSON.parse(JSON.stringify(spec.resources)) as JsonValue;
+  if (job.timeoutMs !== undefined) stored['timeoutMs'] = job.timeoutMs;
+  if (job.group !== undefined) stored['group'] = job.group;
+  return { id: job.id, seq, spec: stored, submittedAt };
+}
+
+/** The job spec a stored job is checked again as, on recovery (its dependencies: those still known). */
+export function specOf(stored: StoredJob, known: (id: string) => boolean): JobSpec {
+  const { stopTimeoutMs, dependsOn, ...rest } = stored.spec;
+  const spec: Record<string, unknown> = { ...rest, id: stored.id };
+  spec['stopTimeoutMs'] =
+    stopTimeoutMs === null || stopTimeoutMs === undefined ? Number.POSITIVE_INFINITY : stopTimeoutMs;
+  if (Array.isArray(dependsOn))
+    spec['dependsOn'] = dependsOn.filter((d): d is string => typeof d === 'string' && known(d));
+  return spec as unknown as JobSpec;
+}
+
+/** A job's status as journaled, from its actor's context as it enters `state`. */
+export function statusOf(state: JobState, c: JobContext): StoredStatus {
+  const status: StoredStatus = { state, attempt: c.attempt };
+  if (state === 'queued' && c.queuedAt !== undefined) status.queuedAt = c.queuedAt;
+  if (c.startedAt !== undefined) status.startedAt = c.startedAt;
+  if (c.endedAt !== undefined) status.endedAt = c.endedAt;
+  if (c.error !== undefined) status.error = c.error;
+  if (state === 'completed' && c.output !== undefined && isJson(c.output)) status.output = c.output;
+  return status;
+}
+
+/** The error of an attempt that was running when its scheduler stopped (a crash, a kill). */
+export function interrupted(attempt: number): JobError {
+  return {
+    kind: 'interrupted',
+    message: `attempt ${attempt} was interrupted: its scheduler stopped while it ran`,
+  };
+}
+
+/** One accepted job as journaled, with the status it was accepted in. */
+export type JournalEntry = { job: StoredJob; status: StoredStatus };
+
+/** The store calls of a durable scheduler. */
+export class Journal {
+  /** The submission-order number of the next accepted job (after those recovered). */
+  nextSeq = 0;
+
+  constructor(private readonly store: JobStore) {}
+
+  /** Opens the store: what it holds (the scheduler recovers it). */
+  open(): StoreContents {
+    return this.store.open();
+  }
+
+  accept(entries: readonly JournalEntry[]): void {
+    this.store.accept(entries);
+  }
+
+  /** A job moved to `state` (`scheduled` is not kept: a job not yet started recovers as queued). */
+  moved(id: string, state: JobState, context: JobContext): void {
+    if (state === 'scheduled') return;
+    this.store.update(id, statusOf(state, context));
+  }
+
+  update(id: string, status: StoredStatus): void {
+    this.store.update(id, status);
+  }
+
+  prune(ids: readonly string[]): void {
+    if (ids.length > 0) this.store.prune(ids);
+  }
+
+  paused(paused: boolean): void {
+    this.store.setPaused(paused);
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}

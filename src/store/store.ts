@@ -1,0 +1,67 @@
+/**
+ * The store port: where a durable scheduler journals what it accepted and every transition of
+ * its jobs, and what it reads back when it opens again. The engine calls it at its points of
+ * truth (accept, start of an attempt, end of an attempt, a job's end, pause); nothing else in the
+ * engine knows which adapter is behind it. A scheduler without a store journals nothing and pays
+ * nothing. Every call is synchronous: when `accept` returns, the jobs are on disk (as far as the
+ * adapter's durability setting promises), so `submit()` may say they were accepted.
+ */
+import type { JobError, JobState } from '../core/types.js';
+
+/** A JSON value: what payloads, outputs and the stored parts of a job are made of. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** What a store keeps of an accepted job: enough to rebuild its spec exactly. */
+export type StoredJob = {
+  id: string;
+  /** Its place in submission order (0, 1, 2, …; the scheduler's own sequence). */
+  seq: number;
+  /** The job spec as submitted, defaults applied (a plain JSON object: type, payload, priority, …). */
+  spec: { [key: string]: JsonValue };
+  /** Clock time (ms) it was accepted. */
+  submittedAt: number;
+};
+
+/** Where a job stands, as last journaled. */
+export type StoredStatus = {
+  state: JobState;
+  /** Attempts started so far. */
+  attempt: number;
+  /** When it last entered `queued` (aging counts from here). */
+  queuedAt?: number;
+  /** When its first attempt started. */
+  startedAt?: number;
+  endedAt?: number;
+  /** Its last error (a failed attempt, a timeout, a cancel, …). */
+  error?: JobError;
+  /** A completed job's output (JSON). */
+  output?: JsonValue;
+};
+
+/** What a store held when it was opened. */
+export type StoreContents = {
+  /** Every job kept, in submission order, with its last status. */
+  jobs: Array<{ job: StoredJob; status: StoredStatus }>;
+  /** Whether the scheduler was paused. */
+  paused: boolean;
+};
+
+/** The port a durable scheduler journals to (`createScheduler({ store })`). */
+export interface JobStore {
+  /**
+   * Opens the store (creating it if new) for this scheduler alone, and reads what it holds.
+   * Throws `StoreLockedError` if another scheduler has it open, `StoreCorruptError` for a file
+   * that is not a store (or is damaged), `StoreVersionError` for a store of a newer schema.
+   */
+  open(): StoreContents;
+  /** Journals newly accepted jobs, with their first status, all or none (one `submitAll` is one call). */
+  accept(jobs: ReadonlyArray<{ job: StoredJob; status: StoredStatus }>): void;
+  /** Journals a job's new status. */
+  update(id: string, status: StoredStatus): void;
+  /** Forgets finished jobs that retention let go. */
+  prune(ids: readonly string[]): void;
+  /** Journals pause / resume. */
+  setPaused(paused: boolean): void;
+  /** Lets go of the store (its lock too). Idempotent. */
+  close(): void;
+}

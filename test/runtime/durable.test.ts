@@ -1,0 +1,227 @@
+/**
+ * A durable scheduler (`store`), in virtual time, on a store that keeps its journal in memory
+ * (test/helpers/memory-store.ts): what it journals, and what a scheduler opened on the journal of
+ * one that died — at any point of it — makes of it. The SQLite adapter has its own tests.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  createScheduler,
+  createVirtualClock,
+  type HandlerContext,
+  type JobSnapshot,
+  type Scheduler,
+} from '../../src/index.js';
+import { MemoryStore } from '../helpers/memory-store.js';
+import { numRuns } from '../helpers/num-runs.js';
+
+const POOL = { cpu: 4, memoryMb: 8_192, gpus: [{ vramMb: 16_000 }] };
+type Payload = { ms: number; failUntil?: number };
+
+function durable(store: MemoryStore, calls: Array<{ id: string; attempt: number }> = []) {
+  const clock = createVirtualClock();
+  const scheduler = createScheduler({
+    clock,
+    monitor: false,
+    resources: POOL,
+    store,
+    retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } },
+    handlers: {
+      work: async ({ id, payload, attempt }: HandlerContext<Payload>) => {
+        calls.push({ id, attempt });
+        await new Promise<void>((resolve) => clock.setTimeout(resolve, payload.ms));
+        if (attempt <= (payload.failUntil ?? 0)) throw new Error(`attempt ${attempt} failed`);
+        return { id, attempt };
+      },
+    },
+  });
+  return { clock, scheduler, calls };
+}
+
+const byId = (s: Pick<Scheduler, 'list'>) => new Map(s.list().map((j) => [j.id, j] as const));
+
+describe('a durable scheduler', () => {
+  it('journals every accepted job before submit returns, and each transition', async () => {
+    const store = new MemoryStore();
+    const { clock, scheduler } = durable(store);
+    scheduler.submit({ type: 'work', id: 'a', payload: { ms: 100 } });
+    // Accepted (queued), then started at once (a free slot): both on disk before submit returned.
+    expect(store.ops.map((o) => (o.op === 'accept' ? `accept ${o.entries[0]?.status.state}` : o.op))).toEqual(
+      ['accept queued', 'update'],
+    );
+    expect(store.contentsAt().jobs[0]?.status).toMatchObject({ state: 'running', attempt: 1 });
+    await clock.advanceBy(100);
+    expect(store.contentsAt().jobs[0]?.status).toMatchObject({
+      state: 'completed',
+      attempt: 1,
+      output: { id: 'a', attempt: 1 },
+    });
+    await scheduler.shutdown();
+    expect(store.closed).toBe(true);
+  });
+
+  it('recovers after a crash: finished jobs stay finished, waiting ones run, a running attempt is interrupted and retried', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.submitAll([
+      { type: 'work', id: 'done', payload: { ms: 10 } },
+      { type: 'work', id: 'busy', payload: { ms: 1_000 }, resources: { gpu: 1 } },
+      { type: 'work', id: 'waits', payload: { ms: 10 }, resources: { gpu: 1 } },
+      { type: 'work', id: 'after', payload: { ms: 10 }, dependsOn: ['done', 'busy'] },
+    ]);
+    await first.clock.advanceBy(50);
+    expect(first.scheduler.get('done')?.state).toBe('completed');
+    expect(first.scheduler.get('busy')?.state).toBe('running');
+    // The process dies here: nothing more reaches the store. A new one opens it.
+    const calls: Array<{ id: string; attempt: number }> = [];
+    const second = durable(store.reopenedAt(), calls);
+    const jobs = byId(second.scheduler);
+    expect(jobs.get('done')).toMatchObject({ state: 'completed' });
+    expect(await second.scheduler.get('done')).toBeDefined();
+    // Its attempt 1 was interrupted; attempt 2 started at once on the free GPU.
+    expect(jobs.get('busy')).toMatchObject({ state: 'running', attempt: 2, error: { kind: 'interrupted' } });
+    expect(jobs.get('waits')?.state).not.toBe('completed');
+    expect(jobs.get('after')?.state).toBe('pending');
+    await second.clock.advanceBy(5_000);
+    // Never rerun: `done` completed before the crash.
+    expect(calls.map((c) => c.id).sort()).toEqual(['after', 'busy', 'waits']);
+    expect(calls.find((c) => c.id === 'busy')?.attempt).toBe(2);
+    for (const id of ['done', 'busy', 'waits', 'after'])
+      expect(second.scheduler.get(id)?.state, id).toBe('completed');
+    await second.scheduler.shutdown();
+  });
+
+  it('an interrupted last attempt fails with kind interrupted; a job whose handler is gone fails saying so', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.submit({ type: 'work', id: 'last', payload: { ms: 1_000 }, retry: { attempts: 1 } });
+    await first.clock.advanceBy(10);
+    const clock = createVirtualClock();
+    const second = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      store: store.reopenedAt(),
+      handlers: {},
+    });
+    expect(second.get('last')).toMatchObject({ state: 'failed', error: { kind: 'error' } });
+    expect(second.get('last')?.error?.message).toMatch(/cannot run: .*handler/);
+    const third = durable(store.reopenedAt());
+    expect(third.scheduler.get('last')).toMatchObject({ state: 'failed', error: { kind: 'interrupted' } });
+    const next = third.scheduler.submit({ type: 'work', payload: { ms: 1 } });
+    await third.clock.advanceBy(100);
+    await expect(next.result).resolves.toBeDefined();
+  });
+
+  it('refuses a payload that is not JSON, naming it, and journals nothing', () => {
+    const store = new MemoryStore();
+    const { scheduler } = durable(store);
+    for (const payload of [
+      new Map(),
+      { when: new Date(0) },
+      { n: 1n },
+      { f: () => 1 },
+      Number.NaN,
+      { s: Symbol('x') },
+    ])
+      expect(() => scheduler.submit({ type: 'work', payload: payload as never })).toThrow(
+        expect.objectContaining({ name: 'InvalidJobError', field: 'payload' }),
+      );
+    expect(store.ops).toEqual([]);
+    expect(scheduler.stats().jobs.queued).toBe(0);
+  });
+
+  it('a store that cannot write refuses the submit: nothing accepted, the next id unchanged', async () => {
+    const store = new MemoryStore();
+    const { clock, scheduler } = durable(store);
+    store.fail = new Error('SQLITE_FULL: database or disk is full');
+    expect(() => scheduler.submit({ type: 'work', payload: { ms: 1 } })).toThrow(/disk is full/);
+    expect(() => scheduler.submitAll([{ type: 'work', payload: { ms: 1 } }])).not.toThrow();
+    expect(scheduler.list().map((j) => j.id)).toEqual(['job-1']);
+    await clock.advanceBy(10);
+    expect(scheduler.get('job-1')?.state).toBe('completed');
+  });
+
+  it('keeps generated ids going after recovery, and a paused scheduler stays paused', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.submit({ type: 'work', payload: { ms: 5 } });
+    first.scheduler.submit({ type: 'work', payload: { ms: 5 } });
+    first.scheduler.pause();
+    const second = durable(store.reopenedAt());
+    expect(second.scheduler.submit({ type: 'work', payload: { ms: 5 } }).id).toBe('job-3');
+    await second.clock.advanceBy(100);
+    expect(second.scheduler.stats().jobs.completed).toBe(0);
+    second.scheduler.resume();
+    await second.clock.advanceBy(100);
+    expect(second.scheduler.stats().jobs.completed).toBe(3);
+  });
+});
+
+describe('recovery from any point of the journal (property)', () => {
+  const job = fc.record({
+    ms: fc.integer({ min: 0, max: 200 }),
+    failUntil: fc.integer({ min: 0, max: 3 }),
+    dep: fc.option(fc.nat(), { nil: undefined }),
+    gpu: fc.boolean(),
+  });
+  it('the recovered scheduler holds every journaled job as the journal describes it, and reruns no completed one', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(job, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 1, maxLength: 6 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        async (jobs, pauses, cutAt) => {
+          const store = new MemoryStore();
+          const first = durable(store);
+          const ids: string[] = [];
+          for (const [i, j] of jobs.entries()) {
+            const dep = j.dep !== undefined && ids.length > 0 ? ids[j.dep % ids.length] : undefined;
+            const handle = first.scheduler.submit({
+              type: 'work',
+              id: `j${i}`,
+              payload: { ms: j.ms, failUntil: j.failUntil },
+              ...(j.gpu ? { resources: { gpu: 1 } } : {}),
+              ...(dep ? { dependsOn: [dep] } : {}),
+            });
+            ids.push(handle.id);
+            await first.clock.advanceBy(pauses[i % pauses.length] as number);
+          }
+          // Cut the journal anywhere: what the store held had the process died there.
+          const k = Math.floor(cutAt * (store.ops.length + 1));
+          const journal = store.contentsAt(k);
+          const calls: Array<{ id: string; attempt: number }> = [];
+          const second = durable(store.reopenedAt(k), calls);
+          const recovered = byId(second.scheduler);
+          expect(recovered.size).toBe(journal.jobs.length);
+          for (const { job: stored, status } of journal.jobs) {
+            const now = recovered.get(stored.id) as JobSnapshot;
+            expect(now, stored.id).toBeDefined();
+            if (['completed', 'failed', 'cancelled'].includes(status.state)) {
+              expect(now.state, stored.id).toBe(status.state);
+              expect(now.attempt).toBe(status.attempt);
+            } else if (status.state === 'running') {
+              // Interrupted: failed on its last attempt, else retried (perhaps running again already).
+              expect(now.error?.kind, stored.id).toBe('interrupted');
+              if (status.attempt >= 3) expect(now.state).toBe('failed');
+              else expect([status.attempt, status.attempt + 1]).toContain(now.attempt);
+            } else {
+              expect(['pending', 'queued', 'running', 'cancelled']).toContain(now.state);
+              expect([status.attempt, status.attempt + 1]).toContain(now.attempt);
+            }
+          }
+          await second.clock.advanceBy(20_000);
+          const completedBefore = new Set(
+            journal.jobs.filter((j) => j.status.state === 'completed').map((j) => j.job.id),
+          );
+          for (const call of calls) expect(completedBefore.has(call.id), `${call.id} rerun`).toBe(false);
+          for (const snap of second.scheduler.list())
+            expect(['completed', 'failed', 'cancelled'], snap.id).toContain(snap.state);
+          expect(second.scheduler.stats().resources.allocated.gpu).toBe(0);
+          await second.scheduler.shutdown();
+        },
+      ),
+      { numRuns: numRuns(150) },
+    );
+  });
+});
