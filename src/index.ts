@@ -141,3 +141,16 @@ export {
 } from './traces/alibaba.js';
 export type { AlibabaPodOptions, AlibabaNodeOptions, AlibabaPods, SkippedPod } from './traces/alibaba.js';
 export { TraceFormatError } from './traces/csv.js';
+
+// Durable stores: the port a durable scheduler journals to, and its SQLite adapter
+export { sqliteStore } from './store/sqlite.js';
+export type { SqliteStoreOptions } from './store/sqlite.js';
+export type { JobStore, StoreContents, StoredJob, StoredStatus, JsonValue } from './store/store.js';
+export {
+  StoreLockedError,
+  StoreCorruptError,
+  StoreVersionError,
+  StoreWriteError,
+  StoreClosedError,
+} from './store/errors.js';
+export type { StoreOperation } from './store/errors.js';
