@@ -97,6 +97,13 @@ export function renderEventLine(event: SchedulerEvent, startAt: number): string 
       return line(at, startAt, 'boost', `invalid: ${event.message}`);
     case 'resources.changed':
       return undefined;
+    case 'store.writeFailed':
+      return line(
+        at,
+        startAt,
+        'WARNING',
+        `the state store could not be written${event.jobId ? ` (job ${event.jobId})` : ''}: ${event.message}`,
+      );
     case 'resources.pressure': {
       const p = event.pressure;
       const what = p.resource === 'vram' ? `GPU ${p.gpuIndex ?? '?'} VRAM` : 'memory';

@@ -97,7 +97,14 @@ export class Journal {
   /** The submission-order number of the next accepted job (after those recovered). */
   nextSeq = 0;
 
-  constructor(private readonly store: JobStore) {}
+  /**
+   * @param onWriteError told when a transition could not be journaled (a full disk): the job goes
+   * on in memory, but a crash before the next successful write would recover it as it was stored.
+   */
+  constructor(
+    private readonly store: JobStore,
+    private readonly onWriteError: (error: unknown, jobId: string | undefined) => void = () => undefined,
+  ) {}
 
   /** Opens the store: what it holds (the scheduler recovers it). */
   open(): StoreContents {
@@ -111,22 +118,39 @@ export class Journal {
   /** A job moved to `state` (`scheduled` is not kept: a job not yet started recovers as queued). */
   moved(id: string, state: JobState, context: JobContext): void {
     if (state === 'scheduled') return;
-    this.store.update(id, statusOf(state, context));
+    this.update(id, statusOf(state, context));
   }
 
   update(id: string, status: StoredStatus): void {
-    this.store.update(id, status);
+    try {
+      this.store.update(id, status);
+    } catch (error) {
+      this.onWriteError(error, id);
+    }
   }
 
   prune(ids: readonly string[]): void {
-    if (ids.length > 0) this.store.prune(ids);
+    if (ids.length === 0) return;
+    try {
+      this.store.prune(ids);
+    } catch (error) {
+      this.onWriteError(error, undefined);
+    }
   }
 
   paused(paused: boolean): void {
-    this.store.setPaused(paused);
+    try {
+      this.store.setPaused(paused);
+    } catch (error) {
+      this.onWriteError(error, undefined);
+    }
   }
 
   close(): void {
-    this.store.close();
+    try {
+      this.store.close();
+    } catch (error) {
+      this.onWriteError(error, undefined);
+    }
   }
 }

@@ -153,7 +153,16 @@ export class Scheduler<H extends Handlers = Handlers> {
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
     // Opened first: a store that is locked, damaged or too new refuses before anything starts.
-    const journal = this.options.store ? new Journal(this.options.store) : undefined;
+    const journal = this.options.store
+      ? new Journal(this.options.store, (error, jobId) =>
+          this.emit({
+            type: 'store.writeFailed',
+            at: this.options.clock.now(),
+            message: error instanceof Error ? error.message : String(error),
+            ...(jobId === undefined ? {} : { jobId }),
+          }),
+        )
+      : undefined;
     const stored = journal?.open();
     this.journal = journal;
     this.inspect = options.inspect;

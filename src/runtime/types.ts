@@ -92,6 +92,12 @@ export type SchedulerEvent =
   | { type: 'boost.expired'; at: number; jobIds: string[] }
   /** A boost signal from `connectBoosts()` that was not valid; nothing changed. */
   | { type: 'boost.invalid'; at: number; message: string }
+  /**
+   * A durable scheduler could not journal a transition, a pause or a pruning (a full disk): the
+   * jobs go on in memory, but until a later write succeeds a crash would recover the old state.
+   * (An accept that cannot be journaled is refused instead: `submit()` throws.)
+   */
+  | { type: 'store.writeFailed'; at: number; message: string; jobId?: string }
   /** Capacity, allocated or free amounts changed. */
   | { type: 'resources.changed'; at: number; resources: SchedulerStats['resources'] }
   /** Memory or VRAM held outside the scheduler lowered what it admits. */

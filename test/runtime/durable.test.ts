@@ -142,6 +142,21 @@ describe('a durable scheduler', () => {
     expect(scheduler.get('job-1')?.state).toBe('completed');
   });
 
+  it('a transition that cannot be journaled is told (store.writeFailed); the job goes on', async () => {
+    const store = new MemoryStore();
+    const { clock, scheduler } = durable(store);
+    const failures: unknown[] = [];
+    scheduler.events$.subscribe((e) => e.type === 'store.writeFailed' && failures.push(e));
+    scheduler.submit({ type: 'work', id: 'a', payload: { ms: 10 }, dependsOn: [] });
+    await clock.advanceBy(0);
+    store.fail = new Error('SQLITE_FULL: database or disk is full');
+    await clock.advanceBy(10);
+    expect(scheduler.get('a')?.state).toBe('completed');
+    expect(failures).toMatchObject([{ jobId: 'a', message: 'SQLITE_FULL: database or disk is full' }]);
+    // On disk it is still running: a crash now would interrupt it and run it again.
+    expect(store.contentsAt().jobs[0]?.status.state).toBe('running');
+  });
+
   it('keeps generated ids going after recovery, and a paused scheduler stays paused', async () => {
     const store = new MemoryStore();
     const first = durable(store);
