@@ -72,12 +72,12 @@ export class StoreWriteError extends Error {
     readonly operation: StoreOperation,
     /** Why, in words (usually the database's message). */
     readonly reason: string,
-    options?: { cause?: unknown },
+    options: { cause?: unknown; hint?: string } = {},
   ) {
+    const hint = options.hint ?? "free disk space or fix the file's permissions, then try again";
     super(
-      `could not write to the store ${path} (${operation}): ${reason}; nothing of this ${operation} ` +
-        `was kept — free disk space or fix the file's permissions, then try again`,
-      options,
+      `could not write to the store ${path} (${operation}): ${reason}; nothing of this ${operation} was kept — ${hint}`,
+      'cause' in options ? { cause: options.cause } : undefined,
     );
   }
 }

@@ -69,6 +69,9 @@ const TABLES = ['jobs', 'meta'];
 /** After a checkpoint the WAL file is cut back to this size (it would stay at its largest). */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
+/** What to do about a duplicate id or seq (the engine gives each accepted job its own). */
+const UNIQUE = 'a store holds one job per id and per seq; accept each job once';
+
 const OPTION_KEYS: ReadonlySet<string> = new Set(['synchronous']);
 const SYNCHRONOUS = ['normal', 'full'] as const;
 
@@ -174,20 +177,36 @@ class SqliteStore implements JobStore {
       const id = jobs[at]?.job.id;
       const code = codeOf(error);
       if (id !== undefined && code === 'SQLITE_CONSTRAINT_UNIQUE')
-        throw this.writeError('accept', error, `a job with id ${JSON.stringify(id)} is already stored`);
+        throw this.writeError(
+          'accept',
+          error,
+          `a job with id ${JSON.stringify(id)} is already stored`,
+          UNIQUE,
+        );
       if (id !== undefined && code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
-        throw this.writeError('accept', error, `job ${JSON.stringify(id)}'s seq is another stored job's`);
+        throw this.writeError(
+          'accept',
+          error,
+          `job ${JSON.stringify(id)}'s seq is another stored job's`,
+          UNIQUE,
+        );
       throw this.writeError('accept', error, id === undefined ? '' : `at job ${JSON.stringify(id)}`);
     }
   }
 
   update(id: string, status: StoredStatus): void {
     const { update } = this.using('update');
+    let changes: number;
     try {
-      update.run(status.state, JSON.stringify(status), id);
+      changes = update.run(status.state, JSON.stringify(status), id).changes;
     } catch (error) {
       throw this.writeError('update', error, `job ${JSON.stringify(id)}`);
     }
+    // Nothing was written: the store does not hold it (never accepted, or pruned).
+    if (changes === 0)
+      throw new StoreWriteError(this.path, 'update', `job ${JSON.stringify(id)} is not in the store`, {
+        hint: 'a store is told only of jobs it accepted and has not pruned',
+      });
   }
 
   prune(ids: readonly string[]): void {
@@ -246,7 +265,7 @@ class SqliteStore implements JobStore {
   }
 
   /** A failed write as a `StoreWriteError` (`about`: what it was writing), its transaction rolled back. */
-  private writeError(operation: StoreOperation, error: unknown, about = ''): StoreWriteError {
+  private writeError(operation: StoreOperation, error: unknown, about = '', hint?: string): StoreWriteError {
     const db = this.db;
     if (db?.inTransaction) {
       try {
@@ -256,7 +275,12 @@ class SqliteStore implements JobStore {
       }
     }
     const reason = about === '' ? messageOf(error) : `${about}: ${messageOf(error)}`;
-    return new StoreWriteError(this.path, operation, reason, { cause: error });
+    return new StoreWriteError(
+      this.path,
+      operation,
+      reason,
+      hint === undefined ? { cause: error } : { cause: error, hint },
+    );
   }
 
   /** A connection to the file (created empty when it does not exist), or a typed error. */

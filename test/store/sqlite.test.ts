@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
+import { createScheduler, createVirtualClock, type HandlerContext } from '../../src/index.js';
 import {
   StoreClosedError,
   StoreCorruptError,
@@ -30,6 +31,8 @@ const Sqlite = requireHere('better-sqlite3') as typeof BetterSqlite3;
 const TSX = pathToFileURL(requireHere.resolve('tsx')).href;
 const SQLITE_MODULE = pathToFileURL(nodePath.join(REPO_ROOT, 'src/store/sqlite.ts')).href;
 const INDEX_MODULE = pathToFileURL(nodePath.join(REPO_ROOT, 'src/index.ts')).href;
+
+const POOL = { cpu: 4, memoryMb: 8_192, gpus: [{ vramMb: 16_000 }] };
 
 type Entry = { job: StoredJob; status: StoredStatus };
 
@@ -209,12 +212,28 @@ describe('sqliteStore', () => {
     expect(() => store.accept([entry('a', 6)])).toThrow(StoreWriteError);
     // Still usable: the batch goes in whole once it is right.
     store.accept([entry('b', 1), entry('c', 2)]);
+    const hint = thrown(() => store.accept([entry('a', 7)]));
+    expect((hint as Error).message).toContain('accept each job once');
     store.close();
     expect(
       storeAt()
         .open()
         .jobs.map((j) => j.job.id),
     ).toEqual(['a', 'b', 'c']);
+  });
+
+  it('refuses an update of a job it does not hold (never accepted, or pruned), and changes nothing', () => {
+    const store = storeAt();
+    store.open();
+    store.accept([entry('a', 0), entry('b', 1)]);
+    store.prune(['b']);
+    for (const id of ['b', 'never']) {
+      const error = thrown(() => store.update(id, { state: 'running', attempt: 1 }));
+      expect(error).toBeInstanceOf(StoreWriteError);
+      expect(error).toMatchObject({ operation: 'update', reason: `job "${id}" is not in the store` });
+    }
+    store.close();
+    expect(storeAt().open().jobs).toEqual([entry('a', 0)]);
   });
 
   it('is one scheduler’s at a time: a second opener in this process gets StoreLockedError', () => {
@@ -268,6 +287,66 @@ describe('sqliteStore', () => {
         job: { id: 'held', seq: 0, spec: { type: 'train' }, submittedAt: 1 },
         status: { state: 'running', attempt: 1, startedAt: 2 },
       },
+    ]);
+  });
+
+  it('under a real scheduler: killed mid-run (SIGKILL), the next scheduler recovers from the file', async () => {
+    const path = nodePath.join(dir, 'state.db');
+    // A scheduler in another process, on the real clock: one job done, one running for ever, one waiting.
+    const first = startNode(
+      `import { createScheduler, sqliteStore } from ${JSON.stringify(INDEX_MODULE)};
+       const scheduler = createScheduler({
+         monitor: false,
+         resources: ${JSON.stringify(POOL)},
+         store: sqliteStore(process.argv[2]),
+         handlers: { work: async ({ payload }) => (payload.hang ? new Promise(() => {}) : { n: payload.n }) },
+       });
+       const done = scheduler.submit({ type: 'work', id: 'done', payload: { n: 1 } });
+       scheduler.submit({ type: 'work', id: 'stuck', payload: { n: 2, hang: true }, resources: { gpu: 1 } });
+       scheduler.submit({ type: 'work', id: 'waits', payload: { n: 3 }, resources: { gpu: 1 } });
+       await done.result;
+       console.log(JSON.stringify(scheduler.list().map((job) => [job.id, job.state])));
+       process.stdin.resume();
+      `,
+      [path],
+    );
+    expect(JSON.parse(await first.firstLine)).toEqual([
+      ['done', 'completed'],
+      ['stuck', 'running'],
+      ['waits', 'queued'],
+    ]);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const clock = createVirtualClock();
+    const calls: string[] = [];
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      store: sqliteStore(path),
+      retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 10 } },
+      handlers: {
+        work: async ({ id, payload }: HandlerContext<{ n: number }>) => {
+          calls.push(id);
+          return { n: payload.n };
+        },
+      },
+    });
+    expect(scheduler.get('done')).toMatchObject({ state: 'completed', attempt: 1 });
+    expect(scheduler.get('stuck')).toMatchObject({ attempt: 2, error: { kind: 'interrupted' } });
+    await clock.advanceBy(1_000);
+    // The completed job is not run again; the interrupted one and the waiting one are.
+    expect(calls.sort()).toEqual(['stuck', 'waits']);
+    expect(scheduler.list().map((job) => job.state)).toEqual(['completed', 'completed', 'completed']);
+    await scheduler.shutdown();
+
+    // Shutdown closed the store (its lock is free), and the file says how each job ended.
+    const contents = storeAt().open();
+    expect(contents.jobs.map((j) => [j.job.id, j.status.state, j.status.attempt, j.status.output])).toEqual([
+      ['done', 'completed', 1, { n: 1 }],
+      ['stuck', 'completed', 2, { n: 2 }],
+      ['waits', 'completed', 1, { n: 3 }],
     ]);
   });
 
