@@ -366,23 +366,23 @@ class SqliteStore implements JobStore {
 
   /** Every job in submission order, and whether the scheduler was paused. */
   private read(db: Database): StoreContents {
+    // Row by row: each row's text is garbage at once (all rows at once would outlive a young GC).
     const rows = db
       .prepare('SELECT id, seq, submitted_at, spec, status FROM jobs ORDER BY seq')
       .raw(true)
-      .all() as Row[];
-    const jobs: StoreContents['jobs'] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const [id, seq, submittedAt, specText, statusText] = rows[i] as Row;
+      .iterate() as IterableIterator<Row>;
+    const jobs: StoreContents['jobs'] = [];
+    for (const [id, seq, submittedAt, specText, statusText] of rows) {
       const spec = parseJson(specText);
       const status = parseJson(statusText) as Partial<StoredStatus> | undefined;
       if (!isObject(spec))
         throw new StoreCorruptError(this.path, `job ${JSON.stringify(id)} has a damaged spec`);
       if (!isObject(status) || !isState(status.state) || typeof status.attempt !== 'number')
         throw new StoreCorruptError(this.path, `job ${JSON.stringify(id)} has a damaged status`);
-      jobs[i] = {
+      jobs.push({
         job: { id, seq, spec: spec as { [key: string]: JsonValue }, submittedAt },
         status: status as StoredStatus,
-      };
+      });
     }
     const paused = db.prepare("SELECT value FROM meta WHERE key = 'paused'").pluck().get();
     return { jobs, paused: paused === 'true' };
