@@ -23,6 +23,13 @@ export type RunArgs = {
    * have not ended; then they are force-released. Absent: held until the processes are gone.
    */
   stopTimeoutMs?: number;
+  /**
+   * The state file (`--state PATH`), `'none'` for none (`--state none`, `--no-state`); absent:
+   * beside `--logs`, else one per job file under `./ai-batch-logs/`.
+   */
+  state?: string;
+  /** `--fresh`: forget what the state file holds and run every job. */
+  fresh: boolean;
 };
 
 /** `ai-batch simulate`. */
@@ -155,6 +162,9 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
     'max-concurrent': { type: 'string' },
     'drain-timeout': { type: 'string' },
     'stop-timeout': { type: 'string' },
+    state: { type: 'string' },
+    'no-state': { type: 'boolean' },
+    fresh: { type: 'boolean' },
   });
   if (values.help) return { command: 'help', topic: 'run' };
   const file = positionals[0];
@@ -163,11 +173,22 @@ function parseRun(args: string[]): RunArgs | InfoArgs {
   const maxConcurrent = wholeNumber('run', '--max-concurrent', values['max-concurrent'], 1);
   const drainTimeoutMs = durationFlag('--drain-timeout', values['drain-timeout']) ?? DEFAULT_DRAIN_TIMEOUT_MS;
   const stopTimeoutMs = durationFlag('--stop-timeout', values['stop-timeout']);
+  if (values.state === '') throw new UsageError('--state must be a file path, or none', 'run');
+  if (values['no-state'] === true && values.state !== undefined && values.state !== 'none') {
+    throw new UsageError('give --state or --no-state, not both', 'run');
+  }
+  const state = values['no-state'] === true ? 'none' : values.state;
+  const fresh = values.fresh === true;
+  if (fresh && state === 'none') {
+    throw new UsageError('--fresh starts over from a state file; there is none with --state none', 'run');
+  }
   return {
     command: 'run',
     file,
     json: values.json === true,
     drainTimeoutMs,
+    fresh,
+    ...(state === undefined ? {} : { state }),
     ...(values.resources === undefined ? {} : { resources: values.resources }),
     ...(values.logs === undefined ? {} : { logs: values.logs }),
     ...(maxConcurrent === undefined ? {} : { maxConcurrent }),

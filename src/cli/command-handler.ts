@@ -32,6 +32,8 @@ export type CommandPayload = {
   env: Readonly<Record<string, string>>;
   /** An absolute folder. */
   cwd: string;
+  /** The run's log folder, kept in the state file so that a resumed run finds it (not read here). */
+  logDir?: string;
 };
 
 /** What a successful attempt resolves with (the `output` of `job.completed`). */
@@ -47,6 +49,11 @@ export type CommandHandlerOptions = {
   killGraceMs?: number;
   /** The environment every job starts from. @default process.env */
   baseEnv?: NodeJS.ProcessEnv;
+  /**
+   * A line written to a job's log before its next attempt's header, once (a resumed run says why
+   * the job runs again); taken out of the map when written.
+   */
+  notes?: Map<string, string>;
 };
 
 /** How long to wait for output pipes held by a process that escaped the group, once it is gone. */
@@ -123,6 +130,11 @@ async function runAttempt(
     typeof payload.command === 'string' ? ['/bin/sh', '-c', payload.command] : [...payload.command];
   const [file = '', ...args] = argv;
   const token = randomUUID();
+  const note = options.notes?.get(id);
+  if (note !== undefined) {
+    options.notes?.delete(id);
+    log.write(note);
+  }
   log.write(
     `=== ai-batch: job ${id}, attempt ${attempt}, ${new Date().toISOString()}, ` +
       `CUDA_VISIBLE_DEVICES=${JSON.stringify(cudaVisibleDevices(allocation))}\n` +

@@ -38,11 +38,21 @@ Options:
   --stop-timeout <t>     how long a job told to stop (timeout, Ctrl-C) keeps its resources while
                          its processes have not ended; then they go to other jobs, with a
                          warning (default: kept until the processes are gone)
+  --state <file>         where the run keeps its state, to resume after a crash (default:
+                         <logs>/ai-batch-state.db with --logs, else
+                         ./ai-batch-logs/<job file name>-<hash of its path>.state.db);
+                         "none" (or --no-state): in memory only
+  --fresh                forget the state file's jobs and run every job from the start
   -h, --help             this help
 
 Ctrl-C once: start nothing new, let running jobs finish (up to --drain-timeout), then stop.
 Ctrl-C twice: stop running jobs now (each job's whole process tree). SIGTERM and SIGHUP (the
 terminal closed) stop them too. Exit code 1 if any job did not complete.
+
+Resuming: the same command again, after a crash or a run that did not complete, skips the jobs
+that completed and runs the others again (an interrupted job's log says so). A completed job
+whose command, env, cwd, resources or dependsOn changed in the file is refused (exit 2); jobs
+added to the file run, jobs removed are forgotten. The state is deleted when every job completed.
 
 Job file:
   resources:                       # optional pool, e.g. two 24 GB GPUs

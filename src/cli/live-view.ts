@@ -9,6 +9,7 @@ import { renderEventLine } from './event-line.js';
 import { fit } from './format.js';
 import { renderFrame } from './frame.js';
 import { startLine, type Reporter, type Writers } from './reporter.js';
+import { renderResumed } from './resume.js';
 import { renderSummary } from './summary.js';
 
 /** Options of {@link liveView}. */
@@ -76,6 +77,8 @@ export function liveView(options: LiveViewOptions): Reporter {
   return {
     start: (info) => {
       kept.push(startLine(info));
+      if (info.resumed !== undefined)
+        kept.push(`ai-batch: ${renderResumed(info.resumed)} (state ${info.state ?? ''})`);
       schedule();
     },
     event: (event) => {

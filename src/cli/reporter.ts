@@ -6,6 +6,7 @@
  */
 import type { SchedulerEvent } from '../runtime/types.js';
 import { renderEventLine } from './event-line.js';
+import { renderResumed, type ResumeCounts } from './resume.js';
 import { renderSummary, type RunSummary } from './summary.js';
 
 /** A message from the CLI itself, e.g. about Ctrl-C; `type` is its JSON form's type. */
@@ -25,6 +26,10 @@ export type RunStarted = {
   /** Where the pool came from, in words (e.g. `--resources pool.yaml`). */
   pool: string;
   logDir: string;
+  /** The state file (absent with `--state none`). */
+  state?: string;
+  /** A run that resumed from its state file: what it found there. */
+  resumed?: ResumeCounts;
 };
 
 /** What the run command tells its reporter. */
@@ -88,7 +93,11 @@ export function jsonReporter(write: Writers, startAt = 0): Reporter {
 /** Without a terminal: one line per event (see `renderEventLine`), notices, then the summary. */
 export function lineReporter(write: Writers, startAt: number): Reporter {
   return {
-    start: (info) => write.out(`${startLine(info)}\n`),
+    start: (info) => {
+      write.out(`${startLine(info)}\n`);
+      if (info.resumed !== undefined)
+        write.out(`ai-batch: ${renderResumed(info.resumed)} (state ${info.state ?? ''})\n`);
+    },
     event: (event) => {
       const text = renderEventLine(event, startAt);
       if (text !== undefined) write.out(`${text}\n`);

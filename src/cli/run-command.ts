@@ -3,7 +3,7 @@
  * at once (all or nothing), reports events as they come, handles Ctrl-C, waits until every job
  * process tree is gone, and returns the exit code (0 when every job completed, 1 otherwise).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import nodePath from 'node:path';
 import { resolvePool } from '../runtime/pool.js';
 import { createScheduler } from '../runtime/scheduler.js';
@@ -20,6 +20,89 @@ import { jsonReporter, lineReporter, type Reporter, type Writers } from './repor
 import { submitErrorToJobFileError, toSubmission, type CliHandlers } from './submission.js';
 import { summarise } from './summary.js';
 import { UsageError } from './usage-error.js';
+import { StoreLockedError } from '../store/errors.js';
+import { sqliteStore } from '../store/sqlite.js';
+import type { JobStore, StoreContents } from '../store/store.js';
+import { defaultStatePath, planResume, stateInLogDir, type ResumePlan } from './resume.js';
+
+/** The state file of a run: opened, planned, and what the scheduler is given. */
+type State = { path: string; store: JobStore; plan: ResumePlan };
+
+/**
+ * Opens the run's state file (made if new) and decides what to resume. The store stays open and
+ * locked: the scheduler is given a store whose `open()` answers with the jobs kept. Refuses a
+ * state that is locked by another run, damaged or too new (a `UsageError`), and a changed
+ * completed job (a `JobFileError`); then nothing has changed in it.
+ */
+function openState(path: string, jobFile: JobFile, fresh: boolean): State {
+  try {
+    mkdirSync(nodePath.dirname(path), { recursive: true });
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new UsageError(`--state: cannot make the folder of ${path} (${why}); nothing was run`, 'run');
+  }
+  const inner = sqliteStore(path);
+  let contents: StoreContents;
+  try {
+    contents = inner.open();
+  } catch (error) {
+    if (error instanceof StoreLockedError) {
+      throw new UsageError(
+        `--state: ${path} is in use by another ai-batch run (it holds the file's lock); nothing was run — ` +
+          `wait for that run to end, or give this one --state <other file> or --state none`,
+        'run',
+      );
+    }
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UsageError(
+      `--state: cannot use ${path}: ${why}; nothing was run (--state <other file>, or --state none)`,
+      'run',
+    );
+  }
+  let plan: ResumePlan;
+  try {
+    if (fresh) {
+      inner.prune(contents.jobs.map((e) => e.job.id));
+      contents = { jobs: [], paused: false };
+    }
+    plan = planResume(contents, jobFile);
+    // What had not completed is forgotten, and submitted again from the file.
+    inner.prune(plan.forget);
+    // A run paused by Ctrl-C before is not paused now.
+    if (contents.paused) inner.setPaused(false);
+  } catch (error) {
+    inner.close();
+    throw error;
+  }
+  const kept = plan.kept;
+  const store: JobStore = {
+    open: () => ({ jobs: kept, paused: false }),
+    accept: (jobs) => inner.accept(jobs),
+    update: (id, status) => inner.update(id, status),
+    prune: (ids) => inner.prune(ids),
+    setPaused: (paused) => inner.setPaused(paused),
+    close: () => inner.close(),
+  };
+  return { path, store, plan };
+}
+
+/**
+ * Made before anything runs: a log folder that cannot be made (a file of that name, no
+ * permission) would fail every job at its start.
+ */
+function makeLogDir(logDir: string): void {
+  try {
+    mkdirSync(logDir, { recursive: true });
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new UsageError(`--logs: cannot make the log folder ${logDir} (${why}); nothing was run`, 'run');
+  }
+}
+
+/** Deletes a state file and SQLite's files beside it. */
+function removeState(path: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
+}
 
 /** The default log folder of a run that began at `date`: `ai-batch-logs/2025-01-31T09-30-00-000Z`. */
 export function defaultLogDir(date: Date): string {
@@ -73,19 +156,44 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
   const { pool, label, detected } = await choosePool(args, jobFile, write.err);
   checkJobsFitPool(jobFile.file, jobFile.jobs, pool, label);
 
-  const logDir = nodePath.resolve(args.logs ?? defaultLogDir(new Date(startAt)));
-  // Made now: a log folder that cannot be made (a file of that name, no permission) would fail
-  // every job at its start; refused here, before anything runs.
+  // The state file of --logs goes in it: that folder is checked first.
+  if (args.logs !== undefined) makeLogDir(nodePath.resolve(args.logs));
+  const statePath =
+    args.state === 'none'
+      ? undefined
+      : nodePath.resolve(
+          args.state ?? (args.logs !== undefined ? stateInLogDir(args.logs) : defaultStatePath(args.file)),
+        );
+  const state = statePath === undefined ? undefined : openState(statePath, jobFile, args.fresh);
   try {
-    mkdirSync(logDir, { recursive: true });
-  } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new UsageError(`--logs: cannot make the log folder ${logDir} (${why}); nothing was run`, 'run');
+    return await runWith(args, write, startAt, jobFile, { pool, label, detected }, state);
+  } finally {
+    state?.store.close();
   }
+}
+
+async function runWith(
+  args: RunArgs,
+  write: Writers,
+  startAt: number,
+  jobFile: JobFile,
+  { pool, label, detected }: { pool: ResourcePool; label: string; detected: boolean },
+  state: State | undefined,
+): Promise<0 | 1> {
+  // A resumed run logs where the run before did, unless --logs says otherwise.
+  const logDir = nodePath.resolve(args.logs ?? state?.plan.logDir ?? defaultLogDir(new Date(startAt)));
+  makeLogDir(logDir);
   const registry = new ProcessRegistry();
   const scheduler = createScheduler<CliHandlers>({
     resources: pool,
-    handlers: { command: createCommandHandler({ logDir, registry }) },
+    handlers: {
+      command: createCommandHandler({
+        logDir,
+        registry,
+        ...(state === undefined ? {} : { notes: state.plan.notes }),
+      }),
+    },
+    ...(state === undefined ? {} : { store: state.store }),
     // The file is submitted whole, and every record is kept for the summary.
     maxQueueSize: Number.POSITIVE_INFINITY,
     retainFinished: Number.POSITIVE_INFINITY,
@@ -98,7 +206,11 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
   // Shutdown's own wait for stopped jobs follows the same rule: for ever, unless --stop-timeout.
   const stopTimeoutMs = args.stopTimeoutMs ?? Number.POSITIVE_INFINITY;
   const reporter = chooseReporter(args, write, startAt, scheduler);
-  const specs = jobFile.jobs.map(toSubmission);
+  const specs =
+    state === undefined
+      ? jobFile.jobs.map((job) => toSubmission(job))
+      : jobFile.jobs.filter((job) => state.plan.submit.has(job.id)).map((job) => toSubmission(job, logDir));
+  const resumed = state?.plan.counts;
   // Listening before the first job starts: Node's default for SIGINT would exit at once and
   // leave the (detached) job processes running.
   const stopListening = handleInterrupts({
@@ -117,9 +229,11 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
         type: 'run.started',
         at: startAt,
         file: jobFile.file,
-        jobs: specs.length,
+        jobs: jobFile.jobs.length,
         pool: label,
         logDir,
+        ...(state === undefined ? {} : { state: state.path }),
+        ...(resumed === undefined ? {} : { resumed }),
       });
       scheduler.submitAll(specs);
     } catch (error) {
@@ -133,7 +247,12 @@ export async function runCommand(args: RunArgs, write: Writers): Promise<0 | 1> 
     // going down. The run is over only when they are gone.
     await registry.settled();
     subscription.unsubscribe();
-    const summary = summarise(scheduler.list(), logDir, Date.now() - startAt);
+    const summary = summarise(scheduler.list(), logDir, Date.now() - startAt, resumed);
+    // Every job completed: nothing is left to resume, and the same command starts over.
+    if (state !== undefined && summary.exitCode === 0) {
+      state.store.close();
+      removeState(state.path);
+    }
     reporter.finish(summary);
     return summary.exitCode;
   } finally {

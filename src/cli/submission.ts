@@ -20,13 +20,19 @@ export type CliHandlers = { command: JobHandler<CommandPayload, CommandResult> }
 
 /**
  * The scheduler's spec for one job. `retries` are extra tries, the engine counts attempts
- * (the first included); a `retryDelay` becomes a fixed backoff without jitter.
+ * (the first included); a `retryDelay` becomes a fixed backoff without jitter. `logDir` is kept in
+ * the payload of a run with a state file, so that a resumed run finds the log folder again.
  */
-export function toSubmission(job: CommandJob): JobSubmission<CliHandlers> {
+export function toSubmission(job: CommandJob, logDir?: string): JobSubmission<CliHandlers> {
   return {
     type: 'command',
     id: job.id,
-    payload: { command: job.command, env: job.env, cwd: job.cwd },
+    payload: {
+      command: job.command,
+      env: job.env,
+      cwd: job.cwd,
+      ...(logDir === undefined ? {} : { logDir }),
+    },
     priority: job.priority,
     resources: job.resources,
     dependsOn: job.dependsOn,

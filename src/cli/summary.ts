@@ -4,6 +4,7 @@
  */
 import type { JobSnapshot } from '../runtime/types.js';
 import { formatDuration } from './format.js';
+import { renderResumed, type ResumeCounts } from './resume.js';
 
 /** What a run ended with; also the final line of `--json` output (`type: 'run.summary'`). */
 export type RunSummary = {
@@ -22,10 +23,17 @@ export type RunSummary = {
   logDir: string;
   /** Wall time of the run. */
   elapsedMs: number;
+  /** A run that resumed from its state file: what it found there. */
+  resumed?: ResumeCounts;
 };
 
 /** Sums up a run from the final snapshots of its jobs. */
-export function summarise(jobs: readonly JobSnapshot[], logDir: string, elapsedMs: number): RunSummary {
+export function summarise(
+  jobs: readonly JobSnapshot[],
+  logDir: string,
+  elapsedMs: number,
+  resumed?: ResumeCounts,
+): RunSummary {
   const summary: RunSummary = {
     type: 'run.summary',
     exitCode: 0,
@@ -37,6 +45,7 @@ export function summarise(jobs: readonly JobSnapshot[], logDir: string, elapsedM
     problems: [],
     logDir,
     elapsedMs,
+    ...(resumed === undefined ? {} : { resumed }),
   };
   for (const job of jobs) {
     if (job.state === 'completed') summary.completed++;
@@ -62,6 +71,7 @@ export function renderSummary(summary: RunSummary): string[] {
       `${summary.failed} failed, ${summary.cancelled} cancelled` +
       `${summary.unfinished > 0 ? `, ${summary.unfinished} unfinished` : ''} in ${formatDuration(summary.elapsedMs)}`,
   ];
+  if (summary.resumed !== undefined) lines.push(`  ${renderResumed(summary.resumed)}`);
   for (const problem of summary.problems) {
     lines.push(`  ${problem.state.padEnd(9)} ${problem.id}${problem.message ? `: ${problem.message}` : ''}`);
   }

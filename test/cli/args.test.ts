@@ -20,6 +20,7 @@ describe('parseCli', () => {
       file: 'jobs.yaml',
       json: false,
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
+      fresh: false,
     });
     expect(
       parseCli([
@@ -43,8 +44,16 @@ describe('parseCli', () => {
       logs: 'out',
       maxConcurrent: 2,
       drainTimeoutMs: 5_000,
+      fresh: false,
     });
     expect(parseCli(['run', 'j.yaml', '--drain-timeout', '2500ms'])).toMatchObject({ drainTimeoutMs: 2_500 });
+    expect(parseCli(['run', 'j.yaml', '--state', 's.db', '--fresh'])).toMatchObject({
+      state: 's.db',
+      fresh: true,
+    });
+    expect(parseCli(['run', 'j.yaml', '--no-state'])).toMatchObject({ state: 'none', fresh: false });
+    expect(parseCli(['run', 'j.yaml', '--state', 'none'])).toMatchObject({ state: 'none' });
+    expect(parseCli(['run', 'j.yaml'])).not.toHaveProperty('state');
     expect(parseCli(['run', 'j.yaml', '--drain-timeout', '0s'])).toMatchObject({ drainTimeoutMs: 0 });
     expect(parseCli(['run', 'j.yaml', '--stop-timeout', '1m'])).toMatchObject({ stopTimeoutMs: 60_000 });
     // Without --stop-timeout a stopped job's resources are held until its processes are gone.
@@ -127,6 +136,9 @@ describe('parseCli', () => {
       ],
       [['run', 'a.yaml', '--drain-timeout', '999999h'], /at most 2147483647 ms; got "999999h"$/, 'run'],
       [['run', 'a.yaml', '--logs'], /--logs/, 'run'],
+      [['run', 'a.yaml', '--state', ''], /--state must be a file path, or none/, 'run'],
+      [['run', 'a.yaml', '--state', 's.db', '--no-state'], /give --state or --no-state, not both/, 'run'],
+      [['run', 'a.yaml', '--no-state', '--fresh'], /--fresh starts over from a state file/, 'run'],
       [['simulate', '--format', 'philly'], /missing --trace <csv>/, 'simulate'],
       [['simulate', '--trace', 't.csv'], /--format must be philly or alibaba; got null/, 'simulate'],
       [
