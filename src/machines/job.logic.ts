@@ -54,7 +54,12 @@ export type JobLogicSnapshot = {
 
 /** What one job actor keeps besides its snapshot data. */
 /** `armed` is made at the first armed delay (a queued job has none). */
-type Run = { attempt: Attempt | undefined; armed: Array<{ id: string; timer: unknown }> | undefined };
+type Run = {
+  attempt: Attempt | undefined;
+  armed: Array<{ id: string; timer: unknown }> | undefined;
+  /** The attempt whose state was left before its handler settled (force-released), if any. */
+  left?: Attempt | undefined;
+};
 
 /** The events a compiled job takes: the machine's, plus its internal ones (done, error, after). */
 /** XState's `Clock` (the timers an actor runs on; not exported from its entry point). */
@@ -429,7 +434,10 @@ function execute(
       case 'stop': {
         const attempt = run.attempt;
         run.attempt = undefined;
-        if (attempt && !attempt.settled) attempt.abort();
+        if (attempt && !attempt.settled) {
+          attempt.abort();
+          run.left = attempt;
+        }
         break;
       }
       case 'abort':
@@ -553,6 +561,7 @@ export function createJobLogic(
         run: _run,
         attempt: _attempt,
         armed: _armed,
+        left: _left,
         ...data
       } = snapshot as JobLogicSnapshot & Partial<Run>;
       return data as unknown as ReturnType<JobLogic['getPersistedSnapshot']>;

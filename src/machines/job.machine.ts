@@ -213,11 +213,12 @@ export const jobUpdates = {
   /** The stopping attempt's handler settled: it has really stopped. */
   endStop: (): Partial<JobContext> => ({ stopping: undefined }),
   /** The stopping attempt's resources are force-released; its handler runs on, abandoned. */
-  abandonAttempt: (context: JobContext): Partial<JobContext> => {
+  abandonAttempt: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    // `job.abandon`: shutdown gave up waiting; else the attempt's own stop timeout ran out.
     const note =
-      context.stopTimeoutMs !== undefined && context.stopping?.reason !== 'shutdown'
-        ? `its handler did not stop within ${context.stopTimeoutMs} ms`
-        : 'its handler had not stopped at shutdown';
+      event.type === 'job.abandon' || context.stopTimeoutMs === undefined
+        ? 'its handler had not stopped at shutdown'
+        : `its handler did not stop within ${context.stopTimeoutMs} ms`;
     const retryNote = context.stopping?.outcome === 'retrying' ? '; not retried, as it may still run' : '';
     const error = context.error ?? { kind: 'error' as const, message: 'stopped' };
     return {
@@ -385,7 +386,7 @@ export const jobMachine = setup({
     ),
     endStop: assign(() => jobUpdates.endStop()),
     cancelWhileStopping: assign(({ context, event }) => jobUpdates.cancelWhileStopping(context, event)),
-    abandonAttempt: assign(({ context }) => jobUpdates.abandonAttempt(context)),
+    abandonAttempt: assign(({ context, event }) => jobUpdates.abandonAttempt(context, event)),
     /** Tells the attempt's handler to stop, leaving it running (see `Attempt`). */
     [ABORT_HANDLER]: ({ self }) => {
       const input = self.getSnapshot().children.handler?.getSnapshot().input as JobHandlerInput | undefined;

@@ -149,6 +149,10 @@ export class Scheduler<H extends Handlers = Handlers> {
   private readonly journal: Journal | undefined;
   /** Running attempts told to stop whose handlers have not settled (`stats().stopping`). */
   private stoppingCount = 0;
+  /** Cuts a draining shutdown short (a second `shutdown({ mode: 'cancel' })`). */
+  private escalate: ((stopTimeoutMs: number) => void) | undefined;
+  /** Attempts force-released by their own stop timeout, until their handlers settle (for the shutdown report). */
+  private readonly abandoned = new Map<string, { attempt: number; left: { settled: boolean } }>();
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
@@ -379,8 +383,10 @@ export class Scheduler<H extends Handlers = Handlers> {
    * Back-pressure: waits until the queue has a free place (`maxQueueSize`), then submits the job
    * and resolves with its handle — so a loop of many submits need not catch `QueueFullError`:
    * `for (const spec of specs) await scheduler.submitWhenRoom(spec)`. Callers are served in the
-   * order they called (a later call never overtakes one waiting); a job is submitted the moment
-   * a place comes free, so no other submit can take that place first. A bad spec rejects at once
+   * order they called (a later call never overtakes one waiting); a job is submitted in a
+   * microtask once a place is free. Plain `submit()` calls are not held back by those waiting: a
+   * caller that also submits directly (from an event listener, say) may take the places first. A
+   * bad spec rejects at once
    * with the typed error of `submit()`, without waiting (and the spec is checked again as it goes
    * in: a job of the same id submitted meanwhile makes it reject with `DuplicateJobError`). Rejects
    * with `SchedulerClosedError` once shutdown begins, and with the signal's reason when
@@ -533,8 +539,10 @@ export class Scheduler<H extends Handlers = Handlers> {
     const checked = checkShutdownOptions(options);
     if (this.shutdownPromise) {
       // A second call may turn a drain into a cancel (a second Ctrl-C); it never turns one back.
-      if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain')
+      if (options.mode === 'cancel' && this.shutdownReport?.mode === 'drain') {
         abortRunning(this.records, this.shutdownReport);
+        this.escalate?.(checked.stopTimeoutMs);
+      }
       return this.shutdownPromise;
     }
     const { mode, timeoutMs, stopTimeoutMs } = checked;
@@ -551,6 +559,8 @@ export class Scheduler<H extends Handlers = Handlers> {
         onIdle: () => this.onIdle(),
         ready: this.ready,
         close: (done) => this.close(done),
+        escalated: new Promise<number>((resolve) => (this.escalate = resolve)),
+        abandoned: () => this.stillAbandoned(),
       },
       report,
       mode,
@@ -888,7 +898,13 @@ export class Scheduler<H extends Handlers = Handlers> {
     (record.rare as { stopping: boolean }).stopping = false;
     this.stoppingCount--;
     const c = snap.context;
-    if (!c.abandoned || c.stopping === undefined || this.events.closed) return;
+    if (!c.abandoned || c.stopping === undefined) return;
+    const left = (snap as JobLogicSnapshot).run?.left;
+    if (left && !left.settled) {
+      if (this.abandoned.size >= 64) this.stillAbandoned(); // forgets those settled since
+      this.abandoned.set(record.id, { attempt: c.attempt, left });
+    }
+    if (this.events.closed) return;
     this.emit({
       type: 'job.forceReleased',
       at: now,
@@ -897,6 +913,16 @@ export class Scheduler<H extends Handlers = Handlers> {
       reason: c.stopping.reason,
       stoppingMs: now - c.stopping.since,
     });
+  }
+
+  /** Attempts given up on (force-released) whose handlers still run: named in the shutdown report. */
+  private stillAbandoned(): Array<{ id: string; attempt: number }> {
+    const out: Array<{ id: string; attempt: number }> = [];
+    for (const [id, { attempt, left }] of this.abandoned) {
+      if (left.settled) this.abandoned.delete(id);
+      else out.push({ id, attempt });
+    }
+    return out;
   }
 
   /**
@@ -976,6 +1002,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         this.emit({ type: 'job.completed', at, job: final, output: snap.context.output });
       if (this.shutdownReport) this.shutdownReport.completed.push(id);
     } else {
+      if (state === 'failed' && this.shutdownReport) this.shutdownReport.failed.push(id);
       const error = snap.context.error ?? { kind: 'error', message: state };
       const cause = snap.context.cause;
       // The error (a stack trace, ~µs) is made only if someone asks for `result`.

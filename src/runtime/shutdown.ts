@@ -72,6 +72,10 @@ export type ShutdownDeps = {
   ready: Promise<void>;
   /** Releases what is left (timers, subscriptions, actors) and says the scheduler has shut down. */
   close: (report: ShutdownReport) => void;
+  /** Resolves, with its `stopTimeoutMs`, when a second `shutdown({ mode: 'cancel' })` cuts a drain short. */
+  escalated: Promise<number>;
+  /** Attempts force-released earlier (their own stop timeout) whose handlers still run. */
+  abandoned: () => Array<{ id: string; attempt: number }>;
 };
 
 /**
@@ -90,13 +94,21 @@ export async function runShutdown(
   for (const [id, record] of records.entries()) {
     if (WAITING.has(record.state)) cancelForShutdown(id, records.actorOf(record), report.cancelled);
   }
+  let stopWait = stopTimeoutMs;
   if (mode === 'cancel') abortRunning(records, report);
-  else if (!(await idleWithin(deps, timeoutMs))) {
-    report.timedOut = true;
-    abortRunning(records, report);
+  else {
+    // Drains until idle, the timeout, or a second call that cancels (it aborted them already).
+    let escalatedTo: number | undefined;
+    const cut = deps.escalated.then((ms) => (escalatedTo = ms));
+    const drained = await idleWithin(deps, timeoutMs, cut);
+    if (escalatedTo !== undefined) stopWait = Math.min(stopWait, escalatedTo);
+    else if (!drained) {
+      report.timedOut = true;
+      abortRunning(records, report);
+    }
   }
   // Aborted attempts hold their resources until their handlers settle; wait for that, a while.
-  if (!(await idleWithin(deps, stopTimeoutMs))) {
+  if (!(await idleWithin(deps, stopWait))) {
     for (const [id, record] of records.entries()) {
       const actor = records.actorOf(record);
       if (record.state !== 'running' || !actor) continue;
@@ -104,6 +116,9 @@ export async function runShutdown(
       actor.send(ABANDON);
     }
   }
+  // …and those given up on before, by their own stop timeout, that still run.
+  const named = new Set(report.stillRunning.map((r) => r.id));
+  for (const left of deps.abandoned()) if (!named.has(left.id)) report.stillRunning.push(left);
   await deps.ready.catch(() => undefined);
   deps.close(report);
   return report;
@@ -111,25 +126,34 @@ export async function runShutdown(
 
 const ABANDON = { type: 'job.abandon' } as const;
 
-/** True once no job is live, false if `ms` (Infinity: never) passed first. */
-async function idleWithin(deps: ShutdownDeps, ms: number): Promise<boolean> {
+/**
+ * True once no job is live, false if `ms` (Infinity: never) passed first or `interrupt` settled
+ * first; no timer is left behind.
+ */
+async function idleWithin(deps: ShutdownDeps, ms: number, interrupt?: Promise<unknown>): Promise<boolean> {
   if (deps.records.liveCount() === 0) return true;
-  if (ms === Number.POSITIVE_INFINITY) return deps.onIdle().then(() => true);
   let timer: unknown;
-  const idle = await Promise.race([
-    deps.onIdle().then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = deps.clock.setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  deps.clock.clearTimeout(timer);
+  const waits: Array<Promise<boolean>> = [deps.onIdle().then(() => true)];
+  if (ms !== Number.POSITIVE_INFINITY)
+    waits.push(
+      new Promise<boolean>((resolve) => {
+        timer = deps.clock.setTimeout(() => resolve(false), ms);
+      }),
+    );
+  if (interrupt) waits.push(interrupt.then(() => false));
+  const idle = await Promise.race(waits);
+  if (timer !== undefined) deps.clock.clearTimeout(timer);
   return idle;
 }
 
-/** Aborts every running job (kind `shutdown`), noting it in the shutdown report. */
+/** Aborts every running job (kind `shutdown`), noting it in the shutdown report (once). */
 export function abortRunning(records: JobRecords, report: ShutdownReport): void {
+  const noted = new Set(report.aborted);
   for (const [id, record] of records.entries()) {
-    if (HOLDING.has(record.state)) cancelForShutdown(id, records.actorOf(record), report.aborted);
+    if (!HOLDING.has(record.state)) continue;
+    const actor = records.actorOf(record);
+    if (noted.has(id)) actor?.send({ type: 'job.cancel', reason: 'shutdown' });
+    else cancelForShutdown(id, actor, report.aborted);
   }
 }
 

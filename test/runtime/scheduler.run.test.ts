@@ -16,6 +16,7 @@ import {
   type HandlerContext,
   type SchedulerEvent,
   type SchedulerOptions,
+  type ShutdownReport,
   type VirtualClock,
 } from '../../src/index.js';
 
@@ -404,6 +405,65 @@ describe('a handler that ignores its abort (resources are held until the work ha
     expect(scheduler.get('s')).toMatchObject({ state: 'failed', attempt: 4 });
     expect(most).toBe(1);
     expect(live).toBe(0);
+  });
+});
+
+describe('shutdown with attempts that do not stop', () => {
+  it('a second shutdown({ mode: cancel }) cuts a drain short: aborted once, not timed out, its stopTimeoutMs taken', async () => {
+    const { clock, scheduler } = make();
+    scheduler.submit({ type: 'hang', id: 'a', resources: { gpu: 1 } });
+    await clock.advanceBy(10);
+    let report: ShutdownReport | undefined;
+    void scheduler
+      .shutdown({ mode: 'drain', timeoutMs: 60_000, stopTimeoutMs: 5_000 })
+      .then((r) => (report = r));
+    await clock.advanceBy(10);
+    void scheduler.shutdown({ mode: 'cancel', stopTimeoutMs: 1_000 });
+    await clock.advanceBy(999);
+    expect(report).toBeUndefined();
+    await clock.advanceBy(1);
+    expect(report).toMatchObject({
+      aborted: ['a'],
+      timedOut: false,
+      stillRunning: [{ id: 'a', attempt: 1 }],
+    });
+    expect(scheduler.get('a')?.error?.message).toMatch(/had not stopped at shutdown/);
+    expect(clock.pendingTimers()).toBe(0);
+  });
+
+  it('names in stillRunning an attempt its own stop timeout gave up on earlier, while it still runs', async () => {
+    const { clock, scheduler } = make({ stopTimeoutMs: 100 });
+    scheduler.submit({ type: 'hang', id: 'a', resources: { gpu: 1 } });
+    scheduler.submit({ type: 'succeed', id: 'b' });
+    await clock.advanceBy(10);
+    scheduler.cancel('a');
+    await clock.advanceBy(200);
+    expect(scheduler.get('a')?.state).toBe('cancelled');
+    const report = await scheduler.shutdown({ mode: 'cancel' });
+    expect(report.stillRunning).toEqual([{ id: 'a', attempt: 1 }]);
+  });
+
+  it("says 'at shutdown' when shutdown gives up on an attempt that has a longer stop timeout of its own", async () => {
+    const { clock, scheduler } = make({ stopTimeoutMs: 60_000 });
+    scheduler.submit({ type: 'hang', id: 'a' });
+    await clock.advanceBy(10);
+    scheduler.cancel('a');
+    await clock.advanceBy(10);
+    void scheduler.shutdown({ mode: 'cancel', stopTimeoutMs: 1_000 });
+    await clock.advanceBy(1_000);
+    expect(scheduler.get('a')?.error?.message).toMatch(/had not stopped at shutdown/);
+    expect(scheduler.get('a')?.error?.message).not.toMatch(/60000/);
+  });
+
+  it('a job that fails while the scheduler drains is named in report.failed', async () => {
+    const { clock, scheduler } = make();
+    scheduler.submit({ type: 'fail', id: 'a' });
+    scheduler.submit({ type: 'succeed', id: 'b' });
+    await clock.advanceBy(10);
+    let report: ShutdownReport | undefined;
+    void scheduler.shutdown({ mode: 'drain', timeoutMs: 1_000 }).then((r) => (report = r));
+    await clock.advanceBy(200);
+    expect(report).toMatchObject({ completed: ['b'], failed: ['a'] });
   });
 });
 
