@@ -10,12 +10,19 @@
  */
 const PATTERN = /^\s*progress:\s*(\d+(?:\.\d+)?|\.\d+)(%?)(?=\s|$)/i;
 
+/**
+ * How much of a progress note is kept (UTF-16 code units): a note is shown on one terminal line
+ * and redrawn several times a second, and a line may be 64 KiB ({@link MAX_LINE_LENGTH}).
+ */
+export const MAX_NOTE_LENGTH = 1024;
+
 /** A progress report read from one line of output. */
 export type ProgressLine = { fraction: number; note?: string };
 
 /**
  * The progress a line reports, or `undefined` when it is not a progress line. The fraction is
- * not clamped here: the engine clamps it to [0, 1] for every handler alike.
+ * not clamped here: the engine clamps it to [0, 1] for every handler alike. A note longer than
+ * {@link MAX_NOTE_LENGTH} is cut to it.
  *
  * @example
  * parseProgressLine('progress: 0.5 upscaling'); // { fraction: 0.5, note: 'upscaling' }
@@ -26,7 +33,12 @@ export function parseProgressLine(line: string): ProgressLine | undefined {
   if (!match) return undefined;
   const [head, amount, percent] = match;
   const fraction = Number(amount) / (percent ? 100 : 1);
-  const note = line.slice(head.length).trim();
+  let note = line.slice(head.length).trim();
+  if (note.length > MAX_NOTE_LENGTH) {
+    // Cut on a code point: a surrogate pair is kept whole or left out whole.
+    const high = note.charCodeAt(MAX_NOTE_LENGTH - 1);
+    note = note.slice(0, high >= 0xd800 && high <= 0xdbff ? MAX_NOTE_LENGTH - 1 : MAX_NOTE_LENGTH).trimEnd();
+  }
   return note ? { fraction, note } : { fraction };
 }
 

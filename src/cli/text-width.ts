@@ -63,8 +63,12 @@ const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Default_Ignorable_Code_Point}\u1160-\u11ff\
 const EMOJI_PRESENTATION = /\p{Emoji_Presentation}/u;
 const EMOJI = /^\p{Emoji}/u;
 const KEYCAP_OR_VS16 = /[\ufe0f\u20e3]/;
-/** C0 and C1 controls and DEL: they move the cursor or change the terminal, and take no column. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g; // eslint-disable-line no-control-regex
+/**
+ * C0 and C1 controls and DEL: they move the cursor or change the terminal, and take no column; and
+ * the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which
+ * reorder what follows them on the line (a note could show other text than it holds).
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g; // eslint-disable-line no-control-regex
 const PRINTABLE_ASCII = /^[\u0020-\u007e]*$/;
 
 let graphemes: Intl.Segmenter | undefined;
@@ -86,7 +90,7 @@ function isWide(codePoint: number): boolean {
 /** Columns of one code point on its own (a cluster's emoji rule comes first; see below). */
 export function codePointWidth(codePoint: number): 0 | 1 | 2 {
   if (codePoint < 0x20 || (codePoint >= 0x7f && codePoint < 0xa0)) return 0;
-  if (codePoint < 0x300) return 1;
+  if (codePoint < 0x300) return codePoint === 0xad ? 0 : 1; // U+00AD soft hyphen: default-ignorable
   const char = String.fromCodePoint(codePoint);
   if (ZERO_WIDTH.test(char)) return 0;
   if (isWide(codePoint) || EMOJI_PRESENTATION.test(char)) return 2;
@@ -103,9 +107,62 @@ function clusterWidth(cluster: string): number {
   return width;
 }
 
-function clusters(text: string): Iterable<string> {
+const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
+
+/** Code units handed to the segmenter in one piece while a long text is walked; see {@link clusters}. */
+const WINDOW = 256;
+
+/**
+ * The text's grapheme clusters, one at a time, in time linear in the text. V8's segmenter is not:
+ * each segment it hands out costs time (and, while it is kept, memory) in proportion to the whole
+ * input, so a long text is segmented a window at a time. A window's last cluster may go on past
+ * its end, so it is left to the next window, which starts where that cluster starts (a cluster
+ * boundary depends on nothing after it but the next code point). A window is never cut inside a
+ * surrogate pair, and a cluster longer than a window (a letter with a thousand combining marks)
+ * doubles the window until it ends inside it.
+ */
+function* clusters(text: string): Generator<string> {
   graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-  return [...graphemes.segment(text)].map((s) => s.segment);
+  let start = 0;
+  let size = WINDOW;
+  while (start < text.length) {
+    let end = start + size;
+    if (end >= text.length) {
+      for (const { segment } of graphemes.segment(start === 0 ? text : text.slice(start))) yield segment;
+      return;
+    }
+    if (isHighSurrogate(text.charCodeAt(end - 1))) end--;
+    let held: string | undefined;
+    let passed = 0;
+    for (const { segment } of graphemes.segment(text.slice(start, end))) {
+      if (held !== undefined) {
+        yield held;
+        passed += held.length;
+      }
+      held = segment;
+    }
+    if (passed === 0) size *= 2;
+    else {
+      start += passed;
+      size = WINDOW;
+    }
+  }
+}
+
+/**
+ * How much of a line {@link fitColumns} reads for `width` columns (UTF-16 code units): no
+ * character takes less than a column but zero-width ones, so nothing past it can be shown, and a
+ * line longer than it is always cut. A progress note of 64 KiB redrawn ten times a second is
+ * measured by this much of it, not the whole.
+ */
+export function fitLookahead(width: number): number {
+  return Math.max(0, width) * 4 + 64;
+}
+
+/** The first `length` code units of a text, one fewer where that would split a surrogate pair. */
+export function headOf(text: string, length: number): string {
+  if (text.length <= length) return text;
+  return text.slice(0, length > 0 && isHighSurrogate(text.charCodeAt(length - 1)) ? length - 1 : length);
 }
 
 /** The text with control characters (escape sequences, tabs, carriage returns) made visible. */
@@ -135,12 +192,14 @@ export function stringWidth(text: string): number {
  * printable first.
  */
 export function fitColumns(line: string, width: number): string {
-  const text = printable(line);
+  const head = headOf(line, fitLookahead(width));
+  const cut = head.length < line.length;
+  const text = printable(head);
   if (PRINTABLE_ASCII.test(text)) {
-    if (text.length <= width) return text;
+    if (!cut && text.length <= width) return text;
     return width <= 1 ? text.slice(0, Math.max(0, width)) : `${text.slice(0, width - 1)}…`;
   }
-  if (stringWidth(text) <= width) return text;
+  if (!cut && stringWidth(text) <= width) return text;
   const room = width <= 1 ? width : width - 1;
   let used = 0;
   let kept = '';

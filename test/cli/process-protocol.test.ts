@@ -2,7 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../src/cli/duration.js';
 import { cudaVisibleDevices, jobEnv } from '../../src/cli/job-env.js';
-import { createLineSplitter, MAX_LINE_LENGTH, parseProgressLine } from '../../src/cli/progress-line.js';
+import {
+  createLineSplitter,
+  MAX_LINE_LENGTH,
+  MAX_NOTE_LENGTH,
+  parseProgressLine,
+} from '../../src/cli/progress-line.js';
 import type { Allocation } from '../../src/core/types.js';
 
 describe('parseDuration', () => {
@@ -34,8 +39,28 @@ describe('parseProgressLine', () => {
 
   it('reads a progress line with a long note and long trailing spaces', () => {
     const line = `progress: 0.5 a${' '.repeat(MAX_LINE_LENGTH)}b`;
-    expect(parseProgressLine(line)).toEqual({ fraction: 0.5, note: `a${' '.repeat(MAX_LINE_LENGTH)}b` });
+    // The note is cut to MAX_NOTE_LENGTH, and what is left of it trimmed.
+    expect(parseProgressLine(line)).toEqual({ fraction: 0.5, note: 'a' });
+    expect(parseProgressLine(`progress: 0.5 a${' '.repeat(100)}b`)).toEqual({
+      fraction: 0.5,
+      note: `a${' '.repeat(100)}b`,
+    });
     expect(parseProgressLine(`progress: 0.5${' '.repeat(MAX_LINE_LENGTH)}`)).toEqual({ fraction: 0.5 });
+  });
+
+  it('caps a note at MAX_NOTE_LENGTH, never splitting a surrogate pair', () => {
+    // A 64 KiB note (the longest line the splitter keeps), redrawn by the live view on every frame.
+    const cjk = parseProgressLine(`progress: 0.5 ${'日'.repeat(MAX_LINE_LENGTH - 14)}`);
+    expect(cjk?.note).toBe('日'.repeat(MAX_NOTE_LENGTH));
+    // 𠀋 is two code units; the 512th ends exactly at the cap, the next one would straddle it.
+    const pairs = parseProgressLine(`progress: 0.5 ${'𠀋'.repeat(MAX_LINE_LENGTH / 2 - 8)}`);
+    expect(pairs?.note).toBe('𠀋'.repeat(MAX_NOTE_LENGTH / 2));
+    const shifted = parseProgressLine(`progress: 0.5 x${'𠀋'.repeat(MAX_LINE_LENGTH / 2 - 8)}`);
+    expect(shifted?.note).toBe(`x${'𠀋'.repeat(MAX_NOTE_LENGTH / 2 - 1)}`);
+    expect(shifted?.note?.length).toBe(MAX_NOTE_LENGTH - 1);
+    expect(parseProgressLine(`progress: 1 ${'n'.repeat(MAX_NOTE_LENGTH)}`)?.note).toHaveLength(
+      MAX_NOTE_LENGTH,
+    );
   });
 
   it('leaves other lines alone', () => {

@@ -1,5 +1,5 @@
 /** The CLI's pure renderers: formatters, event lines, the live frame, summaries. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { renderEventLine } from '../../src/cli/event-line.js';
 import {
   fit,
@@ -11,7 +11,16 @@ import {
 } from '../../src/cli/format.js';
 import { queueOrder, renderFrame } from '../../src/cli/frame.js';
 import { renderSummary, summarise } from '../../src/cli/summary.js';
-import { fitColumns, padEndColumns, stringWidth } from '../../src/cli/text-width.js';
+import { MAX_LINE_LENGTH, parseProgressLine } from '../../src/cli/progress-line.js';
+import {
+  codePointWidth,
+  fitColumns,
+  fitLookahead,
+  headOf,
+  padEndColumns,
+  printable,
+  stringWidth,
+} from '../../src/cli/text-width.js';
 import type { ResourceTotals } from '../../src/core/resources.js';
 import type { Allocation } from '../../src/core/types.js';
 import type { JobSnapshot, SchedulerStats } from '../../src/runtime/types.js';
@@ -223,6 +232,116 @@ describe('terminal columns', () => {
 
   it('shows control characters as visible text, so a note cannot move the cursor', () => {
     expect(fitColumns('a\x1b[2Jb\tc\rd', 40)).toBe('a?[2Jb c?d');
+  });
+
+  it('shows bidirectional embeddings, overrides and isolates as ?, so a note cannot reorder the line', () => {
+    expect(printable('\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069')).toBe('?'.repeat(9));
+    expect(fitColumns('job \u202edone\u202c ok \u2067x\u2069', 40)).toBe('job ?done? ok ?x?');
+    expect(fitColumns('日本\u202e語', 40)).toBe('日本?語');
+  });
+
+  it('counts a soft hyphen as nothing, as other default-ignorable code points', () => {
+    expect(codePointWidth(0xad)).toBe(0);
+    expect(stringWidth('\u00ad')).toBe(0);
+    expect(stringWidth('co\u00adop')).toBe(4);
+    expect(codePointWidth(0xac)).toBe(1); // ¬, its neighbour, is one column
+  });
+});
+
+describe('terminal columns of long text', () => {
+  /** Code units handed to Intl.Segmenter while `run` runs: what measuring looked at. */
+  function segmented(run: () => void): { total: number; longest: number } {
+    const spy = vi.spyOn(Intl.Segmenter.prototype, 'segment');
+    try {
+      run();
+      const lengths = spy.mock.calls.map(([text]) => text.length);
+      return { total: lengths.reduce((a, b) => a + b, 0), longest: Math.max(0, ...lengths) };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('cuts a line of 60,000 CJK characters by looking at no more than a bounded prefix of it', () => {
+    const long = `j1 ${'日'.repeat(60_000)}`;
+    let cut = '';
+    const work = segmented(() => (cut = fitColumns(long, 120)));
+    expect(cut).toBe(`j1 ${'日'.repeat(58)}…`);
+    expect(stringWidth(cut)).toBeLessThanOrEqual(120);
+    // What it measured is bounded by the width, not the line: the same as for a line of 1,000.
+    expect(work.total).toBeLessThanOrEqual(3 * fitLookahead(120));
+    expect(work).toEqual(segmented(() => fitColumns(`j1 ${'日'.repeat(1_000)}`, 120)));
+    expect(fitColumns(long, 120)).toBe(fitColumns(long.slice(0, fitLookahead(120)), 120));
+  });
+
+  it('does not measure the rest of a long ASCII line for a character past the edge', () => {
+    const work = segmented(() =>
+      expect(fitColumns(`${'x'.repeat(10_000)}é`, 100)).toBe(`${'x'.repeat(99)}…`),
+    );
+    expect(work.total).toBe(0);
+  });
+
+  it('cuts a line longer than its look-ahead even where what it read would fit (zero-width marks)', () => {
+    const marks = `e${'\u0301'.repeat(fitLookahead(10) - 1)}`;
+    expect(fitColumns(marks, 10)).toBe(marks);
+    expect(fitColumns(`${marks}\u0301`, 10).endsWith('…')).toBe(true);
+  });
+
+  it('never splits a surrogate pair at the edge of the look-ahead', () => {
+    for (const lead of ['', 'x']) {
+      const line = `${lead}${'𠀋'.repeat(1_000)}`;
+      const head = headOf(line, fitLookahead(20));
+      expect(head.length).toBe(lead ? fitLookahead(20) - 1 : fitLookahead(20));
+      expect(head.at(-1)).not.toMatch(/[\ud800-\udbff]/);
+      expect(fitColumns(line, 20)).toBe(`${lead}${'𠀋'.repeat(9)}…`);
+    }
+  });
+
+  it('measures a long text a window at a time, each code unit about once (linear, not quadratic)', () => {
+    let width = 0;
+    const cjk = segmented(() => (width = stringWidth('日'.repeat(60_000))));
+    expect(width).toBe(120_000);
+    expect(cjk.longest).toBeLessThanOrEqual(512);
+    expect(cjk.total).toBeLessThanOrEqual(2 * 60_000);
+    // One cluster longer than a window (a letter with 5,000 combining marks) is still one cluster.
+    expect(stringWidth(`Z${'\u0351'.repeat(5_000)}日`)).toBe(3);
+    // Clusters that straddle a window's edge are measured whole: ZWJ emoji, flags, skin tones.
+    for (const unit of ['👨‍👩‍👧', '🇯🇵', '👍🏽', 'e\u0301', '\u1100\u1161\u11a8']) {
+      for (const pad of ['', 'a', 'ab', 'abc']) {
+        const text = pad + unit.repeat(400);
+        expect(stringWidth(text), `${pad}${unit}`).toBe(
+          pad.length + 2 * 400 - (unit === 'e\u0301' ? 400 : 0),
+        );
+      }
+    }
+  });
+
+  it('redraws a frame with a 64 KiB progress note by measuring a bounded part of it', () => {
+    const note = parseProgressLine(`progress: 0.5 ${'日'.repeat(MAX_LINE_LENGTH - 14)}`)?.note ?? '';
+    const running = job('j1', { state: 'running', startedAt: T0, progress: { fraction: 0.5, note } });
+    const none = totals({});
+    const counts = {
+      pending: 0,
+      queued: 0,
+      scheduled: 0,
+      running: 1,
+      retrying: 0,
+      completed: 0,
+      failed: 0,
+      cancelled: 0,
+    };
+    const stats: SchedulerStats = {
+      jobs: counts,
+      queue: { size: 0, max: 100 },
+      stopping: 0,
+      resources: { capacity: none, allocated: none, free: none },
+    };
+    let frame: string[] = [];
+    const work = segmented(
+      () => (frame = renderFrame({ jobs: [running], stats, now: T0, startAt: T0, width: 120 })),
+    );
+    for (const line of frame) expect(stringWidth(line)).toBeLessThanOrEqual(120);
+    expect(frame[2]).toMatch(/日…$/);
+    expect(work.total).toBeLessThanOrEqual(frame.length * 3 * fitLookahead(120));
   });
 });
 
