@@ -112,13 +112,23 @@ export class Journal {
   }
 
   accept(entries: readonly JournalEntry[]): void {
+    // A job may take the id of one retention just let go: that one leaves the store first.
+    this.flushPrune();
     this.store.accept(entries);
   }
 
-  /** A job moved to `state` (`scheduled` is not kept: a job not yet started recovers as queued). */
+  /**
+   * A job moved to `state`. `scheduled` is not kept (a job not yet started recovers as queued), and
+   * `running` was written by `starting`, before the handler was called.
+   */
   moved(id: string, state: JobState, context: JobContext): void {
-    if (state === 'scheduled') return;
+    if (state === 'scheduled' || state === 'running') return;
     this.update(id, statusOf(state, context));
+  }
+
+  /** A job's next attempt is about to start (its handler is called in the same step). */
+  starting(id: string, context: JobContext, now: number): void {
+    this.update(id, { state: 'running', attempt: context.attempt + 1, startedAt: context.startedAt ?? now });
   }
 
   update(id: string, status: StoredStatus): void {
@@ -129,8 +139,24 @@ export class Journal {
     }
   }
 
+  /**
+   * Forgets finished jobs retention let go — gathered over one turn of the event loop's microtasks
+   * and written at once (one transaction, not one per finished job): a pruning lost to a crash only
+   * leaves finished jobs in the store, which recovery keeps as finished.
+   */
   prune(ids: readonly string[]): void {
     if (ids.length === 0) return;
+    const first = this.pruning.length === 0;
+    for (const id of ids) this.pruning.push(id);
+    if (first) queueMicrotask(() => this.flushPrune());
+  }
+
+  private pruning: string[] = [];
+
+  private flushPrune(): void {
+    const ids = this.pruning;
+    if (ids.length === 0) return;
+    this.pruning = [];
     try {
       this.store.prune(ids);
     } catch (error) {
@@ -147,6 +173,7 @@ export class Journal {
   }
 
   close(): void {
+    this.flushPrune();
     try {
       this.store.close();
     } catch (error) {

@@ -974,6 +974,9 @@ export class Scheduler<H extends Handlers = Handlers> {
           }
           this.resources.changed();
           actor.send({ type: 'job.allocated', allocation: d.allocation });
+          // On disk before its handler is called (the start calls it at once): a crash while it
+          // starts finds the attempt running, and counts it interrupted.
+          if (this.journal) this.journal.starting(d.id, actor.getSnapshot().context, now);
           actor.send(START);
           if (record.state === 'queued') {
             this.awaiting = d.id;

@@ -142,6 +142,33 @@ describe('a durable scheduler', () => {
     expect(scheduler.get('job-1')?.state).toBe('completed');
   });
 
+  it('an attempt is on disk as running before its handler is called (a crash as it starts interrupts it)', async () => {
+    const store = new MemoryStore();
+    const clock = createVirtualClock();
+    const seen: unknown[] = [];
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: POOL,
+      store,
+      retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 0 } },
+      handlers: {
+        work: ({ id, attempt }: HandlerContext<unknown>) => {
+          // What a crash right now would leave on disk.
+          seen.push(store.contentsAt().jobs.find((j) => j.job.id === id)?.status);
+          if (attempt === 1) throw new Error('first try fails');
+          return 'ok';
+        },
+      },
+    });
+    scheduler.submit({ type: 'work', id: 'a' });
+    await clock.advanceBy(10);
+    expect(seen).toMatchObject([
+      { state: 'running', attempt: 1 },
+      { state: 'running', attempt: 2 },
+    ]);
+  });
+
   it('a transition that cannot be journaled is told (store.writeFailed); the job goes on', async () => {
     const store = new MemoryStore();
     const { clock, scheduler } = durable(store);

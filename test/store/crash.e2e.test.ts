@@ -53,15 +53,15 @@ const BATCH_SIZE = 16;
 /** Batches run side by side (their children mostly wait on their handlers' timers). */
 const PARALLEL = 2;
 /**
- * Also require that an attempt whose handler has started is on disk (CRASH_STRICT_START=1).
- * Today it fails: the engine journals `running` from the job actor's snapshot, after the actor has
- * invoked the handler, so a kill in between — while a handler's synchronous start runs, e.g. the
- * CLI spawning its process — leaves the store holding the job as waiting for that attempt, and the
- * recovered scheduler runs the same attempt number again instead of counting it `interrupted`
- * (a job of `retry: { attempts: 1 }` runs twice). Off, such an attempt is only counted, and the
+ * Require that an attempt whose handler has started is on disk (CRASH_STRICT_START=0 turns it
+ * off). It failed before the engine journaled `running` ahead of the start: the snapshot came
+ * after the actor had invoked the handler, so a kill in between — while a handler's synchronous
+ * start runs, e.g. the CLI spawning its process — left the store holding the job as waiting, and
+ * the recovered scheduler ran the same attempt number again instead of counting it `interrupted`
+ * (a job of `retry: { attempts: 1 }` ran twice). Off, such an attempt is only counted, and the
  * store must hold the job as it was just before the start.
  */
-const STRICT = process.env['CRASH_STRICT_START'] === '1';
+const STRICT = process.env['CRASH_STRICT_START'] !== '0';
 
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
