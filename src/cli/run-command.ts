@@ -23,6 +23,7 @@ import { UsageError } from './usage-error.js';
 import { StoreLockedError } from '../store/errors.js';
 import { sqliteStore } from '../store/sqlite.js';
 import type { JobStore, StoreContents } from '../store/store.js';
+import { endLeftovers, findLeftovers } from './leftovers.js';
 import { defaultStatePath, planResume, stateInLogDir, type ResumePlan } from './resume.js';
 
 /** The state file of a run: opened, planned, and what the scheduler is given. */
@@ -183,6 +184,15 @@ async function runWith(
   // A resumed run logs where the run before did, unless --logs says otherwise.
   const logDir = nodePath.resolve(args.logs ?? state?.plan.logDir ?? defaultLogDir(new Date(startAt)));
   makeLogDir(logDir);
+  if (state?.plan.logDir !== undefined) {
+    // The run before is gone (this one holds the lock), but its job processes may not be.
+    const leftovers = findLeftovers(state.plan.logDir, new Set(state.plan.forget));
+    if (leftovers.length > 0) {
+      const which = leftovers.map((l) => `job ${l.jobId} (pids ${l.pids.join(', ')})`).join(', ');
+      write.err(`ai-batch: ending what the run before left running: ${which}\n`);
+      await endLeftovers(leftovers);
+    }
+  }
   const registry = new ProcessRegistry();
   const scheduler = createScheduler<CliHandlers>({
     resources: pool,

@@ -86,7 +86,11 @@ async function gone(pid: number): Promise<boolean> {
  * Starts `ai-batch run jobs.yaml --json <flags>` in `dir`, waits until a and b completed and
  * slow runs, then SIGKILLs the CLI and the job process it left behind.
  */
-async function crashMidRun(dir: string, flags: string[]): Promise<JsonLine[]> {
+async function crashMidRun(
+  dir: string,
+  flags: string[],
+  { leave = false }: { leave?: boolean } = {},
+): Promise<{ events: JsonLine[]; pid: number }> {
   const cli = startCli(['run', 'jobs.yaml', '--json', ...flags], { cwd: dir });
   await cli.waitForLine(jsonEvent('job.completed', 'a'));
   await cli.waitForLine(jsonEvent('job.completed', 'b'));
@@ -99,9 +103,11 @@ async function crashMidRun(dir: string, flags: string[]): Promise<JsonLine[]> {
   expect(crashed.signal).toBe('SIGKILL');
   // The job process outlived its CLI (detached, its own group): the crash the test is about.
   expect(processGone(pid)).toBe(false);
-  process.kill(-pgid, 'SIGKILL');
-  expect(await gone(pid)).toBe(true);
-  return parseJsonLines(crashed.stdout);
+  if (!leave) {
+    process.kill(-pgid, 'SIGKILL');
+    expect(await gone(pid)).toBe(true);
+  }
+  return { events: parseJsonLines(crashed.stdout), pid };
 }
 
 const runs = (dir: string) => readFileSync(nodePath.join(dir, 'runs.txt'), 'utf8').trim().split('\n').sort();
@@ -112,7 +118,7 @@ describe('ai-batch run: resuming after a crash', () => {
     const dir = tempDir();
     writeFileSync(nodePath.join(dir, 'jobs.yaml'), jobsYaml());
     // No --logs, no --state: the defaults, found again by the same command.
-    const first = await crashMidRun(dir, []);
+    const { events: first } = await crashMidRun(dir, []);
     const started = first.find((e) => e.type === 'run.started') as JsonLine;
     const logDir = started['logDir'] as string;
     const statePath = nodePath.join(dir, defaultStatePath('jobs.yaml', dir));
@@ -154,7 +160,8 @@ describe('ai-batch run: resuming after a crash', () => {
   it('refuses a completed job whose command changed, naming it; reruns a changed job that had not completed', async () => {
     const dir = tempDir();
     writeFileSync(nodePath.join(dir, 'jobs.yaml'), jobsYaml());
-    await crashMidRun(dir, ['--logs', 'logs']);
+    // The job process the killed CLI left is not killed here: the run that resumes ends it.
+    const { pid } = await crashMidRun(dir, ['--logs', 'logs'], { leave: true });
     expect(existsSync(nodePath.join(dir, 'logs', 'ai-batch-state.db'))).toBe(true);
 
     writeFileSync(nodePath.join(dir, 'jobs.yaml'), jobsYaml({ a: 'echo a2 >> runs.txt' }));
@@ -168,8 +175,17 @@ describe('ai-batch run: resuming after a crash', () => {
 
     // The interrupted job's command may change: it runs again as the file says now.
     writeFileSync(nodePath.join(dir, 'jobs.yaml'), jobsYaml({ slow: 'echo slow2 >> runs.txt' }));
+    expect(processGone(pid)).toBe(false);
     const result = await runCli(['run', 'jobs.yaml', '--logs', 'logs'], { cwd: dir });
     expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^ai-batch: ending what the run before left running: job slow \\(pids (\\d+, )*${pid}(, \\d+)*\\)$`,
+        'm',
+      ),
+    );
+    expect(processGone(pid)).toBe(true);
+    // Ended before anything ran: it never appended to runs.txt after the new run's jobs.
     expect(result.stdout).toMatch(
       /^ai-batch: resumed: 2 completed before, 1 interrupted and rerun, 1 not started \(state .*ai-batch-state\.db\)$/m,
     );
