@@ -4,7 +4,7 @@
  * tree is gone, so the engine does not hand a stopped job's resources on before then; this
  * registry is what keeps the CLI itself from exiting before then.
  */
-import { signalTree, type ProcessTree } from './process-group.js';
+import { signalTrees, type ProcessTree } from './process-group.js';
 
 /** Tracks live process trees and the work that ends each one. */
 export class ProcessRegistry {
@@ -36,10 +36,14 @@ export class ProcessRegistry {
   }
 
   /**
-   * SIGKILLs every tracked tree — its group, and the processes that left it carrying its token:
-   * the last resort of a third Ctrl-C, or of a run that failed.
+   * SIGKILLs every tracked tree — its group, and the processes that left it carrying its token,
+   * found in one pass over `/proc` for all the trees: the last resort of a third Ctrl-C, or of a
+   * run that failed.
    */
   killAll(): void {
-    for (const { tree } of this.live.values()) signalTree(tree, 'SIGKILL');
+    signalTrees(
+      [...this.live.values()].map((entry) => entry.tree),
+      'SIGKILL',
+    );
   }
 }

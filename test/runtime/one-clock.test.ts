@@ -30,8 +30,8 @@ const ALLOWED: Record<string, { calls: string[]; why: string }> = {
     why: 'stamps a job log with the date, and gives a killed process a grace period for its pipes',
   },
   'src/cli/process-group.ts': {
-    calls: ['node:timers'],
-    why: 'waits for a killed process group to go, on the real clock',
+    calls: ['node:timers', 'performance.now'],
+    why: 'waits for a killed process group to go, on the real clock: polls, a kill grace measured in elapsed time, and a pass over /proc that yields to the event loop',
   },
 };
 
