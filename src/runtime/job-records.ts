@@ -117,7 +117,7 @@ export type RareFields = {
   /** Its running attempt was told to stop and has not stopped yet (counted in `stats().stopping`). */
   stopping: boolean;
   /** Recovered from a store: the attempts it had and its last error (its actor starts from them). */
-  restored: { attempt: number; error: JobError | undefined } | undefined;
+  restored: { attempt: number; error: JobError | undefined; submittedAt: number } | undefined;
 };
 
 /** A record's rare fields, made now if it had none. */

@@ -202,7 +202,8 @@ export class Scheduler<H extends Handlers = Handlers> {
         const record = actor.tag as JobRecord;
         const at = this.dispatcher.queue.enqueuedAt(record);
         const input = jobInput(record, this.options, record.seed);
-        input.submittedAt = at;
+        // A job recovered from a store was submitted before it was queued again.
+        input.submittedAt = record.rare?.restored?.submittedAt ?? at;
         return { input, events: [{ type: 'job.ready', at }] };
       },
     };
@@ -626,6 +627,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const now = this.options.clock.now();
     let lastSeq = -1;
     let lastN = 0;
+    let startAfter = false;
     // Paused before anything recovered may start.
     if (contents.paused) this.pause();
     this.records.batch(() => {
@@ -669,7 +671,18 @@ export class Scheduler<H extends Handlers = Handlers> {
             continue;
           }
         } else if (status.state === 'scheduled') attempt = Math.max(0, attempt);
-        rareOf(record).restored = { attempt, error };
+        rareOf(record).restored = { attempt, error, submittedAt: stored.submittedAt };
+        // Queued again as of when it was queued before: aging goes on.
+        const queuedAt = status.state === 'queued' ? (status.queuedAt ?? now) : now;
+        if (!this.inspect && job.dependsOn.length === 0) {
+          // As an accepted job that nobody watches: into the queue with no actor (made when it
+          // starts, from the restored attempts); nothing to write, the store says queued or the
+          // recovery it implies. A deep recovered backlog costs what a submitted one does.
+          record.seed = jobSeed(this.options);
+          this.records.moved(record, 'queued');
+          if (this.dispatcher.enqueue(record.id, record.kind.level, queuedAt, record)) startAfter = true;
+          continue;
+        }
         const input = jobInput(record, this.options);
         input.submittedAt = stored.submittedAt;
         const onError = this.inspect ? (e: unknown) => this.failed(record, e) : noop;
@@ -677,13 +690,12 @@ export class Scheduler<H extends Handlers = Handlers> {
         record.actor = actor;
         if (actor instanceof LeanActor) actor.tag = record;
         else this.inspected.set(actor, record);
-        // Queued again as of when it was queued before: aging goes on.
-        if (job.dependsOn.length === 0)
-          actor.send({ type: 'job.ready', at: status.state === 'queued' ? (status.queuedAt ?? now) : now });
+        if (job.dependsOn.length === 0) actor.send({ type: 'job.ready', at: queuedAt });
         else this.dependencies.link(record, actor);
       }
     });
     journal.nextSeq = lastSeq + 1;
+    if (startAfter) this.pump();
     this.records.advanceIds(lastN);
   }
 
