@@ -11,6 +11,7 @@
  * The project's tests replay every path of the machine's graph and random event sequences on
  * both and assert identical states and contexts after every step.
  */
+import { and, not, or } from 'xstate';
 import type { ActorLogic, ActorScope, ActorSystem, AnyActorRef, EventObject, StateValue } from 'xstate';
 import type { Attempt } from './attempt.js';
 import { type AttemptSignal } from './attempt.js';
@@ -98,7 +99,7 @@ type ActionShape =
 type GuardShape =
   | string
   | { type: string; params?: ParamsShape }
-  | (((...args: never[]) => unknown) & { guards?: GuardShape[]; name?: string });
+  | (((...args: never[]) => unknown) & { guards?: GuardShape[]; name?: string; check?: unknown });
 type TransitionShape = {
   target?: readonly NodeShape[] | undefined;
   guard?: GuardShape | undefined;
@@ -175,6 +176,21 @@ function paramsOf(params: ParamsShape): (args: Args) => unknown {
   return () => params;
 }
 
+/** XState's evaluators of `and`, `or` and `not` (each combinator's `check`), read once. */
+const COMBINATORS = new Map<unknown, 'and' | 'or' | 'not'>([
+  [(and([]) as unknown as { check?: unknown }).check, 'and'],
+  [(or([]) as unknown as { check?: unknown }).check, 'or'],
+  [(not('x') as unknown as { check?: unknown }).check, 'not'],
+]);
+
+/** Which combinator a guard function is: by its evaluator (its `check`), else by its name. */
+export function combinatorOf(guard: object): 'and' | 'or' | 'not' | undefined {
+  const { check, name } = guard as { check?: unknown; name?: unknown };
+  const byCheck = check === undefined ? undefined : COMBINATORS.get(check);
+  if (byCheck) return byCheck;
+  return name === 'and' || name === 'or' || name === 'not' ? name : undefined;
+}
+
 function compileGuard(guard: GuardShape | undefined): Guard | undefined {
   if (guard === undefined) return undefined;
   if (typeof guard === 'string') {
@@ -183,9 +199,12 @@ function compileGuard(guard: GuardShape | undefined): Guard | undefined {
   }
   if (typeof guard === 'function') {
     const parts = (guard.guards ?? unsupported('an inline guard')).map((g) => compileGuard(g) as Guard);
-    if (guard.name === 'and') return (c, e) => parts.every((g) => g(c, e));
-    if (guard.name === 'or') return (c, e) => parts.some((g) => g(c, e));
-    if (guard.name === 'not') return (c, e) => !parts.every((g) => g(c, e));
+    // Told apart by XState's own evaluator, not by the function's name: a bundler or minifier
+    // that renames functions (`and` → `and2`) must not break the logic.
+    const kind = combinatorOf(guard);
+    if (kind === 'and') return (c, e) => parts.every((g) => g(c, e));
+    if (kind === 'or') return (c, e) => parts.some((g) => g(c, e));
+    if (kind === 'not') return (c, e) => !parts.every((g) => g(c, e));
     return unsupported(`the guard combinator ${guard.name}`);
   }
   const fn = guards[guard.type] ?? unsupported(`the guard ${guard.type}`);

@@ -4,8 +4,8 @@
  * would be lost.
  */
 import { describe, expect, it } from 'vitest';
-import { SimulatedClock, createActor } from 'xstate';
-import { createJobLogic } from '../../src/machines/job.logic.js';
+import { SimulatedClock, and, createActor, not, or } from 'xstate';
+import { combinatorOf, createJobLogic } from '../../src/machines/job.logic.js';
 import { jobMachine } from '../../src/machines/job.machine.js';
 import { LeanActor } from '../../src/runtime/lean-actor.js';
 import { makeAllocation } from '../helpers/job-harness.js';
@@ -88,5 +88,19 @@ describe('compiled job logic', () => {
     const restored = createActor(logic, { clock, input, snapshot: persisted });
     expect(restored.getSnapshot().status).toBe('error');
     expect(String((restored.getSnapshot() as { error?: unknown }).error)).toMatch(/cannot be restored/);
+  });
+});
+
+describe('compiled job logic under a bundler that renames functions', () => {
+  it("tells XState's and / or / not apart by their evaluator, not by their names", () => {
+    const renamed = <T extends object>(fn: T, name: string): T => {
+      Object.defineProperty(fn, 'name', { value: name });
+      return fn;
+    };
+    expect(combinatorOf(renamed(and(['a', 'b']), 'and2'))).toBe('and');
+    expect(combinatorOf(renamed(or(['a', 'b']), 'or3'))).toBe('or');
+    expect(combinatorOf(renamed(not('a'), 'not$1'))).toBe('not');
+    // A function that is none of them is not taken for one.
+    expect(combinatorOf(renamed(() => true, 'x'))).toBeUndefined();
   });
 });
