@@ -28,6 +28,8 @@ export class Room {
   private head = 0;
   /** Waiters not yet done. */
   private count = 0;
+  /** Done waiters (aborted) still in the line behind the head: dropped once they outnumber the rest. */
+  private doneInLine = 0;
   private serving = false;
   private closed = false;
 
@@ -51,6 +53,9 @@ export class Room {
       waiter.onAbort = () => {
         if (waiter.done) return;
         this.settle(waiter);
+        // An aborted waiter stays in the line until the head passes it; a blocked head must not
+        // make the line keep every waiter that ever gave up.
+        if (++this.doneInLine > Math.max(1_024, this.count)) this.compact();
         reject(signal.reason);
         // The head may have been the one that left: those behind it may fit now.
         this.freed();
@@ -85,6 +90,18 @@ export class Room {
       this.settle(waiter);
       waiter.reject(new SchedulerClosedError());
     }
+  }
+
+  /** Drops the done waiters from the line (those still waiting keep their order). */
+  private compact(): void {
+    this.waiters = this.waiters.slice(this.head).filter((w) => !w.done);
+    this.head = 0;
+    this.doneInLine = 0;
+  }
+
+  /** Waiters in the line, done or not (for tests). */
+  get lineLength(): number {
+    return this.waiters.length - this.head;
   }
 
   private serve(): void {

@@ -406,3 +406,34 @@ describe('back-pressure: submitWhenRoom and onRoom wait for a place', () => {
     }
   });
 });
+
+describe('back-pressure: waiters that give up', () => {
+  it('are not all kept while the head of the line is blocked (the line stays bounded)', async () => {
+    const { clock, scheduler } = make({ maxQueueSize: 1, maxConcurrentJobs: 1 });
+    scheduler.submit({ type: 'work', id: 'running', payload: { ms: 60_000 } });
+    scheduler.submit({ type: 'work', id: 'waiting', payload: { ms: 1 } });
+    // The head waits for a place that will not come soon; 10 rounds of 1,000 callers give up.
+    const head = scheduler.submitWhenRoom({ type: 'work', id: 'head', payload: { ms: 1 } });
+    for (let round = 0; round < 10; round++) {
+      const controller = new AbortController();
+      const gave = Array.from({ length: 1_000 }, (_, i) =>
+        scheduler
+          .submitWhenRoom(
+            { type: 'work', id: `r${round}-${i}`, payload: { ms: 1 } },
+            { signal: controller.signal },
+          )
+          .catch((error: unknown) => error),
+      );
+      controller.abort(new Error('gave up'));
+      expect((await Promise.all(gave)).every((e) => e instanceof Error && e.message === 'gave up')).toBe(
+        true,
+      );
+    }
+    const room = (scheduler as unknown as { room: { lineLength: number; waiting: number } }).room;
+    expect(room.waiting).toBe(1);
+    expect(room.lineLength).toBeLessThanOrEqual(1 + 1_025);
+    await clock.advanceBy(61_000);
+    await expect(head).resolves.toMatchObject({ id: 'head' });
+    expect(scheduler.list({ state: 'queued' }).filter((j) => j.id.startsWith('r'))).toEqual([]);
+  });
+});
