@@ -26,6 +26,7 @@ export type { Progress } from './core/progress.js';
 
 // Machines
 export { jobMachine, jobStateOf, MAX_TIMER_DELAY_MS } from './machines/job.machine.js';
+export { handlerRunner } from './actors/handler.js';
 export type {
   JobContext,
   JobEmitted,

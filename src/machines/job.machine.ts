@@ -354,7 +354,12 @@ export const jobMachine = setup({
     emitted: {} as JobEmitted,
   },
   actors: {
-    /** The runtime provides the real one with `jobMachine.provide({ actors: { runHandler } })`. */
+    /**
+     * Provide the real one with `jobMachine.provide({ actors: { runHandler } })`. It must stop on
+     * `input.control.signal`: a job told to stop stays in `running.stopping` with the handler still
+     * invoked (XState's own `signal` of the promise actor is aborted only when `running` is left,
+     * which is after the handler has settled). `handlerRunner(handlers)` does this.
+     */
     runHandler: fromPromise<unknown, JobHandlerInput>(async () => {
       throw new Error('no runHandler was provided to the job machine');
     }),

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UnrecoverableError } from '../../src/core/errors.js';
 import { checkJobInvariants, createJobHarness, makeAllocation } from '../helpers/job-harness.js';
+import { SimulatedClock, createActor } from 'xstate';
+import { handlerRunner } from '../../src/actors/handler.js';
+import { jobMachine } from '../../src/machines/job.machine.js';
 
 const fixedBackoff = { type: 'fixed', delayMs: 100, maxDelayMs: 100, jitter: false } as const;
 
@@ -227,5 +230,35 @@ describe('job machine scenarios', () => {
     expect(await delays(1)).toBe(await delays(1));
     const spread = new Set(await Promise.all([1, 2, 3, 4, 5, 6].map(delays)));
     expect(spread.size).toBeGreaterThan(1);
+  });
+});
+
+describe('the exported jobMachine with handlerRunner', () => {
+  it('aborts the handler of a running job told to stop, and ends cancelled once it settles', async () => {
+    const clock = new SimulatedClock();
+    let aborted = false;
+    const machine = jobMachine.provide({
+      actors: {
+        runHandler: handlerRunner({
+          work: ({ signal }) =>
+            new Promise((_, reject) =>
+              signal.addEventListener('abort', () => {
+                aborted = true;
+                reject(new Error('stopped'));
+              }),
+            ),
+        }),
+      },
+    });
+    const actor = createActor(machine, { clock, input: { id: 'j', type: 'work', clock } }).start();
+    actor.send({ type: 'job.ready' });
+    actor.send({ type: 'job.allocated', allocation: makeAllocation() });
+    actor.send({ type: 'job.start' });
+    actor.send({ type: 'job.cancel', reason: 'user' });
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(aborted).toBe(true);
+    expect(actor.getSnapshot().value).toBe('cancelled');
   });
 });
