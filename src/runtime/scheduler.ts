@@ -34,7 +34,7 @@ import type { StoreContents, StoredJob, StoredStatus } from '../store/store.js';
 import { levelOf } from '../core/priority.js';
 import { toUnits } from '../core/pool.js';
 import { DONE_PROGRESS, NO_PROGRESS } from '../core/progress.js';
-import type { JobContext } from '../machines/job.machine.js';
+import type { JobContext, JobMachineInput } from '../machines/job.machine.js';
 import type { NormalisedJob } from '../core/job-spec.js';
 import { Boosts } from './boosts.js';
 import { Dependencies } from './dependencies.js';
@@ -56,6 +56,7 @@ import {
   hasEnded,
   rareOf,
   settle,
+  type JobActor,
   type JobRecord,
 } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
@@ -324,10 +325,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (cycle) throw new DependencyCycleError(cycle);
       this.assertRoom(jobs.length);
       // All or none, on disk before any is accepted.
-      if (this.journal) {
-        const checkedJobs = jobs;
-        this.journal.accept(checkedJobs.map((c, i) => this.entryOf(c, all[i] as JobSpec)));
-      }
+      if (this.journal) this.journal.accept(jobs.map((c, i) => this.entryOf(c, all[i] as JobSpec)));
     } catch (error) {
       this.records.rewindIds(ids);
       throw error;
@@ -662,7 +660,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           this.endRecovered(record, status.state, at, status.error);
           continue;
         }
-        let attempt = status.attempt;
+        const attempt = status.attempt;
         let error = status.error;
         if (status.state === 'running') {
           error = interrupted(attempt);
@@ -670,7 +668,7 @@ export class Scheduler<H extends Handlers = Handlers> {
             this.endRecovered(record, 'failed', at, error);
             continue;
           }
-        } else if (status.state === 'scheduled') attempt = Math.max(0, attempt);
+        }
         rareOf(record).restored = { attempt, error, submittedAt: stored.submittedAt };
         // Queued again as of when it was queued before: aging goes on.
         const queuedAt = status.state === 'queued' ? (status.queuedAt ?? now) : now;
@@ -678,18 +676,12 @@ export class Scheduler<H extends Handlers = Handlers> {
           // As an accepted job that nobody watches: into the queue with no actor (made when it
           // starts, from the restored attempts); nothing to write, the store says queued or the
           // recovery it implies. A deep recovered backlog costs what a submitted one does.
-          record.seed = jobSeed(this.options);
-          this.records.moved(record, 'queued');
-          if (this.dispatcher.enqueue(record.id, record.kind.level, queuedAt, record)) startAfter = true;
+          if (this.enqueueWithoutActor(record, queuedAt)) startAfter = true;
           continue;
         }
         const input = jobInput(record, this.options);
         input.submittedAt = stored.submittedAt;
-        const onError = this.inspect ? (e: unknown) => this.failed(record, e) : noop;
-        const actor = createJobActor(this.jobHost, input, this.inspect, onError);
-        record.actor = actor;
-        if (actor instanceof LeanActor) actor.tag = record;
-        else this.inspected.set(actor, record);
+        const actor = this.startActor(record, input);
         if (job.dependsOn.length === 0) actor.send({ type: 'job.ready', at: queuedAt });
         else this.dependencies.link(record, actor);
       }
@@ -798,20 +790,23 @@ export class Scheduler<H extends Handlers = Handlers> {
    * live as long as the job waits; made at the start, it dies young (docs/performance.md).
    */
   private acceptQueued(record: JobRecord): void {
-    const now = this.options.clock.now();
+    if (this.enqueueWithoutActor(record, this.options.clock.now())) this.pump();
+  }
+
+  /**
+   * Puts a job into the queue as of `at` with no actor (see `acceptQueued`); true if a round
+   * should run.
+   */
+  private enqueueWithoutActor(record: JobRecord, at: number): boolean {
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued');
-    if (this.dispatcher.enqueue(record.id, record.kind.level, now, record)) this.pump();
+    return this.dispatcher.enqueue(record.id, record.kind.level, at, record);
   }
 
   private acceptNow(record: JobRecord): void {
-    const onError = this.inspect ? (error: unknown) => this.failed(record, error) : noop;
-    const actor = createJobActor(this.jobHost, jobInput(record, this.options), this.inspect, onError);
-    record.actor = actor;
-    if (actor instanceof LeanActor) actor.tag = record;
-    else this.inspected.set(actor, record);
+    const actor = this.startActor(record, jobInput(record, this.options));
     if (this.listening)
       this.emit({
         type: 'job.submitted',
@@ -819,6 +814,16 @@ export class Scheduler<H extends Handlers = Handlers> {
         job: this.snapshotOf(record),
       });
     this.dependencies.link(record, actor);
+  }
+
+  /** Makes and starts a job's actor, and ties it to its record (both ways). */
+  private startActor(record: JobRecord, input: JobMachineInput): JobActor {
+    const onError = this.inspect ? (error: unknown) => this.failed(record, error) : noop;
+    const actor = createJobActor(this.jobHost, input, this.inspect, onError);
+    record.actor = actor;
+    if (actor instanceof LeanActor) actor.tag = record;
+    else this.inspected.set(actor, record);
+    return actor;
   }
 
   /** A job's logic threw: its `result` rejects with what it threw. */

@@ -3,6 +3,7 @@
  * from a seed), and the JSON lines the child writes.
  */
 import type { ResourceRequest } from '../../../src/index.js';
+import { nextRandom } from '../../../src/core/random.js';
 
 /** What a job of the batch does: waits `ms` real milliseconds; its attempts up to `failUntil` throw. */
 export type CrashPayload = { ms: number; failUntil: number; value: number };
@@ -43,15 +44,13 @@ export type ChildLine =
   | { type: 'idle'; jobs: JobSummary[]; outputs: Record<string, CrashOutput> }
   | { type: 'closed' };
 
-/** A small seeded generator (mulberry32): the same seed, the same batch and kill points. */
+/** The engine's seeded generator (mulberry32) as a function: the same seed, the same batch and kill points. */
 export function random(seed: number): () => number {
-  let a = seed >>> 0;
+  let state = seed | 0;
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    const [value, next] = nextRandom(state);
+    state = next;
+    return value;
   };
 }
 
