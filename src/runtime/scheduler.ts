@@ -450,6 +450,17 @@ export class Scheduler<H extends Handlers = Handlers> {
     return record ? this.snapshotOf(record) : undefined;
   }
 
+  /**
+   * The handle of a job known now (as `get` knows it), as `submit()` gave it: await `result`,
+   * follow `state$`, `cancel()`. For a job this process did not submit — one a durable
+   * scheduler recovered from its store, finished or not — this is the way to its result.
+   * Undefined for an unknown job (or one retention let go).
+   */
+  handle<TResult = unknown>(id: string): JobHandle<TResult> | undefined {
+    const record = this.records.get(id);
+    return record ? (jobHandle(record, this.handleOwner) as JobHandle<TResult>) : undefined;
+  }
+
   /** Jobs, optionally of one state and/or group, in submission order. */
   list(filter: { state?: JobState; group?: string } = {}): JobSnapshot[] {
     checkListFilter(filter);

@@ -12,14 +12,16 @@ import {
   type JobSnapshot,
   type Scheduler,
 } from '../../src/index.js';
+import { JobFailedError } from '../../src/core/errors.js';
 import { MemoryStore } from '../helpers/memory-store.js';
 import { numRuns } from '../helpers/num-runs.js';
 
 const POOL = { cpu: 4, memoryMb: 8_192, gpus: [{ vramMb: 16_000 }] };
 type Payload = { ms: number; failUntil?: number };
 
-function durable(store: MemoryStore, calls: Array<{ id: string; attempt: number }> = []) {
-  const clock = createVirtualClock();
+/** A scheduler on `store`; `startAt`: its clock's time when it opens (after a crash, the time then). */
+function durable(store: MemoryStore, calls: Array<{ id: string; attempt: number }> = [], startAt = 0) {
+  const clock = createVirtualClock({ startAt });
   const scheduler = createScheduler({
     clock,
     monitor: false,
@@ -196,6 +198,53 @@ describe('a durable scheduler', () => {
     second.scheduler.resume();
     await second.clock.advanceBy(100);
     expect(second.scheduler.stats().jobs.completed).toBe(3);
+  });
+});
+
+describe('a recovered finished job (issue 16)', () => {
+  it('reads as it did before the crash: its snapshot, and its output or error through handle(id)', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    const handles = first.scheduler.submitAll([
+      { type: 'work', id: 'ok', payload: { ms: 10 } },
+      { type: 'work', id: 'bad', payload: { ms: 10, failUntil: 9 }, retry: { attempts: 1 } },
+      { type: 'work', id: 'after-bad', payload: { ms: 10 }, dependsOn: ['bad'] },
+      { type: 'work', id: 'slow', payload: { ms: 1_000 } },
+    ]);
+    await first.clock.advanceBy(100);
+    const ids = ['ok', 'bad', 'after-bad'];
+    const before = ids.map((id) => first.scheduler.get(id));
+    expect(before.map((s) => s?.state)).toEqual(['completed', 'failed', 'cancelled']);
+    await expect(handles[0]?.result).resolves.toEqual({ id: 'ok', attempt: 1 });
+    // The process dies (with `slow` running); a new one opens the store 100 ms later.
+    const second = durable(store.reopenedAt(), [], first.clock.now() + 100);
+    // The same snapshots as in the process they finished in: state, attempts, times, error.
+    expect(ids.map((id) => second.scheduler.get(id))).toEqual(before);
+    expect(second.scheduler.list({ state: 'completed' }).map((s) => s.id)).toEqual(['ok']);
+    // The output and the error, through the handle of a job this process did not submit.
+    await expect(second.scheduler.handle('ok')?.result).resolves.toEqual({ id: 'ok', attempt: 1 });
+    const bad = await second.scheduler.handle('bad')?.result.catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(JobFailedError);
+    expect(bad).toMatchObject({
+      jobId: 'bad',
+      state: 'failed',
+      kind: 'error',
+      message: 'job bad failed: attempt 1 failed',
+    });
+    await expect(second.scheduler.handle('after-bad')?.result).rejects.toMatchObject({
+      state: 'cancelled',
+      kind: 'dependency',
+    });
+    const states: string[] = [];
+    second.scheduler.handle('ok')?.state$.subscribe((s) => states.push(s.state));
+    expect(states).toEqual(['completed']);
+    // A recovered job that had not finished: its handle resolves once it has.
+    const slow = second.scheduler.handle<{ attempt: number }>('slow');
+    expect(slow?.id).toBe('slow');
+    await second.clock.advanceBy(1_000);
+    await expect(slow?.result).resolves.toEqual({ id: 'slow', attempt: 2 });
+    expect(second.scheduler.handle('nobody')).toBeUndefined();
+    await second.scheduler.shutdown();
   });
 });
 
