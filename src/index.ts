@@ -146,7 +146,14 @@ export { TraceFormatError } from './traces/csv.js';
 // Durable stores: the port a durable scheduler journals to, and its SQLite adapter
 export { sqliteStore } from './store/sqlite.js';
 export type { SqliteStoreOptions } from './store/sqlite.js';
-export type { JobStore, StoreContents, StoredJob, StoredStatus, JsonValue } from './store/store.js';
+export type {
+  JobStore,
+  StoreContents,
+  StoredBoost,
+  StoredJob,
+  StoredStatus,
+  JsonValue,
+} from './store/store.js';
 export {
   StoreLockedError,
   StoreCorruptError,

@@ -7,7 +7,7 @@ import { InvalidJobError } from '../core/errors.js';
 import { levelOf, MAX_LEVEL } from '../core/priority.js';
 import type { Boost } from '../core/queue.js';
 import type { SchedulerClock, TimerId } from './clock.js';
-import { WAITING, rareOf, type JobRecords } from './job-records.js';
+import { WAITING, rareOf, type JobRecord, type JobRecords } from './job-records.js';
 import type { BoostReport, BoostSignal, BoostSpec, BoostTarget, SchedulerEvent } from './types.js';
 
 /** What a boost tells the scheduler actor. */
@@ -22,6 +22,8 @@ export type BoostsDeps = {
   send: (message: BoostMessage) => void;
   /** Emits on `events$`. */
   emit: (event: SchedulerEvent) => void;
+  /** Told of each waiting job given a boost (a durable scheduler journals it); none in memory. */
+  given?: ((record: JobRecord, boost: Boost) => void) | undefined;
 };
 
 /** Applies boosts to job records and the queue, and ends them when their time is up. */
@@ -34,7 +36,7 @@ export class Boosts {
 
   /** Raises queued jobs at once, for `forMs`; running and finished jobs are left alone and named. */
   apply(target: BoostTarget, spec: BoostSpec): BoostReport {
-    const { clock, records, send, emit } = this.deps;
+    const { clock, records, send, emit, given } = this.deps;
     const { toLevel, byLevels, forMs } = checkBoost(spec);
     const ids = boostTargetIds(target, records);
     const now = clock.now();
@@ -53,26 +55,56 @@ export class Boosts {
         continue;
       }
       rareOf(record).boostGiven = boost;
+      if (given) given(record, boost);
       report.boosted.push(id);
       if (record.state === 'queued') queued.push(id);
     }
     if (queued.length > 0) send({ type: 'scheduler.boost', jobIds: queued, boost });
     if (report.boosted.length > 0) {
       emit({ type: 'job.boosted', at: now, jobIds: report.boosted, until: boost.until });
-      const timer = clock.setTimeout(() => {
-        this.timers.delete(timer);
-        for (const id of report.boosted) {
-          const record = records.get(id);
-          const rare = record?.rare;
-          if (rare?.boostGiven === boost) rare.boostGiven = undefined;
-        }
-        send({ type: 'scheduler.boostExpired' });
-        emit({ type: 'boost.expired', at: clock.now(), jobIds: report.boosted });
-      }, forMs);
-      this.timers.add(timer);
+      this.expireAt(report.boosted, boost, forMs);
     }
     if (report.ignored.length > 0) emit({ type: 'boost.ignored', at: now, jobs: report.ignored });
     return report;
+  }
+
+  /**
+   * Gives back the boosts of jobs recovered from a store, each until the `until` it was given
+   * with (all still live): a queued job has its boost set as it is queued, a pending or retrying
+   * one as it queues. They expire as they would have (`boost.expired`).
+   */
+  restore(given: ReadonlyArray<{ record: JobRecord; boost: Boost }>): void {
+    const now = this.deps.clock.now();
+    // One timer per moment of expiry, as for the boosts as they were given.
+    const byUntil = new Map<number, string[]>();
+    for (const { record, boost } of given) {
+      rareOf(record).boostGiven = boost;
+      const ids = byUntil.get(boost.until);
+      if (ids) ids.push(record.id);
+      else byUntil.set(boost.until, [record.id]);
+    }
+    for (const [until, ids] of byUntil) this.expireAt(ids, undefined, until - now);
+  }
+
+  /**
+   * Ends the boost of `ids` in `ms`: each job's own (`boost`: only if it still has that one; any
+   * other it was given since lasts on — undefined: the one it has, if it ends by then).
+   */
+  private expireAt(ids: string[], boost: Boost | undefined, ms: number): void {
+    const { clock, records, send, emit } = this.deps;
+    const timer = clock.setTimeout(() => {
+      this.timers.delete(timer);
+      const now = clock.now();
+      for (const id of ids) {
+        const rare = records.get(id)?.rare;
+        const own = rare?.boostGiven;
+        if (rare && own && (boost === undefined ? own.until <= now : own === boost))
+          rare.boostGiven = undefined;
+      }
+      send({ type: 'scheduler.boostExpired' });
+      emit({ type: 'boost.expired', at: now, jobIds: ids });
+    }, ms);
+    this.timers.add(timer);
   }
 
   /** Applies every boost signal of a stream as it comes; a bad one is reported, not thrown. */

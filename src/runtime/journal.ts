@@ -5,9 +5,18 @@
  */
 import { InvalidJobError } from '../core/errors.js';
 import type { JobSpec, NormalisedJob } from '../core/job-spec.js';
-import type { JobError, JobState } from '../core/types.js';
+import { levelOf, MAX_LEVEL, nameOf } from '../core/priority.js';
+import type { Boost } from '../core/queue.js';
+import { FINAL_JOB_STATES, type JobError, type JobState } from '../core/types.js';
 import type { JobContext } from '../machines/job.machine.js';
-import type { JobStore, JsonValue, StoreContents, StoredJob, StoredStatus } from '../store/store.js';
+import type {
+  JobStore,
+  JsonValue,
+  StoreContents,
+  StoredBoost,
+  StoredJob,
+  StoredStatus,
+} from '../store/store.js';
 
 /** Whether `value` is plain JSON: null, booleans, finite numbers, strings, arrays and plain objects of them. */
 export function isJson(value: unknown, depth = 0): value is JsonValue {
@@ -81,6 +90,32 @@ export function statusOf(state: JobState, c: JobContext): StoredStatus {
   return status;
 }
 
+/** A boost as journaled: its level by priority name (as `boost()` is given it), not by number. */
+export function storedBoost(boost: Boost): StoredBoost {
+  const stored: StoredBoost = { until: boost.until };
+  if (boost.toLevel !== undefined) stored.to = nameOf(boost.toLevel);
+  if (boost.byLevels !== undefined) stored.by = boost.byLevels;
+  return stored;
+}
+
+/** A journaled boost read back, if it is still live at `now` (and makes sense); else undefined. */
+export function boostOf(stored: StoredBoost | undefined, now: number): Boost | undefined {
+  if (typeof stored !== 'object' || stored === null) return undefined;
+  const { to, by, until } = stored;
+  if (typeof until !== 'number' || !(until > now)) return undefined;
+  const toLevel = to === undefined ? undefined : levelOf(to);
+  const byLevels =
+    typeof by === 'number' && Number.isInteger(by) && Math.abs(by) <= MAX_LEVEL ? by : undefined;
+  if (toLevel === -1 || (toLevel === undefined && byLevels === undefined)) return undefined;
+  return {
+    until,
+    ...(toLevel === undefined ? {} : { toLevel }),
+    ...(byLevels === undefined ? {} : { byLevels }),
+  };
+}
+
+const ENDED: ReadonlySet<JobState> = new Set(FINAL_JOB_STATES);
+
 /** The error of an attempt that was running when its scheduler stopped (a crash, a kill). */
 export function interrupted(attempt: number): JobError {
   return {
@@ -118,17 +153,37 @@ export class Journal {
   }
 
   /**
-   * A job moved to `state`. `scheduled` is not kept (a job not yet started recovers as queued), and
-   * `running` was written by `starting`, before the handler was called.
+   * A job moved to `state` at `now`, with the boost it was given (kept while live and the job has
+   * not ended). `scheduled` is not kept (a job not yet started recovers as queued), and `running`
+   * was written by `starting`, before the handler was called.
    */
-  moved(id: string, state: JobState, context: JobContext): void {
+  moved(id: string, state: JobState, context: JobContext, now: number, boost: Boost | undefined): void {
     if (state === 'scheduled' || state === 'running') return;
-    this.update(id, statusOf(state, context));
+    const status = statusOf(state, context);
+    if (boost !== undefined && boost.until > now && !ENDED.has(state)) status.boost = storedBoost(boost);
+    this.update(id, status);
   }
 
   /** A job's next attempt is about to start (its handler is called in the same step). */
-  starting(id: string, context: JobContext, now: number): void {
-    this.update(id, { state: 'running', attempt: context.attempt + 1, startedAt: context.startedAt ?? now });
+  starting(id: string, context: JobContext, now: number, boost: Boost | undefined): void {
+    const status: StoredStatus = {
+      state: 'running',
+      attempt: context.attempt + 1,
+      startedAt: context.startedAt ?? now,
+    };
+    // Still its own if the attempt fails and the job queues again before `until`.
+    if (boost !== undefined && boost.until > now) status.boost = storedBoost(boost);
+    this.update(id, status);
+  }
+
+  /**
+   * A waiting job (pending, queued or retrying; `context`: its actor's, now) was given `boost`:
+   * its status is written again, with it.
+   */
+  boosted(id: string, state: JobState, context: JobContext, now: number, boost: Boost): void {
+    const status = statusOf(state, context);
+    if (boost.until > now) status.boost = storedBoost(boost);
+    this.update(id, status);
   }
 
   update(id: string, status: StoredStatus): void {

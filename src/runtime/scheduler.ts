@@ -29,10 +29,19 @@ import { schedulerMachine } from '../machines/scheduler.machine.js';
 import { resolveOptions, type ResolvedOptions, type SchedulerOptions } from './options.js';
 import { resolvePool } from './pool.js';
 import { Room, type RoomOptions } from './room.js';
-import { assertJsonPayload, interrupted, Journal, specOf, storedJob, type JournalEntry } from './journal.js';
+import {
+  assertJsonPayload,
+  boostOf,
+  interrupted,
+  Journal,
+  specOf,
+  storedJob,
+  type JournalEntry,
+} from './journal.js';
 import type { StoreContents, StoredJob, StoredStatus } from '../store/store.js';
 import { levelOf } from '../core/priority.js';
 import { toUnits } from '../core/pool.js';
+import type { Boost } from '../core/queue.js';
 import { DONE_PROGRESS, NO_PROGRESS } from '../core/progress.js';
 import type { JobContext, JobMachineInput } from '../machines/job.machine.js';
 import type { NormalisedJob } from '../core/job-spec.js';
@@ -248,6 +257,13 @@ export class Scheduler<H extends Handlers = Handlers> {
       records: this.records,
       send: (message) => this.actor.send(message),
       emit: (event) => this.emit(event),
+      // A boost survives a crash: the waiting job's status is written again, with it.
+      given: journal
+        ? (record, boost) => {
+            const snap = this.currentSnapshot(record);
+            if (snap) journal.boosted(record.id, record.state, snap.context, this.options.clock.now(), boost);
+          }
+        : undefined,
     });
     this.actor.start();
     if (declared) {
@@ -637,6 +653,8 @@ export class Scheduler<H extends Handlers = Handlers> {
     let lastSeq = -1;
     let lastN = 0;
     let startAfter = false;
+    /** Boosts still live, given back once every job is in (see `Boosts.restore`). */
+    const boosted: Array<{ record: JobRecord; boost: Boost }> = [];
     // Paused before anything recovered may start.
     if (contents.paused) this.pause();
     this.records.batch(() => {
@@ -680,14 +698,21 @@ export class Scheduler<H extends Handlers = Handlers> {
             continue;
           }
         }
-        rareOf(record).restored = { attempt, error, submittedAt: stored.submittedAt };
+        const rare = rareOf(record);
+        rare.restored = { attempt, error, submittedAt: stored.submittedAt };
+        // A boost it was given, until the same time: set before it queues (which applies it).
+        const boost = boostOf(status.boost, now);
+        if (boost) {
+          rare.boostGiven = boost;
+          boosted.push({ record, boost });
+        }
         // Queued again as of when it was queued before: aging goes on.
         const queuedAt = status.state === 'queued' ? (status.queuedAt ?? now) : now;
         if (!this.inspect && job.dependsOn.length === 0) {
           // As an accepted job that nobody watches: into the queue with no actor (made when it
           // starts, from the restored attempts); nothing to write, the store says queued or the
           // recovery it implies. A deep recovered backlog costs what a submitted one does.
-          if (this.enqueueWithoutActor(record, queuedAt)) startAfter = true;
+          if (this.enqueueWithoutActor(record, queuedAt, boost)) startAfter = true;
           continue;
         }
         const input = jobInput(record, this.options);
@@ -698,6 +723,7 @@ export class Scheduler<H extends Handlers = Handlers> {
       }
     });
     journal.nextSeq = lastSeq + 1;
+    if (boosted.length > 0) this.boosts.restore(boosted);
     if (startAfter) this.pump();
     this.records.advanceIds(lastN);
   }
@@ -808,12 +834,12 @@ export class Scheduler<H extends Handlers = Handlers> {
    * Puts a job into the queue as of `at` with no actor (see `acceptQueued`); true if a round
    * should run.
    */
-  private enqueueWithoutActor(record: JobRecord, at: number): boolean {
+  private enqueueWithoutActor(record: JobRecord, at: number, boost?: Boost): boolean {
     // Drawn now, in submission order, as for an actor started at once (the jitter is the same).
     record.seed = jobSeed(this.options);
     // No actor yet: `records.actorOf` makes one (deferred, see `jobHost.wake`) when first needed.
     this.records.moved(record, 'queued');
-    return this.dispatcher.enqueue(record.id, record.kind.level, at, record);
+    return this.dispatcher.enqueue(record.id, record.kind.level, at, record, boost);
   }
 
   private acceptNow(record: JobRecord): void {
@@ -850,7 +876,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (state !== prev) {
       this.records.moved(record, state);
       // On disk before anything follows from it (a dependent starts, `result` settles).
-      this.journal?.moved(id, state, snap.context);
+      this.journal?.moved(id, state, snap.context, now, record.rare?.boostGiven);
     }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").
@@ -1004,7 +1030,8 @@ export class Scheduler<H extends Handlers = Handlers> {
           actor.send({ type: 'job.allocated', allocation: d.allocation });
           // On disk before its handler is called (the start calls it at once): a crash while it
           // starts finds the attempt running, and counts it interrupted.
-          if (this.journal) this.journal.starting(d.id, actor.getSnapshot().context, now);
+          if (this.journal)
+            this.journal.starting(d.id, actor.getSnapshot().context, now, record.rare?.boostGiven);
           actor.send(START);
           if (record.state === 'queued') {
             this.awaiting = d.id;

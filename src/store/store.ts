@@ -6,6 +6,7 @@
  * nothing. Every call is synchronous: when `accept` returns, the jobs are on disk (as far as the
  * adapter's durability setting promises), so `submit()` may say they were accepted.
  */
+import type { PriorityName } from '../core/priority.js';
 import type { JobError, JobState } from '../core/types.js';
 
 /** A JSON value: what payloads, outputs and the stored parts of a job are made of. */
@@ -22,6 +23,12 @@ export type StoredJob = {
   submittedAt: number;
 };
 
+/**
+ * A boost given to a waiting job (`scheduler.boost`), as journaled: to at least priority `to`,
+ * or up `by` levels, until clock time `until` (ms).
+ */
+export type StoredBoost = { to?: PriorityName; by?: number; until: number };
+
 /** Where a job stands, as last journaled. */
 export type StoredStatus = {
   state: JobState;
@@ -36,6 +43,13 @@ export type StoredStatus = {
   error?: JobError;
   /** A completed job's output (JSON). */
   output?: JsonValue;
+  /**
+   * A boost it had and that was still live when this status was written (a job not yet ended):
+   * a recovered job keeps it until `until`, as it would have.
+   */
+  boost?: StoredBoost;
+  /** While `retrying`: the clock time (ms) its backoff ends; a recovered job waits until then. */
+  retryAt?: number;
 };
 
 /** What a store held when it was opened. */

@@ -248,6 +248,83 @@ describe('a recovered finished job (issue 16)', () => {
   });
 });
 
+describe('a boost survives a crash (issue 16)', () => {
+  it('a boosted queued job keeps its boost after recovery until the same time, then it expires', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.pause();
+    first.scheduler.submitAll([
+      { type: 'work', id: 'x', payload: { ms: 10 }, priority: 'low', resources: { gpu: 1 } },
+      { type: 'work', id: 'y', payload: { ms: 10 }, priority: 'low', resources: { gpu: 1 } },
+    ]);
+    expect(first.scheduler.boost({ ids: ['y'] }, { to: 'high', forMs: 1_000 }).until).toBe(1_000);
+    expect(store.contentsAt().jobs.find((j) => j.job.id === 'y')?.status).toMatchObject({
+      state: 'queued',
+      boost: { to: 'high', until: 1_000 },
+    });
+    await first.clock.advanceBy(300);
+    // The process dies at 300 ms; the next one opens the store then.
+    const calls: Array<{ id: string; attempt: number }> = [];
+    const second = durable(store.reopenedAt(), calls, 300);
+    const expired: unknown[] = [];
+    second.scheduler.events$.subscribe((e) => e.type === 'boost.expired' && expired.push(e));
+    expect(second.scheduler.get('y')?.effectivePriority).toBe('high');
+    expect(second.scheduler.get('x')?.effectivePriority).toBe('low');
+    await second.clock.advanceBy(699);
+    expect(second.scheduler.get('y')?.effectivePriority).toBe('high');
+    expect(expired).toEqual([]);
+    await second.clock.advanceBy(1);
+    expect(second.scheduler.get('y')?.effectivePriority).toBe('low');
+    expect(expired).toEqual([{ type: 'boost.expired', at: 1_000, jobIds: ['y'] }]);
+    await second.scheduler.shutdown();
+  });
+
+  it('a boosted job goes first after recovery, before jobs queued ahead of it', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.pause();
+    first.scheduler.submitAll([
+      { type: 'work', id: 'x', payload: { ms: 10 }, resources: { gpu: 1 } },
+      { type: 'work', id: 'y', payload: { ms: 10 }, resources: { gpu: 1 } },
+    ]);
+    first.scheduler.boost({ ids: ['y'] }, { by: 1, forMs: 1_000 });
+    await first.clock.advanceBy(300);
+    const calls: Array<{ id: string; attempt: number }> = [];
+    const second = durable(store.reopenedAt(), calls, 300);
+    second.scheduler.resume();
+    await second.clock.advanceBy(100);
+    expect(calls.map((c) => c.id)).toEqual(['y', 'x']);
+    await second.scheduler.shutdown();
+  });
+
+  it('a boost given to a pending job applies when it queues after recovery, until the same time', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.submitAll([
+      { type: 'work', id: 'w', payload: { ms: 5_000 }, resources: { gpu: 1 } },
+      { type: 'work', id: 'x', payload: { ms: 1_000 } },
+      { type: 'work', id: 'z', payload: { ms: 10 }, resources: { gpu: 1 }, dependsOn: ['x'] },
+    ]);
+    first.scheduler.boost({ ids: ['z'] }, { by: 2, forMs: 2_000 });
+    expect(store.contentsAt().jobs.find((j) => j.job.id === 'z')?.status).toMatchObject({
+      state: 'pending',
+      boost: { by: 2, until: 2_000 },
+    });
+    await first.clock.advanceBy(300);
+    const second = durable(store.reopenedAt(), [], 300);
+    // w and x were interrupted and run again from 300 ms: x ends at 1,300, w holds the GPU.
+    await second.clock.advanceBy(1_000);
+    expect(second.scheduler.get('z')).toMatchObject({ state: 'queued', effectivePriority: 'critical' });
+    await second.clock.advanceBy(699);
+    expect(second.scheduler.get('z')?.effectivePriority).toBe('critical');
+    await second.clock.advanceBy(1);
+    expect(second.scheduler.get('z')).toMatchObject({ state: 'queued', effectivePriority: 'normal' });
+    await second.clock.advanceBy(5_000);
+    expect(second.scheduler.get('z')?.state).toBe('completed');
+    await second.scheduler.shutdown();
+  });
+});
+
 describe('recovery from any point of the journal (property)', () => {
   const job = fc.record({
     ms: fc.integer({ min: 0, max: 200 }),
