@@ -134,7 +134,12 @@ export type JobEvent =
   | { type: 'job.cancel'; reason?: 'user' | 'shutdown'; message?: string }
   /** A stopping attempt's resources are released now, its handler abandoned (shutdown's last resort). */
   | { type: 'job.abandon' }
-  | { type: 'job.dependencyFailed'; dependencyId: string; message?: string };
+  | { type: 'job.dependencyFailed'; dependencyId: string; message?: string }
+  /**
+   * A job recovered from a store while it waited out a backoff: it waits the rest of it
+   * (`delayMs`), then queues, as a retry does.
+   */
+  | { type: 'job.retry'; delayMs: number };
 
 /** Emitted (observe with `actor.on('job.released', ...)`) exactly once per grant, on every way out. */
 export type JobEmitted = { type: 'job.released'; jobId: string; allocation: Allocation };
@@ -278,7 +283,13 @@ export const jobUpdates = {
       cause: undefined,
     };
   },
-  planRetry: (context: JobContext): Partial<JobContext> => {
+  planRetry: (context: JobContext, event: AnyJobEvent): Partial<JobContext> => {
+    const e = event as JobEvent;
+    if (e.type === 'job.retry') {
+      // The rest of a backoff planned before (its jitter drawn then): nothing is drawn now.
+      const rest = Number.isFinite(e.delayMs) ? Math.min(Math.max(0, e.delayMs), MAX_TIMER_DELAY_MS) : 0;
+      return { retryDelayMs: rest, waitReason: 'backoff' };
+    }
     const [random01, rngState] = nextRandom(context.rngState);
     return {
       rngState,
@@ -409,7 +420,7 @@ export const jobMachine = setup({
     recordDependencyFailure: assign(({ context, event }) =>
       jobUpdates.recordDependencyFailure(context, event),
     ),
-    planRetry: assign(({ context }) => jobUpdates.planRetry(context)),
+    planRetry: assign(({ context, event }) => jobUpdates.planRetry(context, event)),
     finish: assign(({ context }) => jobUpdates.finish(context)),
   },
 }).createMachine({
@@ -449,6 +460,8 @@ export const jobMachine = setup({
         'job.ready': { target: 'queued' },
         'job.dependencyFailed': { target: 'cancelled', actions: 'recordDependencyFailure' },
         'job.cancel': { target: 'cancelled', actions: 'recordCancellation' },
+        // Recovered from a store in the middle of a backoff: it waits the rest of it.
+        'job.retry': { target: 'retrying' },
       },
     },
     queued: {

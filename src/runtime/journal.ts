@@ -160,9 +160,17 @@ export class Journal {
   moved(id: string, state: JobState, context: JobContext, now: number, boost: Boost | undefined): void {
     if (state === 'scheduled' || state === 'running') return;
     const status = statusOf(state, context);
+    if (state === 'retrying') {
+      // Its backoff's timer was armed in this step, for `retryDelayMs`: a recovery waits until then.
+      status.retryAt = now + context.retryDelayMs;
+      this.retryAts.set(id, status.retryAt);
+    } else if (this.retryAts.size > 0) this.retryAts.delete(id);
     if (boost !== undefined && boost.until > now && !ENDED.has(state)) status.boost = storedBoost(boost);
     this.update(id, status);
   }
+
+  /** When the backoff of each job now `retrying` ends (see `moved`), to write its status again. */
+  private readonly retryAts = new Map<string, number>();
 
   /** A job's next attempt is about to start (its handler is called in the same step). */
   starting(id: string, context: JobContext, now: number, boost: Boost | undefined): void {
@@ -182,6 +190,8 @@ export class Journal {
    */
   boosted(id: string, state: JobState, context: JobContext, now: number, boost: Boost): void {
     const status = statusOf(state, context);
+    const retryAt = state === 'retrying' ? this.retryAts.get(id) : undefined;
+    if (retryAt !== undefined) status.retryAt = retryAt;
     if (boost.until > now) status.boost = storedBoost(boost);
     this.update(id, status);
   }

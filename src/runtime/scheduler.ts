@@ -706,8 +706,19 @@ export class Scheduler<H extends Handlers = Handlers> {
           rare.boostGiven = boost;
           boosted.push({ record, boost });
         }
-        // Queued again as of when it was queued before: aging goes on.
-        const queuedAt = status.state === 'queued' ? (status.queuedAt ?? now) : now;
+        const retryAt = status.state === 'retrying' ? status.retryAt : undefined;
+        if (retryAt !== undefined && retryAt > now) {
+          // In the middle of its backoff: it waits the rest of it, then queues as a retry does
+          // (its dependencies were met: it ran). Its status is written again, with the same retryAt.
+          const input = jobInput(record, this.options);
+          input.submittedAt = stored.submittedAt;
+          this.startActor(record, input).send({ type: 'job.retry', delayMs: retryAt - now });
+          continue;
+        }
+        // Queued again as of when it was queued before (aging goes on); a retry whose backoff
+        // ended while no scheduler ran, as of that end, when it would have queued.
+        const queuedAt =
+          status.state === 'queued' ? (status.queuedAt ?? now) : typeof retryAt === 'number' ? retryAt : now;
         if (!this.inspect && job.dependsOn.length === 0) {
           // As an accepted job that nobody watches: into the queue with no actor (made when it
           // starts, from the restored attempts); nothing to write, the store says queued or the

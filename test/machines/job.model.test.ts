@@ -26,6 +26,8 @@ const SPEC: ReadonlyArray<[state: string, event: string, targets: ReadonlyArray<
   ['pending', 'job.ready', ['queued']],
   ['pending', 'job.dependencyFailed', ['cancelled']],
   ['pending', 'job.cancel', ['cancelled']],
+  // A job recovered from a store in the middle of a backoff waits the rest of it.
+  ['pending', 'job.retry', ['retrying']],
   ['queued', 'job.wait', [null]],
   ['queued', 'job.allocated', ['scheduled']],
   ['queued', 'job.cancel', ['cancelled']],
@@ -66,6 +68,7 @@ function vocabulary(): AnyJobEvent[] {
     { type: 'job.cancel', reason: 'user' },
     { type: 'job.cancel', reason: 'shutdown' },
     { type: 'job.dependencyFailed', dependencyId: 'dep-1' },
+    { type: 'job.retry', delayMs: 250 },
     { type: 'xstate.done.actor.handler', output: 'ok', actorId: 'handler' },
     { type: 'xstate.error.actor.handler', error: new Error('boom'), actorId: 'handler' },
     { type: 'xstate.error.actor.handler', error: new UnrecoverableError('fatal'), actorId: 'handler' },

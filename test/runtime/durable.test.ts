@@ -325,6 +325,92 @@ describe('a boost survives a crash (issue 16)', () => {
   });
 });
 
+describe('a recovered retrying job resumes its backoff (issue 16)', () => {
+  it('a crash in the middle of a 10 s backoff: it starts again only at the original retryAt', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    const tenSeconds = { attempts: 3, backoff: { type: 'fixed' as const, delayMs: 10_000 } };
+    first.scheduler.submitAll([
+      { type: 'work', id: 'r', payload: { ms: 100, failUntil: 1 }, retry: tenSeconds },
+      { type: 'work', id: 'c', payload: { ms: 100, failUntil: 1 }, retry: tenSeconds },
+      // Its backoff (6 s) ends while no scheduler runs.
+      {
+        type: 'work',
+        id: 'p',
+        payload: { ms: 100, failUntil: 1 },
+        retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 6_000 } },
+      },
+    ]);
+    await first.clock.advanceBy(100);
+    expect(first.scheduler.get('r')).toMatchObject({ state: 'retrying', attempt: 1 });
+    // On disk: when its backoff ends.
+    expect(store.contentsAt().jobs.find((j) => j.job.id === 'r')?.status).toMatchObject({
+      state: 'retrying',
+      attempt: 1,
+      retryAt: 10_100,
+    });
+    await first.clock.advanceBy(4_900);
+    // The process dies at 5 s; the next one opens the store at 8 s.
+    const calls: Array<{ id: string; attempt: number }> = [];
+    const second = durable(store.reopenedAt(), calls, 8_000);
+    expect(second.scheduler.get('r')).toMatchObject({
+      state: 'retrying',
+      attempt: 1,
+      waitReason: 'backoff',
+      error: { kind: 'error', message: 'attempt 1 failed' },
+    });
+    expect(second.scheduler.stats().queue.size).toBe(2);
+    // `p`'s backoff ended at 6,100 ms: queued at once, and started.
+    expect(second.scheduler.get('p')).toMatchObject({ state: 'running', attempt: 2 });
+    expect(second.scheduler.cancel('c')).toBe(true);
+    expect(second.scheduler.get('c')).toMatchObject({ state: 'cancelled', attempt: 1 });
+    await second.clock.advanceBy(2_099);
+    expect(calls).toEqual([{ id: 'p', attempt: 2 }]);
+    expect(second.scheduler.get('r')?.state).toBe('retrying');
+    expect(
+      store
+        .reopenedAt()
+        .contentsAt()
+        .jobs.find((j) => j.job.id === 'r'),
+    ).toBeDefined();
+    await second.clock.advanceBy(1);
+    // 10,100 ms: its second attempt, as it would have been had nothing crashed.
+    expect(calls).toEqual([
+      { id: 'p', attempt: 2 },
+      { id: 'r', attempt: 2 },
+    ]);
+    expect(second.scheduler.get('r')).toMatchObject({ state: 'running', attempt: 2 });
+    await second.clock.advanceBy(100);
+    await expect(second.scheduler.handle('r')?.result).resolves.toEqual({ id: 'r', attempt: 2 });
+    expect(second.scheduler.get('c')?.state).toBe('cancelled');
+    await second.scheduler.shutdown();
+  });
+
+  it('a crash again during the resumed backoff keeps the same retryAt', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    first.scheduler.submit({
+      type: 'work',
+      id: 'r',
+      payload: { ms: 100, failUntil: 1 },
+      retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 10_000 } },
+    });
+    await first.clock.advanceBy(3_000);
+    const secondStore = store.reopenedAt();
+    const second = durable(secondStore, [], 3_000);
+    expect(secondStore.contentsAt().jobs[0]?.status).toMatchObject({ state: 'retrying', retryAt: 10_100 });
+    await second.clock.advanceBy(3_000);
+    const calls: Array<{ id: string; attempt: number }> = [];
+    const third = durable(secondStore.reopenedAt(), calls, 6_000);
+    await third.clock.advanceBy(4_099);
+    expect(calls).toEqual([]);
+    await third.clock.advanceBy(1);
+    expect(calls).toEqual([{ id: 'r', attempt: 2 }]);
+    await third.clock.advanceBy(100);
+    expect(third.scheduler.get('r')?.state).toBe('completed');
+  });
+});
+
 describe('recovery from any point of the journal (property)', () => {
   const job = fc.record({
     ms: fc.integer({ min: 0, max: 200 }),
@@ -358,7 +444,8 @@ describe('recovery from any point of the journal (property)', () => {
           const k = Math.floor(cutAt * (store.ops.length + 1));
           const journal = store.contentsAt(k);
           const calls: Array<{ id: string; attempt: number }> = [];
-          const second = durable(store.reopenedAt(k), calls);
+          // Opened when the first one stopped (a retry's backoff ends at a clock time).
+          const second = durable(store.reopenedAt(k), calls, first.clock.now());
           const recovered = byId(second.scheduler);
           expect(recovered.size).toBe(journal.jobs.length);
           for (const { job: stored, status } of journal.jobs) {
@@ -372,6 +459,10 @@ describe('recovery from any point of the journal (property)', () => {
               expect(now.error?.kind, stored.id).toBe('interrupted');
               if (status.attempt >= 3) expect(now.state).toBe('failed');
               else expect([status.attempt, status.attempt + 1]).toContain(now.attempt);
+            } else if (status.state === 'retrying' && (status.retryAt ?? 0) > first.clock.now()) {
+              // Waits out the rest of its backoff.
+              expect(now.state, stored.id).toBe('retrying');
+              expect(now.attempt).toBe(status.attempt);
             } else {
               expect(['pending', 'queued', 'running', 'cancelled']).toContain(now.state);
               expect([status.attempt, status.attempt + 1]).toContain(now.attempt);
