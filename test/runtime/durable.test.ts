@@ -386,6 +386,40 @@ describe('a recovered retrying job resumes its backoff (issue 16)', () => {
     await second.scheduler.shutdown();
   });
 
+  it('a boosted retrying job keeps both: it queues at its retryAt, boosted until its until', async () => {
+    const store = new MemoryStore();
+    const first = durable(store);
+    const gpu = { gpu: 1 };
+    first.scheduler.submitAll([
+      {
+        type: 'work',
+        id: 'r',
+        payload: { ms: 100, failUntil: 1 },
+        resources: gpu,
+        priority: 'low',
+        retry: { attempts: 2, backoff: { type: 'fixed', delayMs: 1_000 } },
+      },
+      // Takes the GPU when r's first attempt fails, and holds it.
+      { type: 'work', id: 'hog', payload: { ms: 20_000 }, resources: gpu },
+    ]);
+    await first.clock.advanceBy(100);
+    first.scheduler.boost({ ids: ['r'] }, { to: 'critical', forMs: 5_000 });
+    expect(store.contentsAt().jobs.find((j) => j.job.id === 'r')?.status).toMatchObject({
+      state: 'retrying',
+      retryAt: 1_100,
+      boost: { to: 'critical', until: 5_100 },
+    });
+    const second = durable(store.reopenedAt(), [], 500);
+    expect(second.scheduler.get('r')).toMatchObject({ state: 'retrying', waitReason: 'backoff' });
+    await second.clock.advanceBy(599);
+    expect(second.scheduler.get('r')?.state).toBe('retrying');
+    await second.clock.advanceBy(1);
+    // 1,100 ms: queued (the hog, interrupted and run again, holds the GPU), boosted.
+    expect(second.scheduler.get('r')).toMatchObject({ state: 'queued', effectivePriority: 'critical' });
+    await second.clock.advanceBy(4_000);
+    expect(second.scheduler.get('r')).toMatchObject({ state: 'queued', effectivePriority: 'low' });
+  });
+
   it('a crash again during the resumed backoff keeps the same retryAt', async () => {
     const store = new MemoryStore();
     const first = durable(store);
