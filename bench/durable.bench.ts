@@ -3,24 +3,33 @@
  * no-op jobs submitted at once (1k / 10k / 100k backlog), `submit()` p99 into a durable
  * scheduler holding a backlog, recovery time of a store with 100,000 queued jobs, and store
  * bytes per job (the file after 100,000 accepted, and after they all finished with
- * `retainFinished` 1,000). Each store is a fresh file in a temporary folder, removed after.
- * Sizes from BENCH_SIZES (default 1000,10000,100000).
+ * `retainFinished` 1,000), and the store's size as 1,000,000 jobs go through it (100,000 at a
+ * time, its files measured after each). Each store is a fresh file in a temporary folder,
+ * removed after. Sizes from BENCH_SIZES (default 1000,10000,100000); BENCH_MILLION=0 skips the
+ * million.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
-import { createRealClock, createScheduler, sqliteStore, type JobStore } from '../src/index.js';
+import {
+  createRealClock,
+  createScheduler,
+  sqliteStore,
+  sqliteStoreFiles,
+  type JobStore,
+} from '../src/index.js';
 import { opsPerSecond, percentile, report, summarise } from './harness.js';
 
 const dir = mkdtempSync(nodePath.join(tmpdir(), 'aib-durable-bench-'));
 let files = 0;
 const freshPath = () => nodePath.join(dir, `state-${files++}.db`);
+/** Bytes of every file a store keeps (the database, SQLite's WAL and index, the operation log). */
 const fileBytes = (path: string) =>
-  ['', '-wal', '-shm'].reduce((n, suffix) => {
+  sqliteStoreFiles(path).reduce((n, file) => {
     try {
-      return n + statSync(path + suffix).size;
+      return n + statSync(file).size;
     } catch {
       return n;
     }
@@ -158,6 +167,39 @@ try {
     min: after,
     max: after,
   });
+
+  // 1,000,000 jobs through one store, 100,000 at a time (retainFinished 1,000): its files after each.
+  if (process.env['BENCH_MILLION'] !== '0') {
+    const path = freshPath();
+    const scheduler = make(sqliteStore(path), 100_001);
+    const sizes: number[] = [];
+    const t = performance.now();
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 100_000; i++) scheduler.submit({ type: 'noop', resources: { cpu: 1 } });
+      await scheduler.onIdle();
+      sizes.push(fileBytes(path));
+    }
+    const seconds = (performance.now() - t) / 1_000;
+    await scheduler.shutdown();
+    report({
+      name: 'store bytes while 1,000,000 jobs ran (retainFinished 1,000), largest after a 100k round',
+      params: { perRound: sizes.map((b) => Math.round(b / 1024)).join(' ') + ' KiB' },
+      unit: 'bytes',
+      runs: sizes.length,
+      value: Math.max(...sizes),
+      min: Math.min(...sizes),
+      max: Math.max(...sizes),
+    });
+    report({
+      name: 'durable throughput, 1,000,000 jobs in rounds of 100k',
+      params: {},
+      unit: 'jobs/s',
+      runs: 1,
+      value: 1_000_000 / seconds,
+      min: 1_000_000 / seconds,
+      max: 1_000_000 / seconds,
+    });
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -144,7 +144,7 @@ export type { AlibabaPodOptions, AlibabaNodeOptions, AlibabaPods, SkippedPod } f
 export { TraceFormatError } from './traces/csv.js';
 
 // Durable stores: the port a durable scheduler journals to, and its SQLite adapter
-export { sqliteStore } from './store/sqlite.js';
+export { sqliteStore, sqliteStoreFiles } from './store/sqlite.js';
 export type { SqliteStoreOptions } from './store/sqlite.js';
 export type {
   JobStore,

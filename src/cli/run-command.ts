@@ -21,7 +21,7 @@ import { submitErrorToJobFileError, toSubmission, type CliHandlers } from './sub
 import { summarise } from './summary.js';
 import { UsageError } from './usage-error.js';
 import { StoreLockedError } from '../store/errors.js';
-import { sqliteStore } from '../store/sqlite.js';
+import { sqliteStore, sqliteStoreFiles } from '../store/sqlite.js';
 import type { JobStore, StoreContents } from '../store/store.js';
 import { endLeftovers, findLeftovers } from './leftovers.js';
 import { defaultStatePath, planResume, stateInLogDir, type ResumePlan } from './resume.js';
@@ -64,7 +64,11 @@ function openState(path: string, jobFile: JobFile, fresh: boolean): State {
   try {
     if (fresh) {
       inner.prune(contents.jobs.map((e) => e.job.id));
-      contents = { jobs: [], paused: false };
+      contents = {
+        jobs: [],
+        paused: false,
+        ...(contents.nextSeq === undefined ? {} : { nextSeq: contents.nextSeq }),
+      };
     }
     plan = planResume(contents, jobFile);
     // What had not completed is forgotten, and submitted again from the file.
@@ -76,12 +80,16 @@ function openState(path: string, jobFile: JobFile, fresh: boolean): State {
     throw error;
   }
   const kept = plan.kept;
+  // Jobs submitted again are numbered after every job the store held (those forgotten too).
+  const nextSeq = contents.nextSeq;
   const store: JobStore = {
-    open: () => ({ jobs: kept, paused: false }),
+    open: () => ({ jobs: kept, paused: false, ...(nextSeq === undefined ? {} : { nextSeq }) }),
     accept: (jobs) => inner.accept(jobs),
     update: (id, status) => inner.update(id, status),
     prune: (ids) => inner.prune(ids),
     setPaused: (paused) => inner.setPaused(paused),
+    // The adapter groups commits: the scheduler says when they must be written.
+    sync: () => inner.sync?.(),
     close: () => inner.close(),
   };
   return { path, store, plan };
@@ -100,9 +108,9 @@ function makeLogDir(logDir: string): void {
   }
 }
 
-/** Deletes a state file and SQLite's files beside it. */
+/** Deletes a state file and the files beside it (SQLite's, the store's operation log). */
 function removeState(path: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
+  for (const file of sqliteStoreFiles(path)) rmSync(file, { force: true });
 }
 
 /** The default log folder of a run that began at `date`: `ai-batch-logs/2025-01-31T09-30-00-000Z`. */

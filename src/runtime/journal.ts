@@ -139,7 +139,9 @@ export class Journal {
   constructor(
     private readonly store: JobStore,
     private readonly onWriteError: (error: unknown, jobId: string | undefined) => void = () => undefined,
-  ) {}
+  ) {
+    this.grouped = typeof store.sync === 'function';
+  }
 
   /** Opens the store: what it holds (the scheduler recovers it). */
   open(): StoreContents {
@@ -149,7 +151,49 @@ export class Journal {
   accept(entries: readonly JournalEntry[]): void {
     // A job may take the id of one retention just let go: that one leaves the store first.
     this.flushPrune();
+    // What is written but not yet durable goes first, on its own: a failure there is the
+    // transitions' (reported), not this submit's.
+    this.sync();
     this.store.accept(entries);
+  }
+
+  /**
+   * Group commit. A store with `sync` may keep updates until it is called: the journal calls it
+   * before anything can follow from what it wrote — before a handler is called (`starting`),
+   * before events reach a listener (`moved` when `urgent`), before a public read (the scheduler
+   * calls `sync`), before an accept, and otherwise in a microtask queued when the first unsynced
+   * write was made. A job's `result` settles after that write, so its reactions run after that
+   * microtask; the ends of all attempts that settle in one turn, and the start that follows one,
+   * share one write.
+   */
+  sync(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    try {
+      this.store.sync?.();
+    } catch (error) {
+      this.onWriteError(error, undefined);
+    }
+  }
+
+  /** Updates written but not yet synced; a microtask to sync them is queued. */
+  private dirty = false;
+  private syncQueued = false;
+  private readonly grouped: boolean;
+  private readonly syncLater = (): void => {
+    this.syncQueued = false;
+    this.sync();
+  };
+
+  /** An update was written to a store that groups commits: synced now if `urgent`, else in a microtask. */
+  private written(urgent: boolean): void {
+    if (!this.grouped) return;
+    this.dirty = true;
+    if (urgent) this.sync();
+    else if (!this.syncQueued) {
+      this.syncQueued = true;
+      queueMicrotask(this.syncLater);
+    }
   }
 
   /**
@@ -157,7 +201,14 @@ export class Journal {
    * not ended). `scheduled` is not kept (a job not yet started recovers as queued), and `running`
    * was written by `starting`, before the handler was called.
    */
-  moved(id: string, state: JobState, context: JobContext, now: number, boost: Boost | undefined): void {
+  moved(
+    id: string,
+    state: JobState,
+    context: JobContext,
+    now: number,
+    boost: Boost | undefined,
+    urgent: boolean,
+  ): void {
     if (state === 'scheduled' || state === 'running') return;
     const status = statusOf(state, context);
     if (state === 'retrying') {
@@ -166,7 +217,8 @@ export class Journal {
       this.retryAts.set(id, status.retryAt);
     } else if (this.retryAts.size > 0) this.retryAts.delete(id);
     if (boost !== undefined && boost.until > now && !ENDED.has(state)) status.boost = storedBoost(boost);
-    this.update(id, status);
+    this.write(id, status);
+    this.written(urgent);
   }
 
   /** When the backoff of each job now `retrying` ends (see `moved`), to write its status again. */
@@ -181,7 +233,9 @@ export class Journal {
     };
     // Still its own if the attempt fails and the job queues again before `until`.
     if (boost !== undefined && boost.until > now) status.boost = storedBoost(boost);
-    this.update(id, status);
+    this.write(id, status);
+    // Durable before the handler is called, with whatever was written before it.
+    this.written(true);
   }
 
   /**
@@ -193,10 +247,17 @@ export class Journal {
     const retryAt = state === 'retrying' ? this.retryAts.get(id) : undefined;
     if (retryAt !== undefined) status.retryAt = retryAt;
     if (boost.until > now) status.boost = storedBoost(boost);
-    this.update(id, status);
+    this.write(id, status);
+    this.written(false);
   }
 
+  /** Writes a job's status (synced in a microtask at the latest). */
   update(id: string, status: StoredStatus): void {
+    this.write(id, status);
+    this.written(false);
+  }
+
+  private write(id: string, status: StoredStatus): void {
     try {
       this.store.update(id, status);
     } catch (error) {
@@ -227,6 +288,7 @@ export class Journal {
     } catch (error) {
       this.onWriteError(error, undefined);
     }
+    this.written(false);
   }
 
   paused(paused: boolean): void {
@@ -235,10 +297,12 @@ export class Journal {
     } catch (error) {
       this.onWriteError(error, undefined);
     }
+    this.written(true);
   }
 
   close(): void {
     this.flushPrune();
+    this.sync();
     try {
       this.store.close();
     } catch (error) {

@@ -462,6 +462,8 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** A job's snapshot (finished jobs too, within `retainFinished`). */
   get(id: string): JobSnapshot | undefined {
+    // What it shows is durable first (a group commit not yet written goes now).
+    this.journal?.sync();
     const record = this.records.get(id);
     return record ? this.snapshotOf(record) : undefined;
   }
@@ -473,12 +475,14 @@ export class Scheduler<H extends Handlers = Handlers> {
    * Undefined for an unknown job (or one retention let go).
    */
   handle<TResult = unknown>(id: string): JobHandle<TResult> | undefined {
+    this.journal?.sync();
     const record = this.records.get(id);
     return record ? (jobHandle(record, this.handleOwner) as JobHandle<TResult>) : undefined;
   }
 
   /** Jobs, optionally of one state and/or group, in submission order. */
   list(filter: { state?: JobState; group?: string } = {}): JobSnapshot[] {
+    this.journal?.sync();
     checkListFilter(filter);
     const out: JobSnapshot[] = [];
     for (const id of this.records.ids(filter.group)) {
@@ -548,6 +552,7 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** Counts by state, the queue, and capacity/allocated/free/measured resources. */
   stats(): SchedulerStats {
+    this.journal?.sync();
     return {
       jobs: { ...this.records.counts },
       queue: { size: this.records.queueSize(), max: this.options.maxQueueSize },
@@ -733,7 +738,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         else this.dependencies.link(record, actor);
       }
     });
-    journal.nextSeq = lastSeq + 1;
+    journal.nextSeq = Math.max(lastSeq + 1, contents.nextSeq ?? 0);
     if (boosted.length > 0) this.boosts.restore(boosted);
     if (startAfter) this.pump();
     this.records.advanceIds(lastN);
@@ -887,7 +892,16 @@ export class Scheduler<H extends Handlers = Handlers> {
     if (state !== prev) {
       this.records.moved(record, state);
       // On disk before anything follows from it (a dependent starts, `result` settles).
-      this.journal?.moved(id, state, snap.context, now, record.rare?.boostGiven);
+      // Written at once when someone listens (events, the job's state$), else with the next
+      // group commit — before `result` settles (see Journal.sync).
+      this.journal?.moved(
+        id,
+        state,
+        snap.context,
+        now,
+        record.rare?.boostGiven,
+        this.listening || record.rare?.subject !== undefined,
+      );
     }
     // Counts and resources move together: the allocation goes back now, but nothing new starts
     // on it until this job's own events are out ("a completed" before "b started").

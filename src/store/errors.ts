@@ -5,7 +5,7 @@
  */
 
 /** A store operation, as named in errors. */
-export type StoreOperation = 'open' | 'accept' | 'update' | 'prune' | 'setPaused' | 'close';
+export type StoreOperation = 'open' | 'accept' | 'update' | 'prune' | 'setPaused' | 'sync' | 'close';
 
 /** Another scheduler (this process or another) has the store open; it was not touched. */
 export class StoreLockedError extends Error {

@@ -2,19 +2,36 @@
  * The SQLite adapter of the store port: one file on the local disk, no server
  * (`createScheduler({ store: sqliteStore('state.db') })`).
  *
- * - WAL journal; `synchronous` NORMAL by default (a committed write survives a crash of the
- *   process, not a power loss or an OS crash), FULL on request (it survives those too: each
- *   commit waits for the disk).
- * - One scheduler at a time: the store takes an exclusive lock on the file when it opens and
- *   holds it until it closes; the operating system lets it go when the process dies (even by
- *   `kill -9`), and the next opener replays what was committed.
- * - The native driver (better-sqlite3) is loaded when a store opens, not when the package is
- *   imported: a scheduler without a store never loads it.
+ * - Every operation is appended to the store's operation log (`<path>-oplog`) before it returns:
+ *   one write, no SQLite work on the scheduler's thread. A worker thread owns the database and
+ *   applies the log to it in batched transactions (WAL journal); the log is cut once applied,
+ *   and whatever a crash left in it is applied when the store opens again.
+ * - `synchronous` NORMAL by default: an acknowledged operation survives a crash or a kill of the
+ *   process (it is in the operating system's cache), not a power loss or an OS crash. FULL: each
+ *   append waits for the disk (fdatasync), and so does each SQLite commit; it survives those too.
+ * - One scheduler at a time: the worker takes an exclusive lock on the database when the store
+ *   opens and holds it until it closes; the operating system lets it go when the process dies
+ *   (even by `kill -9`).
+ * - The native driver (better-sqlite3) is loaded by the worker when a store opens, never when
+ *   the package is imported: a scheduler without a store never loads it.
  */
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import type BetterSqlite3 from 'better-sqlite3';
+import nodePath from 'node:path';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { InvalidOptionError } from '../core/errors.js';
+import { RECORD, RecordWriter } from './oplog.js';
 import { checkKeys, isObject } from '../core/job-spec.js';
+import { RenewingMap } from '../core/renewing-map.js';
 import { JOB_STATES, type JobState } from '../core/types.js';
 import {
   StoreClosedError,
@@ -24,6 +41,14 @@ import {
   StoreWriteError,
   type StoreOperation,
 } from './errors.js';
+import {
+  SLOT,
+  sqliteWorkerSource,
+  type WorkerAnswer,
+  type WorkerData,
+  type WorkerFailure,
+  type WorkerRequest,
+} from './sqlite-worker.js';
 import type { JobStore, JsonValue, StoreContents, StoredJob, StoredStatus } from './store.js';
 
 /** How a SQLite store is kept. */
@@ -40,44 +65,41 @@ export type SqliteStoreOptions = {
 /** The newest schema version this package reads and writes (the file's `PRAGMA user_version`). */
 export const SQLITE_SCHEMA_VERSION = 1;
 
-/** Marks a file as this package's store (`PRAGMA application_id`; "AiBS"). */
-const APPLICATION_ID = 0x41694253;
-
-/**
- * `jobs`: one row per job kept, its spec and its last status as JSON (`state` repeats the
- * status's state for whoever reads the file with sqlite3). `seq` is the row id — rows are kept in
- * submission order, and a write touches the table and the index of ids only. `meta`: `paused`.
- */
-const SCHEMA = `
-  CREATE TABLE jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    submitted_at REAL NOT NULL,
-    spec TEXT NOT NULL,
-    state TEXT NOT NULL,
-    status TEXT NOT NULL
-  ) STRICT;
-  CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;
-  INSERT INTO meta (key, value) VALUES ('paused', 'false');
-  PRAGMA application_id = ${APPLICATION_ID};
-  PRAGMA user_version = ${SQLITE_SCHEMA_VERSION};
-`;
-
-/** The tables a store of this schema has, and nothing else (views and triggers neither). */
-const TABLES = ['jobs', 'meta'];
-
-/** After a checkpoint the WAL file is cut back to this size (it would stay at its largest). */
-const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
-
 /** What to do about a duplicate id or seq (the engine gives each accepted job its own). */
-const UNIQUE = 'a store holds one job per id and per seq; accept each job once';
+const UNIQUE =
+  'a store holds one job per id, and accepts jobs in submission order (rising seqs); accept each job once';
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['synchronous']);
 const SYNCHRONOUS = ['normal', 'full'] as const;
 
-type Database = BetterSqlite3.Database;
-type Statement = BetterSqlite3.Statement;
-type Row = [id: string, seq: number, submittedAt: number, spec: string, status: string];
+/**
+ * The operation log beside the database (`<path>-oplog`): what the scheduler was told is durable
+ * is here first, one framed record per operation, so that an operation costs one append (a
+ * `write`, and with `synchronous: 'full'` an fdatasync) and never waits on SQLite. A worker
+ * thread applies the records to the database in batched transactions; the log is cut back to
+ * its header once all of it is applied, and a store opening replays what a crash left in it.
+ *
+ * Header: 8 bytes `AIBSOPL1`, then the store's 16-character log id (from its `meta` table: a log
+ * left beside another store is not applied). Record: payload length (u32 LE), CRC-32 of the
+ * payload (u32 LE), payload (a JSON array: `["A", [[id, seq, submittedAt, spec, status], …]]`,
+ * `["U", id, status]`, `["P", [ids]]`, `["Z", paused]`). A torn last record (a crash in the
+ * middle of an append, which was never acknowledged) ends the log.
+ */
+const LOG_MAGIC = 'AIBSOPL1';
+/** Magic, log id, segment number (8 hex digits). */
+const LOG_HEADER_BYTES = 8 + 16 + 8;
+/**
+ * The log is two files (`-oplog-0`, `-oplog-1`): when the one written grows past this, writing
+ * goes on in the other (cut back to its header — the worker has applied all of it by then, else
+ * this waits for it), and the full one is cut once the worker has applied it.
+ */
+const LOG_LIMIT_BYTES = 16 * 1024 * 1024;
+/** Bytes of records handed to the worker at once, at the latest (earlier at the next turn of the event loop). */
+const BATCH_BYTES = 256 * 1024;
+/** How long the scheduler's thread waits for the worker before it says the store is not answering. */
+const WORKER_WAIT_MS = 30_000;
+
+type Contents = StoreContents;
 
 /**
  * A store in the SQLite file at `path` (created when it does not exist). Bad options throw an
@@ -100,279 +122,454 @@ export function sqliteStore(path: string, options: SqliteStoreOptions = {}): Job
   if (!SYNCHRONOUS.includes(synchronous))
     throw new InvalidOptionError('synchronous', options.synchronous, `one of ${SYNCHRONOUS.join(', ')}`);
   const store = new SqliteStore(path, synchronous);
-  connections.set(store, () => store.connection());
+  internals.set(store, store);
   return store;
 }
 
-const connections = new WeakMap<JobStore, () => Database | undefined>();
-
-/**
- * Runs a pragma on an open SQLite store's connection (tests use it to make the disk look full:
- * `max_page_count`). Not part of the package's API.
- */
-export function sqlitePragmaForTests(store: JobStore, pragma: string): unknown {
-  const db = connections.get(store)?.();
-  if (db === undefined) throw new Error('not an open SQLite store');
-  return db.pragma(pragma);
+/** The files a SQLite store at `path` may keep: the database, SQLite's WAL and index, the operation log. */
+export function sqliteStoreFiles(path: string): string[] {
+  return [...['', '-wal', '-shm', '-journal'].map((suffix) => `${path}${suffix}`), ...logPaths(path)];
 }
 
-type Prepared = {
-  insert: Statement;
-  update: Statement;
-  remove: Statement;
-  setMeta: Statement;
-};
+const internals = new WeakMap<JobStore, SqliteStore>();
+
+function internal(store: JobStore): SqliteStore {
+  const found = internals.get(store);
+  if (found === undefined) throw new Error('not a SQLite store');
+  return found;
+}
+
+/**
+ * Runs a pragma on an open SQLite store's connection (in its worker) after applying everything
+ * logged so far. Tests use it (`max_page_count` makes the database look full). Not part of the
+ * package's API.
+ */
+export function sqlitePragmaForTests(store: JobStore, pragma: string): unknown {
+  return internal(store).pragma(pragma);
+}
+
+/**
+ * Test hooks, not part of the package's API: `logWrite` is asked before each append to the
+ * operation log and may make it fail as a full disk would, after writing `written` of its bytes;
+ * `applied()` waits until the worker has applied every operation logged so far and says whether
+ * it could (`false`: it is failing, and keeps trying); `logBytes()` is the log's size now.
+ */
+export function sqliteHooksForTests(store: JobStore): {
+  logWrite(fault: ((bytes: number) => { written: number; error: Error } | undefined) | undefined): void;
+  applied(): boolean;
+  logBytes(): number;
+} {
+  const s = internal(store);
+  return {
+    logWrite: (fault) => (s.fault = fault),
+    applied: () => s.waitApplied(),
+    logBytes: () => s.logSize,
+  };
+}
 
 class SqliteStore implements JobStore {
-  private db: Database | undefined;
-  private statements: Prepared | undefined;
+  private worker: Worker | undefined;
+  private control: MessagePort | undefined;
+  private batches: MessagePort | undefined;
+  private notices: MessagePort | undefined;
+  private slots: Int32Array | undefined;
   private closed = false;
+  /** The log file written now, and the other (full, or empty: `lastBatch` 0). */
+  private log: LogFile | undefined;
+  private other: LogFile | undefined;
+  /** Bytes of the log file written now known good: appends go here; a failed append is cut back to it. */
+  get logSize(): number {
+    return this.log?.size ?? 0;
+  }
+  /** The log could not be cut back after a failed append: the next append tries again first. */
+  private torn = false;
+  /** The log is cut when it passes this (raised while the worker cannot apply). */
+  private limit = LOG_LIMIT_BYTES;
+  /** Batches handed to the worker so far. */
+  private posted = 0;
+  private flushing: ReturnType<typeof setImmediate> | undefined;
+  /**
+   * The id of every job the store holds (a duplicate or an unknown id is refused before logging;
+   * a Map that starts over, as the engine's churned maps do), and the highest seq accepted.
+   */
+  private ids = new RenewingMap<string, true>(1_024);
+  private lastSeq = -1;
+  fault: ((bytes: number) => { written: number; error: Error } | undefined) | undefined;
 
   constructor(
     private readonly path: string,
     private readonly synchronous: 'normal' | 'full',
   ) {}
 
-  connection(): Database | undefined {
-    return this.db;
-  }
-
-  open(): StoreContents {
+  open(): Contents {
     if (this.closed) throw new StoreClosedError(this.path, 'open', true);
-    if (this.db !== undefined) return this.read(this.db);
-    const db = this.connect();
+    if (this.worker !== undefined) {
+      this.waitApplied();
+      return { ...this.load(Buffer.alloc(0)), nextSeq: this.lastSeq + 1 };
+    }
+    this.start();
     try {
-      // Take the lock, then look at the file before anything is written to it.
-      const contents = this.check(db);
-      this.prepare(db, contents === undefined);
-      this.db = db;
-      return contents ?? { jobs: [], paused: false };
+      const opened = this.request({ type: 'open' }, 'open');
+      const logId = opened.logId as string;
+      const replay = this.readLog(logId);
+      const contents = this.load(replay);
+      this.startLog(logId);
+      for (const { job } of contents.jobs) {
+        this.ids.set(job.id, true);
+        if (job.seq > this.lastSeq) this.lastSeq = job.seq;
+      }
+      return { ...contents, nextSeq: this.lastSeq + 1 };
     } catch (error) {
-      db.close();
+      this.stop();
       throw error;
     }
   }
 
   accept(jobs: ReadonlyArray<{ job: StoredJob; status: StoredStatus }>): void {
-    const { insert } = this.using('accept');
-    let at = 0;
-    const insertAll = (): void => {
-      for (; at < jobs.length; at++) {
-        const { job, status } = jobs[at] as { job: StoredJob; status: StoredStatus };
-        insert.run(
-          job.id,
-          job.seq,
-          job.submittedAt,
-          JSON.stringify(job.spec),
-          status.state,
-          JSON.stringify(status),
-        );
-      }
-    };
-    try {
-      // One statement commits on its own; a batch is one transaction.
-      if (jobs.length === 1) insertAll();
-      else if (jobs.length > 1) this.transaction(insertAll);
-    } catch (error) {
-      const id = jobs[at]?.job.id;
-      const code = codeOf(error);
-      if (id !== undefined && code === 'SQLITE_CONSTRAINT_UNIQUE')
-        throw this.writeError(
+    this.using('accept');
+    if (jobs.length === 0) return;
+    // Within a batch too (a lone job needs no set).
+    const seen = jobs.length > 1 ? new Set<string>() : undefined;
+    let seq = this.lastSeq;
+    for (const { job } of jobs) {
+      if (this.ids.has(job.id) || seen?.has(job.id))
+        throw new StoreWriteError(
+          this.path,
           'accept',
-          error,
-          `a job with id ${JSON.stringify(id)} is already stored`,
-          UNIQUE,
+          `a job with id ${JSON.stringify(job.id)} is already stored`,
+          {
+            hint: UNIQUE,
+          },
         );
-      if (id !== undefined && code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
-        throw this.writeError(
+      if (!Number.isSafeInteger(job.seq) || job.seq <= seq)
+        throw new StoreWriteError(
+          this.path,
           'accept',
-          error,
-          `job ${JSON.stringify(id)}'s seq is another stored job's`,
-          UNIQUE,
+          `job ${JSON.stringify(job.id)}'s seq ${job.seq} does not follow the last one accepted (${seq})`,
+          { hint: UNIQUE },
         );
-      throw this.writeError('accept', error, id === undefined ? '' : `at job ${JSON.stringify(id)}`);
+      seen?.add(job.id);
+      seq = job.seq;
     }
+    const out = this.out;
+    out.begin(RECORD.accept);
+    try {
+      out.u32(jobs.length);
+      for (const { job, status } of jobs) {
+        out.f64(job.seq);
+        out.f64(job.submittedAt);
+        out.str(job.id);
+        out.str(JSON.stringify(job.spec));
+        out.str(status.state);
+        out.str(JSON.stringify(status));
+      }
+    } catch (error) {
+      out.abandon();
+      throw new StoreWriteError(this.path, 'accept', messageOf(error), { cause: error });
+    }
+    out.end();
+    // With whatever is unsynced before it, in one write.
+    this.flush('accept');
+    for (const { job } of jobs) this.ids.set(job.id, true);
+    this.lastSeq = seq;
   }
 
   update(id: string, status: StoredStatus): void {
-    const { update } = this.using('update');
-    let changes: number;
-    try {
-      changes = update.run(status.state, JSON.stringify(status), id).changes;
-    } catch (error) {
-      throw this.writeError('update', error, `job ${JSON.stringify(id)}`);
-    }
-    // Nothing was written: the store does not hold it (never accepted, or pruned).
-    if (changes === 0)
+    this.using('update');
+    // Nothing is written for a job the store does not hold (never accepted, or pruned).
+    if (!this.ids.has(id))
       throw new StoreWriteError(this.path, 'update', `job ${JSON.stringify(id)} is not in the store`, {
         hint: 'a store is told only of jobs it accepted and has not pruned',
       });
+    const out = this.out;
+    const text = JSON.stringify(status);
+    out.begin(RECORD.update);
+    out.str(id);
+    out.str(status.state);
+    out.str(text);
+    out.end();
   }
 
   prune(ids: readonly string[]): void {
-    const { remove } = this.using('prune');
-    if (ids.length === 0) return;
-    try {
-      this.transaction(() => {
-        for (const id of ids) remove.run(id);
-      });
-    } catch (error) {
-      throw this.writeError('prune', error);
-    }
+    this.using('prune');
+    const known = ids.filter((id) => this.ids.has(id));
+    if (known.length === 0) return;
+    const out = this.out;
+    out.begin(RECORD.prune);
+    out.u32(known.length);
+    for (const id of known) out.str(id);
+    out.end();
+    // Gone from here at once (a pruning lost to a failed write leaves a finished job in the store).
+    for (const id of known) this.ids.delete(id);
   }
 
   setPaused(paused: boolean): void {
-    const { setMeta } = this.using('setPaused');
-    try {
-      setMeta.run('paused', paused ? 'true' : 'false');
-    } catch (error) {
-      throw this.writeError('setPaused', error);
-    }
+    this.using('setPaused');
+    this.out.begin(RECORD.paused);
+    this.out.u8(paused ? 1 : 0);
+    this.out.end();
+  }
+
+  sync(): void {
+    this.using('sync');
+    this.flush('sync');
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const db = this.db;
-    this.db = undefined;
-    this.statements = undefined;
-    if (db === undefined) return;
+    if (this.worker === undefined) return;
+    let failure: unknown;
     try {
-      db.close();
+      this.flush('close');
     } catch (error) {
-      throw this.writeError('close', error);
+      failure = error;
     }
-  }
-
-  /** The prepared statements of an open store, or a `StoreClosedError`. */
-  private using(operation: StoreOperation): Prepared {
-    if (this.statements === undefined) throw new StoreClosedError(this.path, operation, this.closed);
-    return this.statements;
-  }
-
-  /** Runs `body` in one transaction: all of it is kept, or (it threw) none. */
-  private transaction(body: () => void): void {
-    const db = this.db as Database;
-    db.exec('BEGIN');
     try {
-      body();
-      db.exec('COMMIT');
+      this.post();
+      this.waitApplied();
+      this.request({ type: 'close' }, 'close');
+      // All of it is in the database: the log goes.
+      this.closeLog(true);
     } catch (error) {
-      // SQLite may have rolled back already (a full disk does); what is left goes now.
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw error;
+      failure ??= error;
+      this.closeLog(false);
     }
+    this.stop();
+    if (failure !== undefined) throw failure;
   }
 
-  /** A failed write as a `StoreWriteError` (`about`: what it was writing), its transaction rolled back. */
-  private writeError(operation: StoreOperation, error: unknown, about = '', hint?: string): StoreWriteError {
-    const db = this.db;
-    if (db?.inTransaction) {
-      try {
-        db.exec('ROLLBACK');
-      } catch {
-        // Rolled back already.
-      }
-    }
-    const reason = about === '' ? messageOf(error) : `${about}: ${messageOf(error)}`;
-    return new StoreWriteError(
-      this.path,
-      operation,
-      reason,
-      hint === undefined ? { cause: error } : { cause: error, hint },
-    );
-  }
-
-  /** A connection to the file (created empty when it does not exist), or a typed error. */
-  private connect(): Database {
-    const Driver = loadDriver();
-    try {
-      // A lock held by another scheduler is an answer, not something to wait for.
-      return new Driver(this.path, { timeout: 0 });
-    } catch (error) {
-      throw new StoreWriteError(this.path, 'open', messageOf(error), { cause: error });
-    }
+  /** A pragma's answer, after everything logged so far is applied. */
+  pragma(text: string): unknown {
+    this.using('open');
+    this.post();
+    this.waitApplied();
+    return this.request({ type: 'pragma', text }, 'open').value;
   }
 
   /**
-   * Takes the file's exclusive lock (kept until the connection closes: `locking_mode=EXCLUSIVE`)
-   * and reads it: what an existing store holds, `undefined` for a new (empty) file, or a typed
-   * error for a file that is not a store. Nothing is written here.
+   * Waits until the worker has applied every operation logged so far (handing it what is still
+   * here); `false` when it tried and could not (its writes fail — it keeps trying, every 200 ms)
+   * or does not answer.
    */
-  private check(db: Database): StoreContents | undefined {
-    try {
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.exec('BEGIN EXCLUSIVE');
-    } catch (error) {
-      throw this.openError(error);
-    }
-    try {
-      const applicationId = db.pragma('application_id', { simple: true }) as number;
-      const version = db.pragma('user_version', { simple: true }) as number;
-      const objects = db
-        .prepare("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
-        .all() as Array<{ type: string; name: string }>;
-      if (applicationId === 0 && version === 0 && objects.length === 0) return undefined;
-      if (applicationId !== APPLICATION_ID)
-        throw new StoreCorruptError(
-          this.path,
-          objects.length > 0
-            ? `it is another program's SQLite database (tables: ${objects.map((o) => o.name).join(', ')})`
-            : "it is another program's SQLite database",
-        );
-      if (version > SQLITE_SCHEMA_VERSION)
-        throw new StoreVersionError(this.path, version, SQLITE_SCHEMA_VERSION);
-      if (version !== SQLITE_SCHEMA_VERSION)
-        throw new StoreCorruptError(this.path, `its schema version ${version} is not one this package wrote`);
-      const foreign = objects.filter((o) => o.type !== 'index' && !TABLES.includes(o.name));
-      const missing = TABLES.filter((t) => !objects.some((o) => o.type === 'table' && o.name === t));
-      if (foreign.length > 0 || missing.length > 0)
-        throw new StoreCorruptError(
-          this.path,
-          foreign.length > 0
-            ? `it has ${foreign.map((o) => `${o.type} ${o.name}`).join(', ')}, which a store does not`
-            : `its ${missing.join(' and ')} table is missing`,
-        );
-      return this.read(db);
-    } catch (error) {
-      throw this.openError(error);
-    } finally {
-      if (db.inTransaction) db.exec('ROLLBACK');
+  waitApplied(): boolean {
+    const slots = this.slots;
+    if (slots === undefined) return false;
+    this.post();
+    const failures = Atomics.load(slots, SLOT.failures);
+    const deadline = Date.now() + WORKER_WAIT_MS;
+    for (;;) {
+      const applied = Atomics.load(slots, SLOT.applied);
+      if (applied === this.posted) return true;
+      // It tried (again) since this call began, and could not.
+      if (Atomics.load(slots, SLOT.failures) !== failures) return false;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      Atomics.wait(slots, SLOT.applied, applied, Math.min(left, 1_000));
     }
   }
 
-  /** Switches a new file to WAL and makes its tables; sets how commits wait; prepares the statements. */
-  private prepare(db: Database, fresh: boolean): void {
+  /** Throws `StoreClosedError` unless the store is open. */
+  private using(operation: StoreOperation): void {
+    if (this.log === undefined) throw new StoreClosedError(this.path, operation, this.closed);
+  }
+
+  /** Records not yet written (the next `flush` writes them), and those written but not yet handed to the worker. */
+  private readonly out = new RecordWriter();
+  private readonly written = new RecordWriter();
+
+  /**
+   * Appends what is buffered to the log in one write: when this returns it is durable (as
+   * `synchronous` promises). On a failure none of it is kept: what part was written is cut off
+   * (later records must follow good ones), and the error names how many operations were lost.
+   */
+  private flush(operation: StoreOperation): void {
+    const out = this.out;
+    if (out.used === 0) return;
+    const log = this.log as LogFile;
+    const fd = log.fd;
+    const { bytes, used: length, records } = out;
+    let written = 0;
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${this.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
-      if (fresh) db.transaction(() => db.exec(SCHEMA))();
-      this.statements = {
-        insert: db.prepare(
-          'INSERT INTO jobs (id, seq, submitted_at, spec, state, status) VALUES (?, ?, ?, ?, ?, ?)',
-        ),
-        update: db.prepare('UPDATE jobs SET state = ?, status = ? WHERE id = ?'),
-        remove: db.prepare('DELETE FROM jobs WHERE id = ?'),
-        setMeta: db.prepare(
-          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-        ),
-      };
+      if (this.torn) {
+        ftruncateSync(fd, log.size);
+        this.torn = false;
+      }
+      const fault = this.fault?.(length);
+      const end = fault === undefined ? length : Math.min(fault.written, length);
+      while (written < end) written += writeSync(fd, bytes, written, end - written, log.size + written);
+      if (fault !== undefined) throw fault.error;
+      if (this.synchronous === 'full') fdatasyncSync(fd);
     } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw this.openError(error);
+      out.reset();
+      if (written > 0) {
+        try {
+          ftruncateSync(fd, log.size);
+        } catch {
+          this.torn = true;
+        }
+      }
+      const lost = operation === 'accept' ? records - 1 : records;
+      const also = lost > 0 && operation === 'accept' ? ` (and ${lost} earlier unsynced operations)` : '';
+      const what = operation === 'sync' || operation === 'close' ? `${lost} operations not written: ` : '';
+      throw new StoreWriteError(this.path, operation, `${what}${messageOf(error)}${also}`, { cause: error });
+    }
+    log.size += length;
+    this.written.append(out);
+    out.reset();
+    this.queue();
+    if (log.size > this.limit) this.rotate();
+  }
+
+  /** Hands written records to the worker (at once past `BATCH_BYTES`, else at the next turn). */
+  private queue(): void {
+    if (this.written.used >= BATCH_BYTES) this.post();
+    else if (this.flushing === undefined) {
+      this.flushing = setImmediate(() => {
+        this.flushing = undefined;
+        this.post();
+      });
+      this.flushing.unref();
     }
   }
 
-  /** Every job in submission order, and whether the scheduler was paused. */
-  private read(db: Database): StoreContents {
-    // Row by row: each row's text is garbage at once (all rows at once would outlive a young GC).
-    const rows = db
-      .prepare('SELECT id, seq, submitted_at, spec, status FROM jobs ORDER BY seq')
-      .raw(true)
-      .iterate() as IterableIterator<Row>;
-    const jobs: StoreContents['jobs'] = [];
-    for (const [id, seq, submittedAt, specText, statusText] of rows) {
+  private post(): void {
+    if (this.written.used === 0 || this.batches === undefined) return;
+    const bytes = this.written.copy();
+    this.written.reset();
+    this.batches.postMessage({ n: ++this.posted, bytes }, [bytes.buffer]);
+  }
+
+  /**
+   * The log file written now passed its limit: writing goes on in the other one, once the worker
+   * has applied that one (it has, unless it is a whole file behind: then this waits for it).
+   */
+  private rotate(): void {
+    const log = this.log as LogFile;
+    const other = this.other as LogFile;
+    this.post();
+    if (!this.appliedThrough(other.lastBatch)) {
+      // The worker cannot write now: this file goes on growing, and turns when it can again.
+      this.limit = log.size + LOG_LIMIT_BYTES;
+      return;
+    }
+    try {
+      other.reset(log.segment + 1, this.synchronous);
+    } catch {
+      this.limit = log.size + LOG_LIMIT_BYTES;
+      return;
+    }
+    log.lastBatch = this.posted;
+    this.log = other;
+    this.other = log;
+    this.limit = LOG_LIMIT_BYTES;
+  }
+
+  /** Whether the worker has applied batch `n` (waiting for it if not yet). */
+  private appliedThrough(n: number): boolean {
+    const slots = this.slots;
+    if (n === 0) return true;
+    if (slots === undefined) return false;
+    if (Atomics.load(slots, SLOT.applied) >= n) return true;
+    return this.waitApplied() || Atomics.load(slots, SLOT.applied) >= n;
+  }
+
+  /** The worker's notice that it applied every batch so far: applied log files are cut back. */
+  private drained(): void {
+    const slots = this.slots;
+    const other = this.other;
+    if (slots === undefined || other === undefined) return;
+    const applied = Atomics.load(slots, SLOT.applied);
+    if (other.lastBatch !== 0 && applied >= other.lastBatch) other.cut();
+    if (this.written.used === 0 && this.out.used === 0 && applied === this.posted) this.log?.cut();
+  }
+
+  /** Starts the worker thread that owns the database. */
+  private start(): void {
+    const driverPath = resolveDriver();
+    const shared = new SharedArrayBuffer(4 * 4);
+    const control = new MessageChannel();
+    const batches = new MessageChannel();
+    const notices = new MessageChannel();
+    const workerData: WorkerData = {
+      driverPath,
+      path: this.path,
+      synchronous: this.synchronous,
+      shared,
+      control: control.port2,
+      batches: batches.port2,
+      notices: notices.port2,
+    };
+    this.worker = new Worker(sqliteWorkerSource(), {
+      eval: true,
+      workerData,
+      transferList: [control.port2, batches.port2, notices.port2],
+    });
+    this.worker.unref();
+    this.slots = new Int32Array(shared);
+    this.control = control.port1;
+    this.batches = batches.port1;
+    this.notices = notices.port1;
+    this.notices.on('message', () => this.drained());
+    this.notices.unref();
+  }
+
+  /** Lets the worker go (it has closed the database, or never opened it). */
+  private stop(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
+    this.flushing = undefined;
+    this.control?.close();
+    this.batches?.close();
+    this.notices?.close();
+    void this.worker?.terminate();
+    this.worker = undefined;
+    this.control = undefined;
+    this.batches = undefined;
+    this.notices = undefined;
+    this.slots = undefined;
+    this.written.reset();
+    this.out.reset();
+  }
+
+  /** Asks the worker and waits for its answer; a refusal becomes the typed error it stands for. */
+  private request(request: WorkerRequest, operation: StoreOperation): Extract<WorkerAnswer, { ok: true }> {
+    const slots = this.slots as Int32Array;
+    const port = this.control as MessagePort;
+    const seen = Atomics.load(slots, SLOT.answers);
+    port.postMessage(request);
+    const deadline = Date.now() + WORKER_WAIT_MS;
+    for (;;) {
+      const got = receiveMessageOnPort(port) as { message: WorkerAnswer } | undefined;
+      if (got !== undefined) {
+        if (got.message.ok) return got.message;
+        throw this.failure(got.message.failure, operation);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new StoreWriteError(
+          this.path,
+          operation,
+          `its SQLite worker did not answer in ${WORKER_WAIT_MS / 1_000} s`,
+        );
+      Atomics.wait(slots, SLOT.answers, seen, Math.min(left, 1_000));
+    }
+  }
+
+  private failure(failure: WorkerFailure, operation: StoreOperation): Error {
+    if (failure.kind === 'version')
+      return new StoreVersionError(this.path, failure.found, SQLITE_SCHEMA_VERSION);
+    const cause = Object.assign(new Error(failure.message), { code: failure.code });
+    if (failure.kind === 'locked') return new StoreLockedError(this.path, { cause });
+    if (failure.kind === 'corrupt')
+      return new StoreCorruptError(this.path, failure.detail, failure.code === '' ? undefined : { cause });
+    return new StoreWriteError(this.path, operation, failure.message, { cause });
+  }
+
+  /** Applies what a crash left in the log, and reads what the store holds. */
+  private load(replay: Buffer): Contents {
+    const answer = this.request({ type: 'load', log: replay }, 'open');
+    const jobs: Contents['jobs'] = [];
+    for (const [id, seq, submittedAt, specText, statusText] of answer.rows ?? []) {
       const spec = parseJson(specText);
       const status = parseJson(statusText) as Partial<StoredStatus> | undefined;
       if (!isObject(spec))
@@ -384,26 +581,138 @@ class SqliteStore implements JobStore {
         status: status as StoredStatus,
       });
     }
-    const paused = db.prepare("SELECT value FROM meta WHERE key = 'paused'").pluck().get();
-    return { jobs, paused: paused === 'true' };
+    return { jobs, paused: answer.paused === true };
   }
 
-  /** An error met while opening, as the typed error it means. */
-  private openError(error: unknown): Error {
-    if (
-      error instanceof StoreCorruptError ||
-      error instanceof StoreVersionError ||
-      error instanceof StoreLockedError
-    )
-      return error;
-    const code = codeOf(error);
-    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
-      return new StoreLockedError(this.path, { cause: error });
-    if (code.startsWith('SQLITE_NOTADB'))
-      return new StoreCorruptError(this.path, 'it is not a SQLite database', { cause: error });
-    if (code.startsWith('SQLITE_CORRUPT'))
-      return new StoreCorruptError(this.path, `it is damaged (${messageOf(error)})`, { cause: error });
-    return new StoreWriteError(this.path, 'open', messageOf(error), { cause: error });
+  /**
+   * The records a crash left in this store's log files, oldest file first (none when there are
+   * none, or they are another store's).
+   */
+  private readLog(logId: string): Buffer {
+    const found: Array<{ segment: number; records: Buffer }> = [];
+    for (const path of logPaths(this.path)) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(path);
+      } catch (error) {
+        if (codeOf(error) === 'ENOENT') continue;
+        throw new StoreWriteError(this.path, 'open', `its operation log ${path}: ${messageOf(error)}`, {
+          cause: error,
+        });
+      }
+      const header = bytes.toString('latin1', 0, LOG_HEADER_BYTES);
+      const segment = Number.parseInt(header.slice(-8), 16);
+      if (
+        bytes.length < LOG_HEADER_BYTES ||
+        !header.startsWith(LOG_MAGIC + logId) ||
+        !Number.isInteger(segment)
+      )
+        continue;
+      found.push({ segment, records: bytes.subarray(LOG_HEADER_BYTES) });
+    }
+    found.sort((a, b) => a.segment - b.segment);
+    return Buffer.concat(found.map((f) => f.records));
+  }
+
+  /** Fresh log files for this store (what the old ones held is applied now). */
+  private startLog(logId: string): void {
+    const [first, second] = logPaths(this.path) as [string, string];
+    let opened: LogFile[] = [];
+    try {
+      opened = [
+        LogFile.create(first, logId, 0, this.synchronous),
+        LogFile.create(second, logId, 0, this.synchronous),
+      ];
+      if (this.synchronous === 'full') fsyncFolder(this.path);
+    } catch (error) {
+      for (const log of opened) log.close(false);
+      throw new StoreWriteError(this.path, 'open', `its operation log: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
+    this.log = opened[0];
+    this.other = opened[1];
+  }
+
+  /** Closes the log files; `applied`: everything in them is in the database, so they go. */
+  private closeLog(applied: boolean): void {
+    this.log?.close(applied);
+    this.other?.close(applied);
+    this.log = undefined;
+    this.other = undefined;
+  }
+}
+
+/** The two files of a store's operation log. */
+function logPaths(path: string): string[] {
+  return [`${path}-oplog-0`, `${path}-oplog-1`];
+}
+
+/** A store's folder, synced: a file just made in it survives a power loss. */
+function fsyncFolder(path: string): void {
+  const fd = openSync(nodePath.dirname(path), 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One file of the operation log: its header, then records. */
+class LogFile {
+  /** The last batch handed to the worker with records of this file (0: none since it was cut). */
+  lastBatch = 0;
+
+  private constructor(
+    readonly path: string,
+    readonly fd: number,
+    private readonly header: string,
+    public segment: number,
+    public size: number,
+  ) {}
+
+  static create(path: string, logId: string, segment: number, synchronous: 'normal' | 'full'): LogFile {
+    const fd = openSync(path, 'w');
+    const log = new LogFile(path, fd, LOG_MAGIC + logId, segment, 0);
+    try {
+      log.reset(segment, synchronous);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    return log;
+  }
+
+  /** Empties the file and starts it again as segment `segment`. */
+  reset(segment: number, synchronous: 'normal' | 'full'): void {
+    const header = Buffer.from(this.header + segment.toString(16).padStart(8, '0'), 'latin1');
+    ftruncateSync(this.fd, 0);
+    writeSync(this.fd, header, 0, header.length, 0);
+    if (synchronous === 'full') fdatasyncSync(this.fd);
+    this.segment = segment;
+    this.size = header.length;
+    this.lastBatch = 0;
+  }
+
+  /** Cuts it back to its header: all of it is applied. */
+  cut(): void {
+    if (this.size <= LOG_HEADER_BYTES) return;
+    try {
+      ftruncateSync(this.fd, LOG_HEADER_BYTES);
+      this.size = LOG_HEADER_BYTES;
+      this.lastBatch = 0;
+    } catch {
+      // Left as it is: applying it again changes nothing.
+    }
+  }
+
+  close(remove: boolean): void {
+    try {
+      closeSync(this.fd);
+      if (remove) rmSync(this.path, { force: true });
+    } catch {
+      // Left behind: applying it again on the next open changes nothing.
+    }
   }
 }
 
@@ -427,20 +736,20 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-let driver: typeof BetterSqlite3 | undefined;
+let driverPath: string | undefined;
 
-/** better-sqlite3, loaded the first time a store opens. */
-function loadDriver(): typeof BetterSqlite3 {
-  if (driver === undefined) {
+/** Where better-sqlite3 is (the worker loads it when a store opens; this thread never does). */
+function resolveDriver(): string {
+  if (driverPath === undefined) {
     try {
-      driver = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+      driverPath = createRequire(import.meta.url).resolve('better-sqlite3');
     } catch (error) {
       throw new Error(
-        `the SQLite driver (better-sqlite3) could not be loaded: ${messageOf(error)}; ` +
+        `the SQLite driver (better-sqlite3) could not be found: ${messageOf(error)}; ` +
           'reinstall ai-batch-scheduler so that its native module is built for this Node version',
         { cause: error },
       );
     }
   }
-  return driver;
+  return driverPath;
 }

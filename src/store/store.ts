@@ -4,7 +4,10 @@
  * truth (accept, start of an attempt, end of an attempt, a job's end, pause); nothing else in the
  * engine knows which adapter is behind it. A scheduler without a store journals nothing and pays
  * nothing. Every call is synchronous: when `accept` returns, the jobs are on disk (as far as the
- * adapter's durability setting promises), so `submit()` may say they were accepted.
+ * adapter's durability setting promises), so `submit()` may say they were accepted. An adapter
+ * may group commits: with a `sync` method, `update`, `prune` and `setPaused` may stay unwritten
+ * until `sync` (or the next `accept`) is called, and the engine calls it before anything can
+ * follow from them (see `sync`).
  */
 import type { PriorityName } from '../core/priority.js';
 import type { JobError, JobState } from '../core/types.js';
@@ -58,6 +61,12 @@ export type StoreContents = {
   jobs: Array<{ job: StoredJob; status: StoredStatus }>;
   /** Whether the scheduler was paused. */
   paused: boolean;
+  /**
+   * The least seq the next accepted job may have, where the store knows of seqs above those it
+   * holds (jobs it accepted and has let go since it opened). The scheduler numbers its next
+   * accepted job from the greater of this and the highest seq held, plus one.
+   */
+  nextSeq?: number;
 };
 
 /** The port a durable scheduler journals to (`createScheduler({ store })`). */
@@ -68,7 +77,10 @@ export interface JobStore {
    * that is not a store (or is damaged), `StoreVersionError` for a store of a newer schema.
    */
   open(): StoreContents;
-  /** Journals newly accepted jobs, with their first status, all or none (one `submitAll` is one call). */
+  /**
+   * Journals newly accepted jobs, with their first status, all or none (one `submitAll` is one
+   * call), in submission order: each seq above any the store holds or accepted since it opened.
+   */
   accept(jobs: ReadonlyArray<{ job: StoredJob; status: StoredStatus }>): void;
   /** Journals a job's new status. */
   update(id: string, status: StoredStatus): void;
@@ -76,6 +88,15 @@ export interface JobStore {
   prune(ids: readonly string[]): void;
   /** Journals pause / resume. */
   setPaused(paused: boolean): void;
-  /** Lets go of the store (its lock too). Idempotent. */
+  /**
+   * Makes every `update`, `prune` and `setPaused` so far durable (one write for all of them), or
+   * throws (a full disk) having kept none of them. Optional: without it each call is durable when
+   * it returns. With it, the engine calls it before a handler is called, before events or a
+   * public read could show what was written, before `accept`, and at the latest in a microtask
+   * queued by the first unsynced write — so no job's `result` settles before its end is durable.
+   * `accept` writes anything unsynced with the accepted jobs.
+   */
+  sync?(): void;
+  /** Lets go of the store (its lock too), syncing first. Idempotent. */
   close(): void;
 }

@@ -194,6 +194,8 @@ describe('ai-batch run: resuming after a crash', () => {
     );
     expect(runs(dir)).toEqual(['a', 'after', 'b', 'slow', 'slow2']);
     expect(existsSync(nodePath.join(dir, 'logs', 'ai-batch-state.db'))).toBe(false);
+    // Nothing of the state is left beside the logs (SQLite's files, the store's operation log).
+    expect(readdirSync(nodePath.join(dir, 'logs')).filter((f) => f.includes('state'))).toEqual([]);
   });
 
   it('--fresh runs every job again; --state none keeps no state', async () => {

@@ -3,6 +3,10 @@
  * every call is one journal entry, and `contentsAt(k)` is what a store would hold had the process
  * died after the first `k` of them (a crash cut at any journal point). `fail` makes the next
  * write throw, as a full disk would. It implements the same port as the SQLite adapter.
+ *
+ * `grouped`: it groups commits as the SQLite adapter does (`sync`): updates, prunes and pauses
+ * wait in `unsynced` (lost to a crash) until `sync` or the next `accept`; `ops` holds only what
+ * is durable, and `syncs` counts the writes.
  */
 import type { JobStore, StoreContents, StoredJob, StoredStatus } from '../../src/store/store.js';
 
@@ -54,8 +58,22 @@ export class MemoryStore implements JobStore {
     return (this.heldIds ??= new Set(replay(this.ops).jobs.map((j) => j.job.id)));
   }
 
-  constructor(ops: readonly JournalOp[] = []) {
+  /** Written and not yet durable (grouped only). */
+  unsynced: JournalOp[] = [];
+  /** Writes made durable: each accept, and each sync that had something to write. */
+  syncs = 0;
+  sync?: () => void;
+
+  constructor(ops: readonly JournalOp[] = [], options: { grouped?: boolean } = {}) {
     this.ops = clone([...ops]);
+    if (options.grouped === true)
+      this.sync = () => {
+        if (this.closed) throw new Error('MemoryStore: synced after close');
+        if (this.unsynced.length === 0) return;
+        this.ops.push(...this.unsynced);
+        this.unsynced = [];
+        this.syncs++;
+      };
   }
 
   /** What a store would hold had the process died after the first `k` journal entries. */
@@ -106,6 +124,13 @@ export class MemoryStore implements JobStore {
       throw new Error(`journal: update of unknown job ${op.id}`);
     if (op.op === 'accept') for (const e of op.entries) this.held().add(e.job.id);
     if (op.op === 'prune') for (const id of op.ids) this.held().delete(id);
-    this.ops.push(op);
+    if (this.sync === undefined) this.ops.push(op);
+    else if (op.op !== 'accept') this.unsynced.push(op);
+    else {
+      // One write: what was unsynced, then the accept.
+      this.ops.push(...this.unsynced, op);
+      this.unsynced = [];
+      this.syncs++;
+    }
   }
 }

@@ -22,7 +22,12 @@ import {
   StoreVersionError,
   StoreWriteError,
 } from '../../src/store/errors.js';
-import { sqlitePragmaForTests, sqliteStore, SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite.js';
+import {
+  sqliteHooksForTests,
+  sqlitePragmaForTests,
+  sqliteStore,
+  SQLITE_SCHEMA_VERSION,
+} from '../../src/store/sqlite.js';
 import type { JobStore, StoredJob, StoredStatus } from '../../src/store/store.js';
 
 const REPO_ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -124,15 +129,15 @@ function startNode(script: string, args: string[] = []) {
 describe('sqliteStore', () => {
   it('keeps what it was told across a close and a reopen, in submission order', () => {
     const store = storeAt();
-    expect(store.open()).toEqual({ jobs: [], paused: false });
+    expect(store.open()).toEqual({ jobs: [], paused: false, nextSeq: 0 });
     const a = entry('a', 0, { prompt: 'résumé ✓ 学习', nested: [1, 2.5, null, true, { x: 'y' }] });
     const b = entry('b', 1);
     const c = entry('c', 2);
     const d = entry('d', 3);
-    // Accepted out of order (a batch, then one by one): read back in seq order.
-    store.accept([d, b]);
-    store.accept([a]);
+    // A batch, then one by one: read back in seq order.
+    store.accept([a, b]);
     store.accept([c]);
+    store.accept([d]);
     store.update('a', { state: 'running', attempt: 1, startedAt: 2_000 });
     store.update('a', {
       state: 'completed',
@@ -206,10 +211,13 @@ describe('sqliteStore', () => {
       path: nodePath.join(dir, 'state.db'),
     });
     expect((error as Error).message).toContain('a job with id "a" is already stored');
-    expect((error as Error).cause).toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE' });
     // A duplicate inside the batch itself, and a lone duplicate.
     expect(() => store.accept([entry('e', 4), entry('e', 5)])).toThrow(StoreWriteError);
     expect(() => store.accept([entry('a', 6)])).toThrow(StoreWriteError);
+    // Jobs come in submission order: a seq that does not follow the last one is refused.
+    const order = thrown(() => store.accept([entry('f', 0)]));
+    expect(order).toMatchObject({ name: 'StoreWriteError', operation: 'accept' });
+    expect((order as Error).message).toContain('seq 0 does not follow the last one accepted (0)');
     // Still usable: the batch goes in whole once it is right.
     store.accept([entry('b', 1), entry('c', 2)]);
     const hint = thrown(() => store.accept([entry('a', 7)]));
@@ -258,6 +266,7 @@ describe('sqliteStore', () => {
        store.open();
        store.accept([{ job: { id: 'held', seq: 0, spec: { type: 'train' }, submittedAt: 1 }, status: { state: 'queued', attempt: 0 } }]);
        store.update('held', { state: 'running', attempt: 1, startedAt: 2 });
+       store.sync();
        process.stdout.write('open\\n');
        process.stdin.resume(); // holds the store until it is killed
       `,
@@ -416,43 +425,81 @@ describe('sqliteStore', () => {
     expect((extra as Error).message).toContain('table extra');
   });
 
-  it('a full disk fails the write with StoreWriteError, keeps nothing of it, and the store goes on', () => {
+  it('a failed log write (a full disk) throws StoreWriteError, keeps nothing of it, and the store goes on', () => {
     const path = nodePath.join(dir, 'state.db');
     const store = storeAt();
     store.open();
+    const hooks = sqliteHooksForTests(store);
     store.accept([entry('a', 0), entry('b', 1)]);
-    // The file may not grow past the pages it has: SQLite answers SQLITE_FULL, as on a full disk.
-    const [{ page_count }] = sqlitePragmaForTests(store, 'page_count') as [{ page_count: number }];
-    sqlitePragmaForTests(store, `max_page_count = ${page_count}`);
-    const big = 'x'.repeat(4_000);
-    const batch = Array.from({ length: 40 }, (_, i) => entry(`big-${i}`, 10 + i, big));
-
-    const error = thrown(() => store.accept(batch));
+    const before = hooks.logBytes();
+    // The disk fills in the middle of the write: half of it lands, then ENOSPC.
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    hooks.logWrite((bytes) => ({ written: Math.floor(bytes / 2), error: full }));
+    const error = thrown(() => store.accept([entry('c', 2), entry('d', 3)]));
     expect(error).toBeInstanceOf(StoreWriteError);
-    expect(error).toMatchObject({ name: 'StoreWriteError', operation: 'accept', path });
+    expect(error).toMatchObject({ name: 'StoreWriteError', operation: 'accept', path, cause: full });
     expect((error as Error).message).toContain(path);
     expect((error as Error).message).toContain('free disk space');
-    expect((error as Error).cause).toMatchObject({ code: 'SQLITE_FULL' });
-    const huge: StoredStatus = { state: 'completed', attempt: 1, output: big.repeat(20) };
-    const update = thrown(() => store.update('a', huge));
-    expect(update).toBeInstanceOf(StoreWriteError);
-    expect(update).toMatchObject({
-      operation: 'update',
-      cause: expect.objectContaining({ code: 'SQLITE_FULL' }),
-    });
+    // What part of it was written is gone again: later records follow good ones.
+    expect(hooks.logBytes()).toBe(before);
+    // Updates wait for sync (a group commit): it fails whole, naming how many it lost.
+    store.update('a', { state: 'running', attempt: 1, startedAt: 5 });
+    store.update('b', { state: 'running', attempt: 1, startedAt: 6 });
+    const sync = thrown(() => store.sync?.());
+    expect(sync).toMatchObject({ name: 'StoreWriteError', operation: 'sync', cause: full });
+    expect((sync as Error).message).toContain('2 operations not written');
+    expect(hooks.logBytes()).toBe(before);
 
     // Room again: the same writes go through.
-    sqlitePragmaForTests(store, 'max_page_count = 1000000');
-    store.accept(batch.slice(0, 2));
-    store.update('b', { state: 'running', attempt: 1, startedAt: 5 });
+    hooks.logWrite(undefined);
+    store.accept([entry('c', 2)]);
+    store.update('b', { state: 'running', attempt: 1, startedAt: 6 });
+    store.sync?.();
     store.close();
     const contents = storeAt().open();
     expect(contents.jobs.map((j) => [j.job.id, j.status.state])).toEqual([
       ['a', 'queued'],
       ['b', 'running'],
-      ['big-0', 'queued'],
-      ['big-1', 'queued'],
+      ['c', 'queued'],
     ]);
+  });
+
+  it('a database that cannot grow (SQLITE_FULL) loses nothing: the log keeps it until it can, or until the next open', () => {
+    const store = storeAt();
+    store.open();
+    const hooks = sqliteHooksForTests(store);
+    store.accept([entry('a', 0)]);
+    expect(hooks.applied()).toBe(true);
+    // The file may not grow past the pages it has: SQLite answers SQLITE_FULL, as on a full disk.
+    const [{ page_count }] = sqlitePragmaForTests(store, 'page_count') as [{ page_count: number }];
+    sqlitePragmaForTests(store, `max_page_count = ${page_count}`);
+    const big = 'x'.repeat(4_000);
+    const batch = Array.from({ length: 40 }, (_, i) => entry(`big-${i}`, 10 + i, big));
+    // Acknowledged: it is in the log, whatever the database says.
+    store.accept(batch);
+    expect(hooks.applied()).toBe(false);
+    store.update('a', { state: 'completed', attempt: 1, output: big });
+    store.sync?.();
+    // Room again: the worker, trying again, gets it all in.
+    sqlitePragmaForTests(store, 'max_page_count = 1000000');
+    expect(hooks.applied()).toBe(true);
+    store.close();
+    const first = storeAt().open();
+    expect(first.jobs).toHaveLength(41);
+    expect(first.jobs[0]?.status).toEqual({ state: 'completed', attempt: 1, output: big });
+
+    // Still full at close: close says so, and the next open applies the log.
+    const again = storeAt('again.db');
+    again.open();
+    again.accept([entry('a', 0)]);
+    const [{ page_count: pages }] = sqlitePragmaForTests(again, 'page_count') as [{ page_count: number }];
+    sqlitePragmaForTests(again, `max_page_count = ${pages}`);
+    again.accept(batch);
+    const closing = thrown(() => again.close());
+    expect(closing).toMatchObject({ name: 'StoreWriteError', operation: 'close' });
+    expect((closing as Error).cause).toMatchObject({ code: 'SQLITE_FULL' });
+    const reopened = storeAt('again.db').open();
+    expect(reopened.jobs.map((j) => j.job.id)).toEqual(['a', ...batch.map((e) => e.job.id)]);
   });
 
   it('close is idempotent; a closed store, or one not yet open, refuses every call with StoreClosedError', () => {
@@ -501,21 +548,32 @@ describe('sqliteStore', () => {
     expect((error as Error).message).toContain(nodePath.join(dir, 'missing/state.db'));
   });
 
-  it('loads the native driver only when a store opens, not when the package is imported', async () => {
+  it('never loads the native driver on the importing thread: a worker thread loads it when a store opens', async () => {
     const path = nodePath.join(dir, 'state.db');
     const child = startNode(
       `import { createRequire } from 'node:module';
+       import { threadId } from 'node:worker_threads';
        const { sqliteStore } = await import(${JSON.stringify(INDEX_MODULE)});
        const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('better-sqlite3'));
        const store = sqliteStore(process.argv[2]);
        const before = loaded();
        store.open();
-       console.log(JSON.stringify({ before, after: loaded() }));
+       store.accept([{ job: { id: 'a', seq: 0, spec: { type: 'train' }, submittedAt: 1 }, status: { state: 'queued', attempt: 0 } }]);
+       const after = loaded();
        store.close();
+       const reopened = sqliteStore(process.argv[2]);
+       const ids = reopened.open().jobs.map((j) => j.job.id);
+       reopened.close();
+       console.log(JSON.stringify({ before, after, ids, threadId }));
       `,
       [path],
     );
-    expect(JSON.parse(await child.firstLine)).toEqual({ before: false, after: true });
+    expect(JSON.parse(await child.firstLine)).toEqual({
+      before: false,
+      after: false,
+      ids: ['a'],
+      threadId: 0,
+    });
     expect((await child.exited).code).toBe(0);
   });
 });
