@@ -65,7 +65,12 @@ export type WorkerAnswer =
       ok: true;
       fresh?: boolean;
       logId?: string;
-      rows?: Array<[string, number, number, string, string]>;
+      /**
+       * The jobs, in seq order, in one buffer (a copy's worth of strings, not an object per row
+       * each way): per job seq (f64), submittedAt (f64), then id, spec JSON and status JSON, each
+       * its UTF-8 byte length (u32 LE) and bytes.
+       */
+      jobs?: Uint8Array<ArrayBuffer>;
       paused?: boolean;
       value?: unknown;
     }
@@ -419,12 +424,42 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
         const replay = decode(request.log, true);
         if (replay.length > 0) apply([replay]);
         const d = db as BetterSqlite3.Database;
-        const rows = d
+        const select = d
           .prepare('SELECT id, seq, submitted_at, spec, status FROM jobs ORDER BY seq')
-          .raw(true)
-          .all() as Array<[string, number, number, string, string]>;
-        const paused = d.prepare("SELECT value FROM meta WHERE key = 'paused'").pluck().get();
-        answer({ ok: true, rows, paused: paused === 'true' });
+          .raw(true);
+        const paused = d.prepare("SELECT value FROM meta WHERE key = 'paused'").pluck().get() === 'true';
+        let out = Buffer.allocUnsafeSlow(1024 * 1024);
+        let used = 0;
+        const room = (n: number): void => {
+          if (used + n <= out.length) return;
+          let size = out.length * 2;
+          while (size < used + n) size *= 2;
+          const bigger = Buffer.allocUnsafeSlow(size);
+          out.copy(bigger, 0, 0, used);
+          out = bigger;
+        };
+        const text = (value: string): void => {
+          room(4 + value.length * 3);
+          const n = out.write(value, used + 4, 'utf8');
+          out.writeUInt32LE(n, used);
+          used += 4 + n;
+        };
+        for (const [id, seq, submittedAt, spec, status] of select.iterate() as IterableIterator<
+          [string, number, number, string, string]
+        >) {
+          room(16);
+          out.writeDoubleLE(seq, used);
+          out.writeDoubleLE(submittedAt, used + 8);
+          used += 16;
+          text(id);
+          text(spec);
+          text(status);
+        }
+        const jobs = new Uint8Array(out.buffer as ArrayBuffer, 0, used);
+        // Handed over, not copied.
+        data.control.postMessage({ ok: true, jobs, paused } satisfies WorkerAnswer, [jobs.buffer]);
+        Atomics.add(slots, ANSWERS, 1);
+        Atomics.notify(slots, ANSWERS);
       } catch (error) {
         answer({ ok: false, failure: failureOf(error, false) });
       }

@@ -292,15 +292,15 @@ class SqliteStore implements JobStore {
 
   prune(ids: readonly string[]): void {
     this.using('prune');
-    const known = ids.filter((id) => this.ids.has(id));
-    if (known.length === 0) return;
+    if (ids.length === 0) return;
     const out = this.out;
     out.begin(RECORD.prune);
-    out.u32(known.length);
-    for (const id of known) out.str(id);
+    out.u32(ids.length);
+    for (const id of ids) out.str(id);
     out.end();
-    // Gone from here at once (a pruning lost to a failed write leaves a finished job in the store).
-    for (const id of known) this.ids.delete(id);
+    // Gone from here at once (a pruning lost to a failed write leaves a finished job in the
+    // store); an id it does not hold costs the worker nothing (a delete of no row).
+    for (const id of ids) this.ids.delete(id);
   }
 
   setPaused(paused: boolean): void {
@@ -569,9 +569,22 @@ class SqliteStore implements JobStore {
   private load(replay: Buffer): Contents {
     const answer = this.request({ type: 'load', log: replay }, 'open');
     const jobs: Contents['jobs'] = [];
-    for (const [id, seq, submittedAt, specText, statusText] of answer.rows ?? []) {
-      const spec = parseJson(specText);
-      const status = parseJson(statusText) as Partial<StoredStatus> | undefined;
+    const got = answer.jobs;
+    const bytes =
+      got === undefined ? Buffer.alloc(0) : Buffer.from(got.buffer, got.byteOffset, got.byteLength);
+    let at = 0;
+    const text = (): string => {
+      const n = bytes.readUInt32LE(at);
+      at += 4 + n;
+      return bytes.toString('utf8', at - n, at);
+    };
+    while (at < bytes.length) {
+      const seq = bytes.readDoubleLE(at);
+      const submittedAt = bytes.readDoubleLE(at + 8);
+      at += 16;
+      const id = text();
+      const spec = parseJson(text());
+      const status = parseJson(text()) as Partial<StoredStatus> | undefined;
       if (!isObject(spec))
         throw new StoreCorruptError(this.path, `job ${JSON.stringify(id)} has a damaged spec`);
       if (!isObject(status) || !isState(status.state) || typeof status.attempt !== 'number')
