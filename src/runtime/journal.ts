@@ -245,13 +245,13 @@ export class Journal {
    * A waiting job (pending, queued or retrying; `context`: its actor's, now) was given `boost`:
    * its status is written again, with it.
    */
-  boosted(id: string, state: JobState, context: JobContext, now: number, boost: Boost): void {
+  boosted(id: string, state: JobState, context: JobContext, now: number, boost: Boost, urgent = false): void {
     const status = statusOf(state, context);
     const retryAt = state === 'retrying' ? this.retryAts.get(id) : undefined;
     if (retryAt !== undefined) status.retryAt = retryAt;
     if (boost.until > now) status.boost = storedBoost(boost);
     this.write(id, status);
-    this.written(false);
+    this.written(urgent);
   }
 
   /** Writes a job's status (synced in a microtask at the latest). */

@@ -144,7 +144,11 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   /** What job handles call back (one object for all of them). */
   private readonly handleOwner = {
-    snapshotOf: (record: JobRecord) => this.snapshotOf(record),
+    // A handle's state$ shows what is durable (as get does).
+    snapshotOf: (record: JobRecord) => {
+      this.journal?.sync();
+      return this.snapshotOf(record);
+    },
     cancel: (id: string) => this.cancel(id),
   };
   /** Checks what is submitted (and knows the pool, once it is known). */
@@ -261,7 +265,16 @@ export class Scheduler<H extends Handlers = Handlers> {
       given: journal
         ? (record, boost) => {
             const snap = this.currentSnapshot(record);
-            if (snap) journal.boosted(record.id, record.state, snap.context, this.options.clock.now(), boost);
+            // Written at once when someone listens: `job.boosted` follows.
+            if (snap)
+              journal.boosted(
+                record.id,
+                record.state,
+                snap.context,
+                this.options.clock.now(),
+                boost,
+                this.listening,
+              );
           }
         : undefined,
     });
@@ -504,12 +517,17 @@ export class Scheduler<H extends Handlers = Handlers> {
     const actor = record && this.records.actorOf(record);
     if (!record || !actor || FINAL.has(record.state)) return false;
     actor.send({ type: 'job.cancel', reason: 'user' });
+    // What the cancel did (a waiting job is cancelled now) is durable when it returns.
+    this.journal?.sync();
     return true;
   }
 
   /** Raises queued jobs at once, for `forMs`; running and finished jobs are left alone and named. */
   boost(target: BoostTarget, spec: BoostSpec): BoostReport {
-    return this.boosts.apply(target, spec);
+    const report = this.boosts.apply(target, spec);
+    // Durable when it returns.
+    this.journal?.sync();
+    return report;
   }
 
   /** Applies every boost signal of a stream (e.g. "a user is waiting on group X") as it comes. */

@@ -1,7 +1,9 @@
 /**
  * How the SQLite store's operation log is written (the worker reads it: sqlite-worker.ts). A
  * record is a frame — payload length (u32 LE), CRC-32 of the payload (u32 LE) — around a binary
- * payload, so that neither side parses JSON to find its fields:
+ * payload, so that neither side parses JSON to find its fields: its kind (u8), its number (f64:
+ * 1, 2, 3, … over the store's life; the database keeps the last one applied, so that a replay
+ * applies exactly what it lacks), then
  *
  * - `A` accept: count (u32), then per job: seq (f64), submittedAt (f64), id, spec JSON, state, status JSON
  * - `U` update: id, state, status JSON
@@ -30,12 +32,14 @@ export class RecordWriter {
     this.bytes = Buffer.allocUnsafeSlow(initial);
   }
 
-  /** Starts a record of `kind`. */
-  begin(kind: number): void {
-    this.ensure(FRAME_BYTES + 1);
+  /** Starts record number `n`, of `kind`. */
+  begin(kind: number, n: number): void {
+    this.ensure(FRAME_BYTES + 9);
     this.start = this.used;
     this.used += FRAME_BYTES;
     this.bytes[this.used++] = kind;
+    this.bytes.writeDoubleLE(n, this.used);
+    this.used += 8;
   }
 
   u8(value: number): void {

@@ -39,18 +39,25 @@ export type WorkerData = {
   shared: SharedArrayBuffer;
   /** Requests and their answers (the scheduler's thread waits for each answer). */
   control: MessagePort;
-  /** Batches of log records as written, `{ n, bytes }`, numbered 1, 2, 3, …, applied in order. */
+  /**
+   * Batches of log records as written, `{ n, bytes }`, numbered 1, 2, 3, … (wrapping as Int32),
+   * applied in order.
+   */
   batches: MessagePort;
   /** `drained` notices: every batch so far is applied (the log may be cut). */
   notices: MessagePort;
 };
 
-/** The shared Int32 slots: answers given, last batch applied, failed attempts to apply so far. */
+/** The shared Int32 slots: answers given, last batch applied (Int32, wrapping), failed attempts to apply so far. */
 export const SLOT = { answers: 0, applied: 1, failures: 2 } as const;
 
 /** A request on the control port. */
 export type WorkerRequest =
-  { type: 'open' } | { type: 'load'; log: Uint8Array } | { type: 'pragma'; text: string } | { type: 'close' };
+  | { type: 'open' }
+  /** Applies what a crash left in the log files (each file's bytes after its header), then reads the jobs. */
+  | { type: 'load'; logs: Uint8Array[] }
+  | { type: 'pragma'; text: string }
+  | { type: 'close' };
 
 /** What went wrong in the worker, for the scheduler's thread to raise as a typed error. */
 export type WorkerFailure =
@@ -65,6 +72,8 @@ export type WorkerAnswer =
       ok: true;
       fresh?: boolean;
       logId?: string;
+      /** The number of the last log record applied to the database (`open`, `load`). */
+      appliedOp?: number;
       /**
        * The jobs, in seq order, in one buffer (a copy's worth of strings, not an object per row
        * each way): per job seq (f64), submittedAt (f64), then id, spec JSON and status JSON, each
@@ -77,7 +86,9 @@ export type WorkerAnswer =
   | { ok: false; failure: WorkerFailure };
 
 /**
- * The worker's whole program. Runs from its source text: no references outside its own body.
+ * The worker's whole program. Runs from its source text: no references outside its own body, and
+ * nothing a bundler compiling for an older target would turn into a helper of its own module (no
+ * class fields, no object or array spread).
  * @internal
  */
 export function sqliteWorkerMain(req: (id: string) => unknown): void {
@@ -87,7 +98,8 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
   const ANSWERS = 0;
   const APPLIED = 1;
   const FAILURES = 2;
-  const VERSION = 1;
+  /** Schema 2: a log's records are numbered, and `meta.applied_op` is the last one applied. */
+  const VERSION = 2;
   const APPLICATION_ID = 0x41694253;
   const TABLES = ['jobs', 'meta'];
   const SCHEMA = `
@@ -114,8 +126,9 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
         setMeta: BetterSqlite3.Statement;
       }
     | undefined;
-  /** Batches received and not yet applied (kept across a failed attempt), and the last one's number. */
-  let queue: WorkerOp[][] = [];
+  /** Operations received and not yet applied (kept across a failed attempt); the last batch's number. */
+  type Decoded = { ops: WorkerOp[]; lastOp: number };
+  let queue: Decoded[] = [];
   let lastN = 0;
   let retry: ReturnType<typeof setTimeout> | undefined;
 
@@ -124,6 +137,26 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
     return typeof code === 'string' ? code : '';
   };
   const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+  /** A refusal carries the failure the scheduler's thread raises as a typed error. */
+  type Refusal = Error & { failure: WorkerFailure };
+  const refusal = (failure: WorkerFailure): Refusal => Object.assign(new Error('refused'), { failure });
+  const isRefusal = (error: unknown): error is Refusal =>
+    error instanceof Error && typeof (error as { failure?: unknown }).failure === 'object';
+  const corrupt = (detail: string): Refusal =>
+    refusal({ kind: 'corrupt', detail, message: detail, code: '' });
+  const failureOf = (error: unknown, opening: boolean): WorkerFailure => {
+    if (isRefusal(error)) return error.failure;
+    const code = codeOf(error);
+    const message = messageOf(error);
+    if (opening && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')))
+      return { kind: 'locked', message, code };
+    if (opening && code.startsWith('SQLITE_NOTADB'))
+      return { kind: 'corrupt', detail: 'it is not a SQLite database', message, code };
+    if (opening && code.startsWith('SQLITE_CORRUPT'))
+      return { kind: 'corrupt', detail: `it is damaged (${message})`, message, code };
+    return { kind: 'write', message, code };
+  };
 
   type Batch = { n: number; bytes: Uint8Array };
   const STATES = new Set([
@@ -138,19 +171,20 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
   ]);
 
   /**
-   * The operations in log records (see oplog.ts: a frame — payload length u32 LE, CRC-32 u32 LE
-   * — around a binary payload). `replay` (what a crash left in a file): a record cut short or
-   * with a wrong checksum ends the log (a crash tore it while it was written, so it was never
-   * acknowledged), and a record with a right checksum but no operation in it is damage (a
-   * `Refusal`). Batches from the scheduler's thread are records it has just written, whole.
+   * The records in log bytes (see oplog.ts: a frame — payload length u32 LE, CRC-32 u32 LE —
+   * around a payload: kind u8, record number f64, operation), each with its number. `replay`
+   * (what a crash left in a file): a record cut short, with a wrong checksum, too short to be one
+   * (a tail of zeros: a file whose size reached the disk before its data), or that does not
+   * decode ends that file — it was never acknowledged. Batches from the scheduler's thread are
+   * records it has just written, whole.
    */
-  const decode = (input: Uint8Array, replay: boolean): WorkerOp[] => {
+  const decode = (input: Uint8Array, replay: boolean): Array<{ n: number; op: WorkerOp }> => {
     const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const crc32 = replay ? (req('node:zlib') as typeof Zlib).crc32 : undefined;
-    const ops: WorkerOp[] = [];
+    const records: Array<{ n: number; op: WorkerOp }> = [];
     let at = 0;
     let end = 0;
-    const damaged = (): Refusal => corrupt(`record ${ops.length + 1} of its operation log is damaged`);
+    const damaged = (): Refusal => corrupt(`record ${records.length + 1} of its operation log is damaged`);
     const need = (n: number): void => {
       if (at + n > end) throw damaged();
     };
@@ -180,57 +214,47 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
       const length = bytes.readUInt32LE(next);
       at = next + 8;
       end = at + length;
-      if (end > bytes.length) break;
+      // A kind and a number at least.
+      if (length < 9 || end > bytes.length) break;
       if (crc32 !== undefined && crc32(bytes.subarray(at, end)) !== bytes.readUInt32LE(next + 4)) break;
+      try {
+        const kind = bytes[at++];
+        const n = f64();
+        let op: WorkerOp;
+        if (kind === 0x41) {
+          const rows: WorkerRow[] = [];
+          for (let count = u32(); count > 0; count--) {
+            const seq = f64();
+            const submittedAt = f64();
+            rows.push([str(), seq, submittedAt, str(), state(), str()]);
+          }
+          op = ['A', rows];
+        } else if (kind === 0x55) op = ['U', str(), state(), str()];
+        else if (kind === 0x50) {
+          const ids: string[] = [];
+          for (let count = u32(); count > 0; count--) ids.push(str());
+          op = ['P', ids];
+        } else if (kind === 0x5a) {
+          need(1);
+          op = ['Z', bytes[at++] === 1];
+        } else throw damaged();
+        if (at !== end) throw damaged();
+        records.push({ n, op });
+      } catch (error) {
+        if (replay) break;
+        throw error;
+      }
       next = end;
-      need(1);
-      const kind = bytes[at++];
-      if (kind === 0x41) {
-        const rows: WorkerRow[] = [];
-        for (let n = u32(); n > 0; n--) {
-          const seq = f64();
-          const submittedAt = f64();
-          rows.push([str(), seq, submittedAt, str(), state(), str()]);
-        }
-        ops.push(['A', rows]);
-      } else if (kind === 0x55) ops.push(['U', str(), state(), str()]);
-      else if (kind === 0x50) {
-        const ids: string[] = [];
-        for (let n = u32(); n > 0; n--) ids.push(str());
-        ops.push(['P', ids]);
-      } else if (kind === 0x5a) {
-        need(1);
-        ops.push(['Z', bytes[at++] === 1]);
-      } else throw damaged();
-      if (at !== end) throw damaged();
     }
-    return ops;
+    return records;
   };
 
   const receive = (batch: Batch): void => {
-    queue.push(decode(batch.bytes, false));
+    const records = decode(batch.bytes, false);
+    const last = records[records.length - 1];
+    if (last !== undefined) queue.push({ ops: records.map((r) => r.op), lastOp: last.n });
     lastN = batch.n;
   };
-
-  class Refusal extends Error {
-    constructor(readonly failure: WorkerFailure) {
-      super('refused');
-    }
-  }
-  const failureOf = (error: unknown, opening: boolean): WorkerFailure => {
-    if (error instanceof Refusal) return error.failure;
-    const code = codeOf(error);
-    const message = messageOf(error);
-    if (opening && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')))
-      return { kind: 'locked', message, code };
-    if (opening && code.startsWith('SQLITE_NOTADB'))
-      return { kind: 'corrupt', detail: 'it is not a SQLite database', message, code };
-    if (opening && code.startsWith('SQLITE_CORRUPT'))
-      return { kind: 'corrupt', detail: `it is damaged (${message})`, message, code };
-    return { kind: 'write', message, code };
-  };
-  const corrupt = (detail: string): Refusal =>
-    new Refusal({ kind: 'corrupt', detail, message: detail, code: '' });
 
   const answer = (message: WorkerAnswer): void => {
     data.control.postMessage(message);
@@ -252,23 +276,27 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
   };
 
   /**
-   * Applies operations in one transaction. Within it a job's row is written once: a job accepted
-   * and updated goes in with its last status, one updated twice is updated once, one accepted and
-   * pruned is not written at all — the same end state as applying them one by one.
+   * Applies operations in one transaction, with the number of the last record applied (so that
+   * a replay skips what is in already, whatever files are left). Within it a job's row is written
+   * once: a job accepted and updated goes in with its last status, one updated twice is updated
+   * once, one accepted and pruned is not written at all — the same end state as applying them one
+   * by one.
    */
-  const apply = (batches: WorkerOp[][]): void => {
+  const apply = (decoded: Decoded[]): void => {
     const { insert, update, remove, setMeta } = statements as NonNullable<typeof statements>;
+    const last = decoded[decoded.length - 1];
+    if (last === undefined) return;
     transaction(() => {
       const rows = new Map<string, WorkerRow>();
       const updates = new Map<string, [string, string]>();
       let paused: boolean | undefined;
-      for (const ops of batches)
+      for (const { ops } of decoded)
         for (const op of ops) {
           if (op[0] === 'A') {
             for (const row of op[1]) {
               updates.delete(row[0]);
               rows.delete(row[0]);
-              rows.set(row[0], [...row]);
+              rows.set(row[0], row.slice() as WorkerRow);
             }
           } else if (op[0] === 'U') {
             const row = rows.get(op[1]);
@@ -288,7 +316,17 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
         insert.run(id, seq, submittedAt, spec, state, status);
       for (const [id, [state, status]] of updates) update.run(state, status, id);
       if (paused !== undefined) setMeta.run('paused', paused ? 'true' : 'false');
+      setMeta.run('applied_op', String(last.lastOp));
     });
+  };
+
+  const appliedOp = (): number => {
+    const value = (db as BetterSqlite3.Database)
+      .prepare("SELECT value FROM meta WHERE key = 'applied_op'")
+      .pluck()
+      .get();
+    const n = typeof value === 'string' ? Number(value) : 0;
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
   };
 
   /** Applies what was received; on a failure keeps it and tries again a little later. */
@@ -297,7 +335,7 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
       clearTimeout(retry);
       retry = undefined;
     }
-    if (queue.length === 0 || statements === undefined) return;
+    if (statements === undefined) return;
     for (;;) {
       const more = threads.receiveMessageOnPort(data.batches) as { message: Batch } | undefined;
       if (more === undefined) break;
@@ -323,12 +361,12 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
     drain();
   });
 
-  const open = (): { fresh: boolean; logId: string } => {
+  const open = (): { fresh: boolean; logId: string; appliedOp: number } => {
     let Driver: typeof BetterSqlite3;
     try {
       Driver = req(data.driverPath) as typeof BetterSqlite3;
     } catch (error) {
-      throw new Refusal({
+      throw refusal({
         kind: 'write',
         message:
           `the SQLite driver (better-sqlite3) could not be loaded: ${messageOf(error)}; ` +
@@ -343,9 +381,10 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
     d.pragma('locking_mode = EXCLUSIVE');
     d.exec('BEGIN EXCLUSIVE');
     let fresh: boolean;
+    let version: number;
     try {
       const applicationId = d.pragma('application_id', { simple: true }) as number;
-      const version = d.pragma('user_version', { simple: true }) as number;
+      version = d.pragma('user_version', { simple: true }) as number;
       const objects = d
         .prepare("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
         .all() as Array<{ type: string; name: string }>;
@@ -357,8 +396,10 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
               ? `it is another program's SQLite database (tables: ${objects.map((o) => o.name).join(', ')})`
               : "it is another program's SQLite database",
           );
-        if (version > VERSION) throw new Refusal({ kind: 'version', found: version });
-        if (version !== VERSION) throw corrupt(`its schema version ${version} is not one this package wrote`);
+        if (version > VERSION) throw refusal({ kind: 'version', found: version });
+        // 1: the same tables, from before the log's records were numbered.
+        if (version !== VERSION && version !== 1)
+          throw corrupt(`its schema version ${version} is not one this package wrote`);
         const foreign = objects.filter((o) => o.type !== 'index' && !TABLES.includes(o.name));
         const missing = TABLES.filter((t) => !objects.some((o) => o.type === 'table' && o.name === t));
         if (foreign.length > 0 || missing.length > 0)
@@ -375,8 +416,9 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
     d.pragma(`synchronous = ${data.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     // After a checkpoint the WAL file is cut back to 64 MiB (it would stay at its largest).
     d.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
-    if (process.env.AUTOCP) d.pragma('wal_autocheckpoint = ' + process.env.AUTOCP);
     if (fresh) transaction(() => d.exec(SCHEMA));
+    // Upgraded in place (an older version of this package now refuses it, rather than ignoring its log).
+    else if (version !== VERSION) d.pragma(`user_version = ${VERSION}`);
     let logId = d.prepare("SELECT value FROM meta WHERE key = 'log_id'").pluck().get() as string | undefined;
     if (logId === undefined) {
       // Names this store in its operation log's header: a log left by another store is not applied.
@@ -393,7 +435,59 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       ),
     };
-    return { fresh, logId };
+    return { fresh, logId, appliedOp: appliedOp() };
+  };
+
+  /**
+   * What a crash left in the log files, after what the database holds already: the records
+   * numbered from `meta.applied_op` + 1 on, in order, up to the first one missing (a later one
+   * cannot be applied without it).
+   */
+  const replay = (logs: Uint8Array[]): Decoded | undefined => {
+    let next = appliedOp() + 1;
+    const byNumber = new Map<number, WorkerOp>();
+    for (const log of logs) for (const { n, op } of decode(log, true)) if (n >= next) byNumber.set(n, op);
+    const ops: WorkerOp[] = [];
+    for (let op = byNumber.get(next); op !== undefined; op = byNumber.get(next)) {
+      ops.push(op);
+      next++;
+    }
+    return ops.length === 0 ? undefined : { ops, lastOp: next - 1 };
+  };
+
+  /** The jobs, in seq order, in one buffer (see `WorkerAnswer.jobs`). */
+  const readJobs = (): Uint8Array<ArrayBuffer> => {
+    const select = (db as BetterSqlite3.Database)
+      .prepare('SELECT id, seq, submitted_at, spec, status FROM jobs ORDER BY seq')
+      .raw(true);
+    let out = Buffer.allocUnsafeSlow(1024 * 1024);
+    let used = 0;
+    const room = (n: number): void => {
+      if (used + n <= out.length) return;
+      let size = out.length * 2;
+      while (size < used + n) size *= 2;
+      const bigger = Buffer.allocUnsafeSlow(size);
+      out.copy(bigger, 0, 0, used);
+      out = bigger;
+    };
+    const text = (value: string): void => {
+      room(4 + value.length * 3);
+      const n = out.write(value, used + 4, 'utf8');
+      out.writeUInt32LE(n, used);
+      used += 4 + n;
+    };
+    for (const [id, seq, submittedAt, spec, status] of select.iterate() as IterableIterator<
+      [string, number, number, string, string]
+    >) {
+      room(16);
+      out.writeDoubleLE(seq, used);
+      out.writeDoubleLE(submittedAt, used + 8);
+      used += 16;
+      text(id);
+      text(spec);
+      text(status);
+    }
+    return new Uint8Array(out.buffer as ArrayBuffer, 0, used);
   };
 
   /** Closes the database (its lock goes with it); the ports close after the answer. */
@@ -408,7 +502,7 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
   data.control.on('message', (request: WorkerRequest) => {
     if (request.type === 'open') {
       try {
-        answer({ ok: true, ...open() });
+        answer(Object.assign({ ok: true as const }, open()));
       } catch (error) {
         const failure = failureOf(error, true);
         try {
@@ -421,43 +515,18 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
       }
     } else if (request.type === 'load') {
       try {
-        const replay = decode(request.log, true);
-        if (replay.length > 0) apply([replay]);
-        const d = db as BetterSqlite3.Database;
-        const select = d
-          .prepare('SELECT id, seq, submitted_at, spec, status FROM jobs ORDER BY seq')
-          .raw(true);
-        const paused = d.prepare("SELECT value FROM meta WHERE key = 'paused'").pluck().get() === 'true';
-        let out = Buffer.allocUnsafeSlow(1024 * 1024);
-        let used = 0;
-        const room = (n: number): void => {
-          if (used + n <= out.length) return;
-          let size = out.length * 2;
-          while (size < used + n) size *= 2;
-          const bigger = Buffer.allocUnsafeSlow(size);
-          out.copy(bigger, 0, 0, used);
-          out = bigger;
-        };
-        const text = (value: string): void => {
-          room(4 + value.length * 3);
-          const n = out.write(value, used + 4, 'utf8');
-          out.writeUInt32LE(n, used);
-          used += 4 + n;
-        };
-        for (const [id, seq, submittedAt, spec, status] of select.iterate() as IterableIterator<
-          [string, number, number, string, string]
-        >) {
-          room(16);
-          out.writeDoubleLE(seq, used);
-          out.writeDoubleLE(submittedAt, used + 8);
-          used += 16;
-          text(id);
-          text(spec);
-          text(status);
-        }
-        const jobs = new Uint8Array(out.buffer as ArrayBuffer, 0, used);
+        const left = replay(request.logs);
+        if (left !== undefined) apply([left]);
+        const paused =
+          (db as BetterSqlite3.Database)
+            .prepare("SELECT value FROM meta WHERE key = 'paused'")
+            .pluck()
+            .get() === 'true';
+        const jobs = readJobs();
         // Handed over, not copied.
-        data.control.postMessage({ ok: true, jobs, paused } satisfies WorkerAnswer, [jobs.buffer]);
+        data.control.postMessage({ ok: true, jobs, paused, appliedOp: appliedOp() } satisfies WorkerAnswer, [
+          jobs.buffer,
+        ]);
         Atomics.add(slots, ANSWERS, 1);
         Atomics.notify(slots, ANSWERS);
       } catch (error) {
@@ -479,7 +548,7 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
           if (more === undefined) break;
           receive(more.message);
         }
-        if (queue.length > 0 && statements !== undefined) apply(queue);
+        if (statements !== undefined) apply(queue);
         queue = [];
         Atomics.store(slots, APPLIED, lastN);
       } catch (error) {

@@ -63,7 +63,7 @@ export type SqliteStoreOptions = {
 };
 
 /** The newest schema version this package reads and writes (the file's `PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** What to do about a duplicate id or seq (the engine gives each accepted job its own). */
 const UNIQUE =
@@ -85,7 +85,7 @@ const SYNCHRONOUS = ['normal', 'full'] as const;
  * `["U", id, status]`, `["P", [ids]]`, `["Z", paused]`). A torn last record (a crash in the
  * middle of an append, which was never acknowledged) ends the log.
  */
-const LOG_MAGIC = 'AIBSOPL1';
+const LOG_MAGIC = 'AIBSOPL2';
 /** Magic, log id, segment number (8 hex digits). */
 const LOG_HEADER_BYTES = 8 + 16 + 8;
 /**
@@ -94,6 +94,11 @@ const LOG_HEADER_BYTES = 8 + 16 + 8;
  * this waits for it), and the full one is cut once the worker has applied it.
  */
 const LOG_LIMIT_BYTES = 16 * 1024 * 1024;
+/**
+ * While the worker cannot apply the log (its database refuses writes), the log file written now
+ * grows; past this, writes are refused (`StoreWriteError`) until it can again.
+ */
+const LOG_CAP_BYTES = 4 * LOG_LIMIT_BYTES;
 /** Bytes of records handed to the worker at once, at the latest (earlier at the next turn of the event loop). */
 const BATCH_BYTES = 256 * 1024;
 /** How long the scheduler's thread waits for the worker before it says the store is not answering. */
@@ -152,18 +157,22 @@ export function sqlitePragmaForTests(store: JobStore, pragma: string): unknown {
  * Test hooks, not part of the package's API: `logWrite` is asked before each append to the
  * operation log and may make it fail as a full disk would, after writing `written` of its bytes;
  * `applied()` waits until the worker has applied every operation logged so far and says whether
- * it could (`false`: it is failing, and keeps trying); `logBytes()` is the log's size now.
+ * it could (`false`: it is failing, and keeps trying); `logBytes()` is the log's size now;
+ * `batchCount(n)` sets the count of batches handed to the worker.
  */
 export function sqliteHooksForTests(store: JobStore): {
   logWrite(fault: ((bytes: number) => { written: number; error: Error } | undefined) | undefined): void;
   applied(): boolean;
   logBytes(): number;
+  /** Sets the count of batches handed to the worker (to test its wrapping past 2^31). */
+  batchCount(n: number): void;
 } {
   const s = internal(store);
   return {
     logWrite: (fault) => (s.fault = fault),
     applied: () => s.waitApplied(),
     logBytes: () => s.logSize,
+    batchCount: (n) => s.setBatchCount(n),
   };
 }
 
@@ -185,8 +194,13 @@ class SqliteStore implements JobStore {
   private torn = false;
   /** The log is cut when it passes this (raised while the worker cannot apply). */
   private limit = LOG_LIMIT_BYTES;
-  /** Batches handed to the worker so far. */
+  /** Batches handed to the worker so far (an Int32 that wraps, as the worker's count does). */
   private posted = 0;
+  /** The number of the next log record, and of the first not yet written. */
+  private nextOp = 1;
+  private syncedOp = 1;
+  /** The worker thread stopped (it failed): nothing more can be applied. */
+  private dead = false;
   private flushing: ReturnType<typeof setImmediate> | undefined;
   /**
    * The id of every job the store holds (a duplicate or an unknown id is refused before logging;
@@ -204,15 +218,20 @@ class SqliteStore implements JobStore {
   open(): Contents {
     if (this.closed) throw new StoreClosedError(this.path, 'open', true);
     if (this.worker !== undefined) {
-      this.waitApplied();
-      return { ...this.load(Buffer.alloc(0)), nextSeq: this.lastSeq + 1 };
+      this.flush('open');
+      if (!this.waitApplied())
+        throw new StoreWriteError(
+          this.path,
+          'open',
+          'its SQLite worker cannot apply the log now (see the earlier write errors)',
+        );
+      return { ...this.load([]), nextSeq: this.lastSeq + 1 };
     }
     this.start();
     try {
       const opened = this.request({ type: 'open' }, 'open');
       const logId = opened.logId as string;
-      const replay = this.readLog(logId);
-      const contents = this.load(replay);
+      const contents = this.load(this.readLog(logId));
       this.startLog(logId);
       for (const { job } of contents.jobs) {
         this.ids.set(job.id, true);
@@ -252,7 +271,7 @@ class SqliteStore implements JobStore {
       seq = job.seq;
     }
     const out = this.out;
-    out.begin(RECORD.accept);
+    out.begin(RECORD.accept, this.nextOp++);
     try {
       out.u32(jobs.length);
       for (const { job, status } of jobs) {
@@ -265,6 +284,7 @@ class SqliteStore implements JobStore {
       }
     } catch (error) {
       out.abandon();
+      this.nextOp--;
       throw new StoreWriteError(this.path, 'accept', messageOf(error), { cause: error });
     }
     out.end();
@@ -283,7 +303,7 @@ class SqliteStore implements JobStore {
       });
     const out = this.out;
     const text = JSON.stringify(status);
-    out.begin(RECORD.update);
+    out.begin(RECORD.update, this.nextOp++);
     out.str(id);
     out.str(status.state);
     out.str(text);
@@ -294,7 +314,7 @@ class SqliteStore implements JobStore {
     this.using('prune');
     if (ids.length === 0) return;
     const out = this.out;
-    out.begin(RECORD.prune);
+    out.begin(RECORD.prune, this.nextOp++);
     out.u32(ids.length);
     for (const id of ids) out.str(id);
     out.end();
@@ -305,7 +325,7 @@ class SqliteStore implements JobStore {
 
   setPaused(paused: boolean): void {
     this.using('setPaused');
-    this.out.begin(RECORD.paused);
+    this.out.begin(RECORD.paused, this.nextOp++);
     this.out.u8(paused ? 1 : 0);
     this.out.end();
   }
@@ -326,17 +346,22 @@ class SqliteStore implements JobStore {
       failure = error;
     }
     try {
-      this.post();
-      this.waitApplied();
+      // All of it in the database: the log goes while the lock is still held (a scheduler that
+      // takes the store once it is let go makes log files of its own, not to be removed).
+      const applied = failure === undefined && this.waitApplied();
+      this.closeLog(applied);
       this.request({ type: 'close' }, 'close');
-      // All of it is in the database: the log goes.
-      this.closeLog(true);
     } catch (error) {
       failure ??= error;
       this.closeLog(false);
     }
     this.stop();
     if (failure !== undefined) throw failure;
+  }
+
+  setBatchCount(n: number): void {
+    this.post();
+    this.posted = n | 0;
   }
 
   /** A pragma's answer, after everything logged so far is applied. */
@@ -354,7 +379,7 @@ class SqliteStore implements JobStore {
    */
   waitApplied(): boolean {
     const slots = this.slots;
-    if (slots === undefined) return false;
+    if (slots === undefined || this.dead) return false;
     this.post();
     const failures = Atomics.load(slots, SLOT.failures);
     const deadline = Date.now() + WORKER_WAIT_MS;
@@ -391,6 +416,11 @@ class SqliteStore implements JobStore {
     const { bytes, used: length, records } = out;
     let written = 0;
     try {
+      if (log.size > LOG_CAP_BYTES)
+        throw new Error(
+          `its database has taken no writes for ${Math.round(log.size / 1024 / 1024)} MiB of operation log ` +
+            '(its disk is full, or its worker failed)',
+        );
       if (this.torn) {
         ftruncateSync(fd, log.size);
         this.torn = false;
@@ -402,6 +432,8 @@ class SqliteStore implements JobStore {
       if (this.synchronous === 'full') fdatasyncSync(fd);
     } catch (error) {
       out.reset();
+      // Their numbers are given again: the log's records stay consecutive.
+      this.nextOp = this.syncedOp;
       if (written > 0) {
         try {
           ftruncateSync(fd, log.size);
@@ -415,6 +447,7 @@ class SqliteStore implements JobStore {
       throw new StoreWriteError(this.path, operation, `${what}${messageOf(error)}${also}`, { cause: error });
     }
     log.size += length;
+    this.syncedOp = this.nextOp;
     this.written.append(out);
     out.reset();
     this.queue();
@@ -437,7 +470,8 @@ class SqliteStore implements JobStore {
     if (this.written.used === 0 || this.batches === undefined) return;
     const bytes = this.written.copy();
     this.written.reset();
-    this.batches.postMessage({ n: ++this.posted, bytes }, [bytes.buffer]);
+    this.posted = (this.posted + 1) | 0;
+    this.batches.postMessage({ n: this.posted, bytes }, [bytes.buffer]);
   }
 
   /**
@@ -448,7 +482,7 @@ class SqliteStore implements JobStore {
     const log = this.log as LogFile;
     const other = this.other as LogFile;
     this.post();
-    if (!this.appliedThrough(other.lastBatch)) {
+    if (other.lastBatch !== undefined && !this.appliedThrough(other.lastBatch)) {
       // The worker cannot write now: this file goes on growing, and turns when it can again.
       this.limit = log.size + LOG_LIMIT_BYTES;
       return;
@@ -468,10 +502,9 @@ class SqliteStore implements JobStore {
   /** Whether the worker has applied batch `n` (waiting for it if not yet). */
   private appliedThrough(n: number): boolean {
     const slots = this.slots;
-    if (n === 0) return true;
     if (slots === undefined) return false;
-    if (Atomics.load(slots, SLOT.applied) >= n) return true;
-    return this.waitApplied() || Atomics.load(slots, SLOT.applied) >= n;
+    if (reached(Atomics.load(slots, SLOT.applied), n)) return true;
+    return this.waitApplied() || reached(Atomics.load(slots, SLOT.applied), n);
   }
 
   /** The worker's notice that it applied every batch so far: applied log files are cut back. */
@@ -480,7 +513,7 @@ class SqliteStore implements JobStore {
     const other = this.other;
     if (slots === undefined || other === undefined) return;
     const applied = Atomics.load(slots, SLOT.applied);
-    if (other.lastBatch !== 0 && applied >= other.lastBatch) other.cut();
+    if (other.lastBatch !== undefined && reached(applied, other.lastBatch)) other.cut();
     if (this.written.used === 0 && this.out.used === 0 && applied === this.posted) this.log?.cut();
   }
 
@@ -506,6 +539,12 @@ class SqliteStore implements JobStore {
       transferList: [control.port2, batches.port2, notices.port2],
     });
     this.worker.unref();
+    // A worker that fails (out of memory, a crash of its own) applies nothing more: waits end.
+    const died = (): void => {
+      this.dead = true;
+    };
+    this.worker.on('error', died);
+    this.worker.on('exit', died);
     this.slots = new Int32Array(shared);
     this.control = control.port1;
     this.batches = batches.port1;
@@ -535,6 +574,7 @@ class SqliteStore implements JobStore {
   private request(request: WorkerRequest, operation: StoreOperation): Extract<WorkerAnswer, { ok: true }> {
     const slots = this.slots as Int32Array;
     const port = this.control as MessagePort;
+    if (this.dead) throw new StoreWriteError(this.path, operation, 'its SQLite worker thread has stopped');
     const seen = Atomics.load(slots, SLOT.answers);
     port.postMessage(request);
     const deadline = Date.now() + WORKER_WAIT_MS;
@@ -566,8 +606,10 @@ class SqliteStore implements JobStore {
   }
 
   /** Applies what a crash left in the log, and reads what the store holds. */
-  private load(replay: Buffer): Contents {
-    const answer = this.request({ type: 'load', log: replay }, 'open');
+  private load(logs: Buffer[]): Contents {
+    const answer = this.request({ type: 'load', logs }, 'open');
+    this.nextOp = (answer.appliedOp ?? 0) + 1;
+    this.syncedOp = this.nextOp;
     const jobs: Contents['jobs'] = [];
     const got = answer.jobs;
     const bytes =
@@ -598,11 +640,12 @@ class SqliteStore implements JobStore {
   }
 
   /**
-   * The records a crash left in this store's log files, oldest file first (none when there are
-   * none, or they are another store's).
+   * The records a crash left in this store's log files, each file's on its own (none when there
+   * are none, or they are another store's). Their records are numbered: the worker applies those
+   * the database lacks, in order, whatever files are left.
    */
-  private readLog(logId: string): Buffer {
-    const found: Array<{ segment: number; records: Buffer }> = [];
+  private readLog(logId: string): Buffer[] {
+    const found: Buffer[] = [];
     for (const path of logPaths(this.path)) {
       let bytes: Buffer;
       try {
@@ -613,18 +656,13 @@ class SqliteStore implements JobStore {
           cause: error,
         });
       }
-      const header = bytes.toString('latin1', 0, LOG_HEADER_BYTES);
-      const segment = Number.parseInt(header.slice(-8), 16);
       if (
-        bytes.length < LOG_HEADER_BYTES ||
-        !header.startsWith(LOG_MAGIC + logId) ||
-        !Number.isInteger(segment)
+        bytes.length >= LOG_HEADER_BYTES &&
+        bytes.toString('latin1', 0, LOG_MAGIC.length + 16) === LOG_MAGIC + logId
       )
-        continue;
-      found.push({ segment, records: bytes.subarray(LOG_HEADER_BYTES) });
+        found.push(bytes.subarray(LOG_HEADER_BYTES));
     }
-    found.sort((a, b) => a.segment - b.segment);
-    return Buffer.concat(found.map((f) => f.records));
+    return found;
   }
 
   /** Fresh log files for this store (what the old ones held is applied now). */
@@ -656,6 +694,11 @@ class SqliteStore implements JobStore {
   }
 }
 
+/** Whether batch count `applied` has reached `n` (Int32 counts that wrap: compared by their difference). */
+function reached(applied: number, n: number): boolean {
+  return ((applied - n) | 0) >= 0;
+}
+
 /** The two files of a store's operation log. */
 function logPaths(path: string): string[] {
   return [`${path}-oplog-0`, `${path}-oplog-1`];
@@ -673,8 +716,8 @@ function fsyncFolder(path: string): void {
 
 /** One file of the operation log: its header, then records. */
 class LogFile {
-  /** The last batch handed to the worker with records of this file (0: none since it was cut). */
-  lastBatch = 0;
+  /** The last batch handed to the worker with records of this file (none since it was cut). */
+  lastBatch: number | undefined;
 
   private constructor(
     readonly path: string,
@@ -704,7 +747,7 @@ class LogFile {
     if (synchronous === 'full') fdatasyncSync(this.fd);
     this.segment = segment;
     this.size = header.length;
-    this.lastBatch = 0;
+    this.lastBatch = undefined;
   }
 
   /** Cuts it back to its header: all of it is applied. */
@@ -713,7 +756,7 @@ class LogFile {
     try {
       ftruncateSync(this.fd, LOG_HEADER_BYTES);
       this.size = LOG_HEADER_BYTES;
-      this.lastBatch = 0;
+      this.lastBatch = undefined;
     } catch {
       // Left as it is: applying it again changes nothing.
     }

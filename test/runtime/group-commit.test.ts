@@ -196,4 +196,46 @@ describe('group commit', () => {
     expect(problems).toEqual([]);
     await scheduler.shutdown();
   });
+
+  it('a boost and a cancel are durable when they return, and a boost before job.boosted is told', async () => {
+    const store = new MemoryStore([], { grouped: true });
+    const clock = createVirtualClock();
+    const problems: string[] = [];
+    const scheduler = createScheduler({
+      clock,
+      monitor: false,
+      resources: { cpu: 1, memoryMb: 1_024 },
+      store,
+      handlers: {
+        work: async ({ signal }: HandlerContext) =>
+          new Promise<void>((resolve) => {
+            clock.setTimeout(resolve, 100);
+            signal.addEventListener('abort', () => resolve());
+          }),
+      },
+    });
+    const stored = (id: string) => store.contentsAt().jobs.find((j) => j.job.id === id)?.status;
+    scheduler.submitAll([
+      { id: 'busy', type: 'work', resources: { cpu: 1 } },
+      { id: 'b', type: 'work', resources: { cpu: 1 } },
+      { id: 'c', type: 'work', resources: { cpu: 1 } },
+      { id: 'd', type: 'work', resources: { cpu: 1 } },
+    ]);
+    // No listener: nothing else syncs before these return.
+    scheduler.boost({ ids: ['b'] }, { to: 'critical', forMs: 60_000 });
+    expect(stored('b')?.boost).toMatchObject({ to: 'critical', until: 60_000 });
+    expect(scheduler.cancel('c')).toBe(true);
+    expect(stored('c')?.state).toBe('cancelled');
+    // A listener hears of a boost only once it is durable.
+    scheduler.events$.subscribe((event: SchedulerEvent) => {
+      if (event.type === 'job.boosted')
+        for (const id of event.jobIds)
+          if (stored(id)?.boost === undefined)
+            problems.push(`job.boosted for ${id} before its boost was durable`);
+    });
+    scheduler.boost({ ids: ['d'] }, { to: 'high', forMs: 1_000 });
+    expect(stored('d')?.boost).toMatchObject({ to: 'high', until: 1_000 });
+    expect(problems).toEqual([]);
+    await scheduler.shutdown({ mode: 'cancel' });
+  });
 });

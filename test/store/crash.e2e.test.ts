@@ -196,6 +196,8 @@ async function crashBatch(index: number, rand: () => number): Promise<BatchRepor
   const cut: Array<{ id: string; attempt: number; cycle: number }> = [];
   /** Every start, by cycle, in order. */
   const starts: Array<{ id: string; attempt: number; cycle: number }> = [];
+  /** Attempts a reopened scheduler showed interrupted, by the cycle that reopened it. */
+  const reopenedCut: Array<{ id: string; attempt: number; cycle: number }> = [];
 
   for (let cycle = 0; ; cycle++) {
     const last = report.kills >= KILLS_PER_BATCH;
@@ -209,6 +211,12 @@ async function crashBatch(index: number, rand: () => number): Promise<BatchRepor
     for (const line of run.lines) {
       if (line.type === 'opened') {
         const byId = new Map(line.jobs.map((j) => [j.id, j] as const));
+        for (const j of line.jobs) {
+          // The message names the attempt cut ("attempt 2 was interrupted: …").
+          const cutAttempt = /^attempt (\d+) was interrupted/.exec(j.error?.message ?? '')?.[1];
+          if (j.error?.kind === 'interrupted' && cutAttempt !== undefined)
+            reopenedCut.push({ id: j.id, attempt: Number(cutAttempt), cycle });
+        }
         for (const c of cut.filter((c) => c.cycle === cycle - 1)) {
           const seen = byId.get(c.id);
           if (
@@ -343,7 +351,11 @@ async function crashBatch(index: number, rand: () => number): Promise<BatchRepor
       const next = starts.find((s) => s.id === c.id && s.cycle > c.cycle);
       // The next attempt may itself have been cut before its handler wrote its start line: the
       // store held it running (it is journaled before the handler is called), so it is a cut too.
-      const nextCut = cut.find((d) => d.id === c.id && d.cycle > c.cycle && d.attempt === c.attempt + 1);
+      // Or killed after its start was journaled and before its handler wrote that line: a later
+      // scheduler reopened it interrupted at that attempt.
+      const nextCut =
+        cut.find((d) => d.id === c.id && d.cycle > c.cycle && d.attempt === c.attempt + 1) ??
+        reopenedCut.find((d) => d.id === c.id && d.cycle > c.cycle && d.attempt === c.attempt + 1);
       const job = seen.get(c.id);
       const max = jobs.get(c.id)?.attempts ?? 0;
       const accounted = nextCut

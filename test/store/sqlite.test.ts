@@ -502,6 +502,73 @@ describe('sqliteStore', () => {
     expect(reopened.jobs.map((j) => j.job.id)).toEqual(['a', ...batch.map((e) => e.job.id)]);
   });
 
+  it('a replay applies only what the database lacks: a stale log file left behind changes nothing', () => {
+    const path = nodePath.join(dir, 'state.db');
+    const store = storeAt();
+    store.open();
+    store.accept([entry('x', 0)]);
+    store.update('x', { state: 'running', attempt: 1, startedAt: 5 });
+    store.sync?.();
+    // The log as it was then: records 1 and 2 (accepted, running).
+    const stale = readFileSync(`${path}-oplog-0`);
+    store.update('x', { state: 'completed', attempt: 1, startedAt: 5, endedAt: 6, output: 'done' });
+    store.close();
+    // Left behind by a crash at the wrong moment (or a lost unlink), in either file.
+    for (const name of [`${path}-oplog-0`, `${path}-oplog-1`]) {
+      writeFileSync(name, stale);
+      const contents = storeAt().open();
+      expect(contents.jobs.map((j) => [j.job.id, j.status.state])).toEqual([['x', 'completed']]);
+      stores.pop()?.close();
+    }
+  });
+
+  it('a torn tail of the log (a record cut short, zeros) ends it: the store opens with all it acknowledged', async () => {
+    const path = nodePath.join(dir, 'state.db');
+    // A process that acknowledges writes and dies without closing: they are in its log only.
+    const child = startNode(
+      `import { sqliteStore } from ${JSON.stringify(SQLITE_MODULE)};
+       const store = sqliteStore(process.argv[2]);
+       store.open();
+       store.accept([{ job: { id: 'a', seq: 0, spec: { type: 'train' }, submittedAt: 1 }, status: { state: 'queued', attempt: 0 } }]);
+       store.update('a', { state: 'running', attempt: 1, startedAt: 2 });
+       store.sync();
+       console.log('written');
+       process.exit(0);
+      `,
+      [path],
+    );
+    expect(await child.firstLine).toBe('written');
+    expect((await child.exited).code).toBe(0);
+    const log = readFileSync(`${path}-oplog-0`);
+    // A power loss can leave the size of an append that never finished, with zeros (or the start
+    // of a record) in it.
+    writeFileSync(`${path}-oplog-0`, Buffer.concat([log, Buffer.alloc(64)]));
+    writeFileSync(`${path}-oplog-1`, Buffer.concat([log.subarray(0, 32), log.subarray(32, 45)]));
+    const contents = storeAt().open();
+    expect(contents.jobs).toEqual([
+      {
+        job: { id: 'a', seq: 0, spec: { type: 'train' }, submittedAt: 1 },
+        status: { state: 'running', attempt: 1, startedAt: 2 },
+      },
+    ]);
+  });
+
+  it('counts the batches it hands its worker past 2^31 (an Int32 that wraps) without losing track', () => {
+    const store = storeAt();
+    store.open();
+    const hooks = sqliteHooksForTests(store);
+    hooks.batchCount(2 ** 31 - 3);
+    const answers: boolean[] = [];
+    for (let i = 0; i < 6; i++) {
+      store.accept([entry(`w${i}`, i)]);
+      // Waits for the worker; a count that lost track would wait its 30 s and say false.
+      answers.push(hooks.applied());
+    }
+    expect(answers).toEqual([true, true, true, true, true, true]);
+    store.close();
+    expect(storeAt().open().jobs).toHaveLength(6);
+  });
+
   it('close is idempotent; a closed store, or one not yet open, refuses every call with StoreClosedError', () => {
     const unopened = storeAt();
     const early = thrown(() => unopened.accept([entry('a', 0)]));
