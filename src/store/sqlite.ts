@@ -79,11 +79,10 @@ const SYNCHRONOUS = ['normal', 'full'] as const;
  * thread applies the records to the database in batched transactions; the log is cut back to
  * its header once all of it is applied, and a store opening replays what a crash left in it.
  *
- * Header: 8 bytes `AIBSOPL1`, then the store's 16-character log id (from its `meta` table: a log
- * left beside another store is not applied). Record: payload length (u32 LE), CRC-32 of the
- * payload (u32 LE), payload (a JSON array: `["A", [[id, seq, submittedAt, spec, status], …]]`,
- * `["U", id, status]`, `["P", [ids]]`, `["Z", paused]`). A torn last record (a crash in the
- * middle of an append, which was never acknowledged) ends the log.
+ * Header: 8 bytes `AIBSOPL2`, then the store's 16-character log id (from its `meta` table: a log
+ * left beside another store is not applied), then the file's segment number. Records: see
+ * oplog.ts (framed, CRC-32, numbered). A torn last record (a crash in the middle of an append,
+ * which was never acknowledged) ends the log.
  */
 const LOG_MAGIC = 'AIBSOPL2';
 /** Magic, log id, segment number (8 hex digits). */

@@ -378,6 +378,37 @@ describe('sqliteStore', () => {
     expect(snapshotOf(path)).toEqual(before);
   });
 
+  it('upgrades a store of schema 1 (before the numbered log) in place, keeping all it holds', () => {
+    const path = nodePath.join(dir, 'state.db');
+    const store = storeAt();
+    store.open();
+    store.accept([entry('a', 0), entry('b', 1)]);
+    store.update('a', { state: 'completed', attempt: 1, output: { ok: true } });
+    store.close();
+    const raw = new Sqlite(path);
+    raw.pragma('user_version = 1');
+    raw.prepare("DELETE FROM meta WHERE key = 'applied_op'").run();
+    raw.close();
+
+    const reopened = storeAt();
+    const contents = reopened.open();
+    expect(contents.jobs.map((j) => [j.job.id, j.status.state])).toEqual([
+      ['a', 'completed'],
+      ['b', 'queued'],
+    ]);
+    reopened.update('b', { state: 'completed', attempt: 1 });
+    reopened.close();
+    const check = new Sqlite(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+    check.close();
+    const again = storeAt();
+    expect(again.open().jobs.map((j) => [j.job.id, j.status.state])).toEqual([
+      ['a', 'completed'],
+      ['b', 'completed'],
+    ]);
+    again.close();
+  });
+
   it('refuses a file that is not SQLite (random bytes), naming the path, and writes nothing to it', () => {
     const path = nodePath.join(dir, 'state.db');
     // Deterministic noise, never SQLite's header.
