@@ -34,6 +34,8 @@ export type WorkerOp =
 export type WorkerData = {
   driverPath: string;
   path: string;
+  /** Every job state (JOB_STATES): a stored row with another is damaged. */
+  states: readonly string[];
   synchronous: 'normal' | 'full';
   /** Int32 slots: see `SLOT`. */
   shared: SharedArrayBuffer;
@@ -159,16 +161,7 @@ export function sqliteWorkerMain(req: (id: string) => unknown): void {
   };
 
   type Batch = { n: number; bytes: Uint8Array };
-  const STATES = new Set([
-    'pending',
-    'queued',
-    'scheduled',
-    'running',
-    'retrying',
-    'completed',
-    'failed',
-    'cancelled',
-  ]);
+  const STATES = new Set(data.states);
 
   /**
    * The records in log bytes (see oplog.ts: a frame — payload length u32 LE, CRC-32 u32 LE —

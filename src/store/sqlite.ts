@@ -526,6 +526,7 @@ class SqliteStore implements JobStore {
     const workerData: WorkerData = {
       driverPath,
       path: this.path,
+      states: JOB_STATES,
       synchronous: this.synchronous,
       shared,
       control: control.port2,
