@@ -31,12 +31,13 @@ export class StoreCorruptError extends Error {
     readonly path: string,
     /** What is wrong with it. */
     readonly detail: string,
-    options?: { cause?: unknown },
+    /** `hint`: what to do, when not the file store's advice (move the file away). */
+    options: { cause?: unknown; hint?: string } = {},
   ) {
     super(
       `${path} is not a usable ai-batch-scheduler store: ${detail}; nothing was written to it — ` +
-        `move the file away (or give another store path) and start again`,
-      options,
+        (options.hint ?? `move the file away (or give another store path) and start again`),
+      'cause' in options ? { cause: options.cause } : undefined,
     );
   }
 }
@@ -51,10 +52,13 @@ export class StoreVersionError extends Error {
     readonly found: number,
     /** The newest schema version this package reads. */
     readonly supported: number,
+    /** `hint`: what to do, when not the file store's advice. */
+    options: { hint?: string } = {},
   ) {
     super(
       `the store ${path} has schema version ${found}, newer than this version of ai-batch-scheduler ` +
-        `reads (up to ${supported}); upgrade ai-batch-scheduler to open it, or give another store path`,
+        `reads (up to ${supported}); ` +
+        (options.hint ?? 'upgrade ai-batch-scheduler to open it, or give another store path'),
     );
   }
 }
