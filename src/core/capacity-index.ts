@@ -4,7 +4,9 @@
  * descends only into ranges that may hold a fit, so finding the leftmost node that fits costs
  * O(log n) when resources are not fragmented across dimensions (each maximum is per dimension,
  * so a range can pass the test and still hold no node that fits all at once; the search then
- * backtracks, which is O(n) in the worst case).
+ * backtracks, which is O(n) in the worst case). The pool may change: positions are added
+ * (`resize`) and cleared (`clear`: a node that takes nothing new, or a vacant position), and a
+ * cleared position never passes a search.
  */
 
 /** What one node offers, as the index sees it. */
@@ -50,27 +52,84 @@ export function needVector(): Float64Array {
 }
 
 export class CapacityIndex {
-  private readonly size: number;
+  private size: number;
   /** Per tree node, FIELDS.length maxima side by side. */
-  private readonly data: Float64Array;
-  private readonly mask: Int32Array;
+  private data: Float64Array;
+  private mask: Int32Array;
+  private count: number;
 
-  constructor(readonly length: number) {
+  constructor(length: number) {
+    this.size = CapacityIndex.sizeFor(length);
+    this.count = length;
+    this.data = new Float64Array(2 * this.size * FIELDS.length).fill(-1);
+    this.mask = new Int32Array(2 * this.size);
+  }
+
+  /** How many positions the index covers (nodes of the pool, vacant ones included). */
+  get length(): number {
+    return this.count;
+  }
+
+  private static sizeFor(length: number): number {
     let size = 1;
     while (size < Math.max(1, length)) size *= 2;
-    this.size = size;
-    this.data = new Float64Array(2 * size * FIELDS.length).fill(-1);
-    this.mask = new Int32Array(2 * size);
+    return size;
+  }
+
+  /**
+   * Covers `length` positions from now on (a pool that nodes joined or left). Positions beyond
+   * the old length start vacant (see `clear`); positions dropped are cleared. Growing past the
+   * tree's leaves rebuilds it at twice the size, O(n) once per doubling: O(1) amortised per node
+   * added, and placements stay O(log n).
+   */
+  resize(length: number): void {
+    for (let i = length; i < this.count; i++) this.clear(i);
+    if (length > this.size) {
+      const F = FIELDS.length;
+      const size = CapacityIndex.sizeFor(length);
+      const data = new Float64Array(2 * size * F).fill(-1);
+      const mask = new Int32Array(2 * size);
+      data.set(this.data.subarray(this.size * F, (this.size + this.count) * F), size * F);
+      mask.set(this.mask.subarray(this.size, this.size + this.count), size);
+      for (let t = size - 1; t >= 1; t--) {
+        for (let f = 0; f < F; f++)
+          data[t * F + f] = Math.max(data[2 * t * F + f] as number, data[(2 * t + 1) * F + f] as number);
+        mask[t] = (mask[2 * t] as number) | (mask[2 * t + 1] as number);
+      }
+      this.size = size;
+      this.data = data;
+      this.mask = mask;
+    }
+    this.count = length;
   }
 
   /** Records what node `i` offers now and refreshes the ranges above it. */
   update(i: number, summary: NodeSummary): void {
     const F = FIELDS.length;
     const d = this.data;
-    let t = this.size + i;
+    const t = this.size + i;
     for (let f = 0; f < F; f++) d[t * F + f] = summary[FIELDS[f] as (typeof FIELDS)[number]];
     this.mask[t] = idleBit(summary.idleGpus);
-    for (t >>= 1; t >= 1; t >>= 1) {
+    this.propagate(t);
+  }
+
+  /**
+   * Position `i` offers nothing to any search (a vacant position, or a node that takes no new
+   * allocation): its maxima read below any need and its idle-GPU mask is empty.
+   */
+  clear(i: number): void {
+    const F = FIELDS.length;
+    const t = this.size + i;
+    this.data.fill(-1, t * F, (t + 1) * F);
+    this.mask[t] = 0;
+    this.propagate(t);
+  }
+
+  /** Refreshes the ranges above leaf `t`. */
+  private propagate(leaf: number): void {
+    const F = FIELDS.length;
+    const d = this.data;
+    for (let t = leaf >> 1; t >= 1; t >>= 1) {
       const l = 2 * t * F;
       const r = l + F;
       let changed = false;
@@ -117,7 +176,7 @@ export class CapacityIndex {
     if (!this.mayFit(t, need, idleMask)) return -1;
     if (t >= this.size) {
       const node = t - this.size;
-      return node < this.length && accept(node) ? node : -1;
+      return node < this.count && accept(node) ? node : -1;
     }
     const left = this.search(2 * t, need, idleMask, accept);
     return left >= 0 ? left : this.search(2 * t + 1, need, idleMask, accept);

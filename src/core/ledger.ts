@@ -3,12 +3,21 @@
  * requests. Deterministic and free of I/O and timers; one instance per pool, owned by the
  * resource-manager actor. It mutates in place (a copy per allocation would cost O(nodes) and
  * defeat the O(log nodes) goal), and every operation either completes or changes nothing.
+ *
+ * The pool may change while it runs: a node joins (`addNode`: its capacity is free at once) or
+ * is retired (`retireNode`: nothing new is placed on it; what it holds stays held until released,
+ * and its capacity leaves the totals with its last allocation). Positions stay dense: a node
+ * that leaves gives its position to the last node (held allocations point at their node, not at
+ * a position), so the capacity index never holds more leaves than nodes present, and placement
+ * stays O(log nodes) however many nodes came and went.
  */
 import type { Allocation } from './types.js';
+import { InvalidPoolError } from './errors.js';
 import { RenewingMap } from './renewing-map.js';
 import type {
   AdmissionLimit,
   Denial,
+  NodeSpec,
   NormalisedNode,
   PlacementPolicy,
   ResourcePool,
@@ -19,6 +28,7 @@ import type {
 import {
   CPU_UNITS,
   CUSTOM_UNITS,
+  POOL_LIMITS,
   SHARE_UNITS,
   assertCanEverFit,
   normalisePool,
@@ -41,8 +51,21 @@ export type AllocateResult = { ok: true; allocation: Allocation } | { ok: false;
 export type ReleaseResult =
   { released: true; allocation: Allocation } | { released: false; reason: 'already-released' | 'unknown' };
 
+/** What `retireNode` did. */
+export type RetireResult =
+  | {
+      retired: true;
+      nodeId: string;
+      /** The allocations it still holds (held until released). */
+      held: Allocation[];
+      /** It held nothing: it has left the pool at once. */
+      removed: boolean;
+    }
+  | { retired: false; reason: 'unknown' | 'already-retired' };
+
 type Held = {
-  node: number;
+  /** The node itself, not its position: positions move when nodes leave. */
+  node: NodeState;
   request: UnitRequest;
   gpus: GpuPart[];
   allocation: Allocation;
@@ -58,6 +81,8 @@ export type LedgerOptions = {
   policy?: PlacementPolicy;
   /** Allocation ids are `<prefix><n>`. @default 'alloc-' */
   idPrefix?: string;
+  /** Accept `{ nodes: [] }`: a pool that nodes join later (`addNode`). @default false */
+  allowEmpty?: boolean;
 };
 
 export class ResourceLedger {
@@ -66,11 +91,23 @@ export class ResourceLedger {
    * whoever remembers denials forgets them when it moves, by whatever path the ledger changed.
    */
   grown = 0;
+  /**
+   * Called when a retired node leaves the pool as its last allocation is released (one that
+   * held none leaves inside `retireNode`, which says so: `removed`). Set by the owner (the
+   * scheduler tells `node.removed`).
+   */
+  onNodeRemoved: ((node: NormalisedNode) => void) | undefined = undefined;
+  /** The nodes present (retired ones still holding allocations included), by position. */
   readonly nodes: readonly NormalisedNode[];
-  readonly maxima: PoolMaxima;
   readonly policy: PlacementPolicy;
+  private readonly nodeList: NormalisedNode[];
   private readonly state: NodeState[];
   private readonly index: CapacityIndex;
+  /** Position by node id, for the nodes present. */
+  private readonly positions = new Map<string, number>();
+  /** The nodes that take new allocations, and their maxima (what could ever fit); made on demand. */
+  private activeCache: { nodes: NormalisedNode[]; maxima: PoolMaxima } | undefined;
+  private gpuCount = 0;
   private readonly held = new RenewingMap<string, Held>();
   private readonly idPrefix: string;
   private nextId = 1;
@@ -99,42 +136,138 @@ export class ResourceLedger {
     return this.plan !== null;
   };
 
+  /**
+   * `pool` may be `{ nodes: [] }` when `options.allowEmpty` says so: a pool that nodes join later
+   * (`addNode`).
+   */
   constructor(pool: ResourcePool, options: LedgerOptions = {}) {
-    this.nodes = normalisePool(pool);
-    this.maxima = poolMaxima(this.nodes);
+    const empty =
+      options.allowEmpty === true && 'nodes' in pool && Array.isArray(pool.nodes) && pool.nodes.length === 0;
+    this.nodeList = empty ? [] : normalisePool(pool);
+    this.nodes = this.nodeList;
     this.policy = options.policy ?? 'best-fit';
     this.idPrefix = options.idPrefix ?? 'alloc-';
-    this.state = this.nodes.map((n, i) => ({
-      id: n.id,
-      position: i,
-      cpu: Math.round(n.cpu * CPU_UNITS),
-      usedCpu: 0,
-      memoryMb: n.memoryMb,
-      memoryLimitMb: n.memoryMb,
-      usedMemoryMb: 0,
-      gpus: n.gpus.map((g) => ({
-        ...g,
-        vramLimitMb: g.vramMb,
-        usedVramMb: 0,
-        usedShare: 0,
-        sharers: 0,
-        whole: false,
-      })),
-      custom: new Map(
-        Object.entries(n.custom).map(([k, v]) => [k, { cap: Math.round(v * CUSTOM_UNITS), used: 0 }]),
-      ),
-    }));
+    this.state = this.nodeList.map((n, i) => stateOf(n, i));
     this.index = new CapacityIndex(this.state.length);
     this.nodeFree = this.state.map(() => emptyTotals());
     for (const node of this.state) {
-      const cap = this.capacityUnits;
-      cap.cpu += node.cpu;
-      cap.memoryMb += node.memoryMb;
-      cap.gpu += node.gpus.length * SHARE_UNITS;
-      for (const g of node.gpus) cap.vramMb += g.vramMb;
-      for (const [k, v] of node.custom) cap.custom.set(k, (cap.custom.get(k) ?? 0) + v.cap);
+      this.positions.set(node.id, node.position);
+      this.gpuCount += node.gpus.length;
+      this.addCapacity(node, 1);
       this.refresh(node.position);
     }
+  }
+
+  /** The most any node that takes new allocations offers (what a request could ever get). */
+  get maxima(): PoolMaxima {
+    return this.active$().maxima;
+  }
+
+  /** The nodes that take new allocations (not retired), by position. */
+  get activeNodes(): readonly NormalisedNode[] {
+    return this.active$().nodes;
+  }
+
+  private active$(): { nodes: NormalisedNode[]; maxima: PoolMaxima } {
+    if (this.activeCache) return this.activeCache;
+    const nodes = this.nodeList.filter((_, i) => !(this.state[i] as NodeState).retired);
+    return (this.activeCache = { nodes, maxima: poolMaxima(nodes) });
+  }
+
+  /**
+   * A node joins the pool: all of its capacity is free at once, and placements may use it from
+   * now on. Its id must be given and must not be a node present (a retired node still holding
+   * allocations is present until its last one is released; then its id may join again, as a
+   * new node). Throws `InvalidPoolError` naming the field (`node.cpu`, `node.id`, …) and changes
+   * nothing when the spec is bad, the id is taken, or the pool would pass `POOL_LIMITS`.
+   */
+  addNode(spec: NodeSpec): NormalisedNode {
+    const id = (spec as { id?: unknown } | null | undefined)?.id;
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec))
+      throw new InvalidPoolError('node', spec, 'a node { id, cpu, memoryMb, gpus, custom }');
+    if (typeof id !== 'string' || id === '') throw new InvalidPoolError('node.id', id, 'a non-empty string');
+    const at = this.positions.get(id);
+    if (at !== undefined) {
+      const there = this.state[at] as NodeState;
+      throw new InvalidPoolError(
+        'node.id',
+        id,
+        there.retired
+          ? `an id not in the pool (node ${JSON.stringify(id)} is retired but still holds ` +
+              `${there.holding} allocation(s); it may join again once they are released)`
+          : `an id not in the pool (node ${JSON.stringify(id)} is in it)`,
+      );
+    }
+    let node: NormalisedNode;
+    try {
+      [node] = normalisePool({ nodes: [spec] }) as [NormalisedNode];
+    } catch (error) {
+      if (!(error instanceof InvalidPoolError)) throw error;
+      throw new InvalidPoolError(
+        error.field.replace(/^nodes\[0\]/, 'node'),
+        error.value,
+        error.allowed,
+        error.unknownField,
+      );
+    }
+    if (this.state.length + 1 > POOL_LIMITS.nodes)
+      throw new InvalidPoolError(
+        'node',
+        id,
+        `a node of a pool of at most ${POOL_LIMITS.nodes} nodes (it is full)`,
+      );
+    if (this.gpuCount + node.gpus.length > POOL_LIMITS.gpus)
+      throw new InvalidPoolError(
+        'node.gpus',
+        node.gpus.length,
+        `a count that keeps the pool within ${POOL_LIMITS.gpus} GPUs (the nodes present have ${this.gpuCount})`,
+      );
+    const position = this.state.length;
+    const state = stateOf(node, position);
+    this.nodeList.push(node);
+    this.state.push(state);
+    this.nodeFree.push(emptyTotals());
+    this.positions.set(id, position);
+    this.gpuCount += node.gpus.length;
+    this.index.resize(position + 1);
+    this.addCapacity(state, 1);
+    this.refresh(position);
+    this.activeCache = undefined;
+    // More is free: whoever remembers denials forgets them.
+    this.grown++;
+    return node;
+  }
+
+  /**
+   * Retires a node: nothing new is placed on it from now on. What it holds stays held until
+   * released (a unit is held until the work on it has really stopped); its capacity leaves the
+   * totals when its last allocation is released (`onNodeRemoved`), or at once when it holds
+   * none. Its free amounts leave the free totals at once (nothing may be placed there).
+   */
+  retireNode(nodeId: string): RetireResult {
+    const position = this.positions.get(nodeId);
+    if (position === undefined) return { retired: false, reason: 'unknown' };
+    const node = this.state[position] as NodeState;
+    if (node.retired) return { retired: false, reason: 'already-retired' };
+    node.retired = true;
+    this.activeCache = undefined;
+    this.refresh(position);
+    const held: Allocation[] = [];
+    if (node.holding > 0) for (const h of this.held.values()) if (h.node === node) held.push(h.allocation);
+    const removed = node.holding === 0;
+    if (removed) this.remove(node, false);
+    return { retired: true, nodeId, held, removed };
+  }
+
+  /** Whether a node of that id is present and retired (still holding allocations). */
+  isRetired(nodeId: string): boolean {
+    const position = this.positions.get(nodeId);
+    return position !== undefined && (this.state[position] as NodeState).retired;
+  }
+
+  /** The position of a node present, or -1. */
+  positionOf(nodeId: string): number {
+    return this.positions.get(nodeId) ?? -1;
   }
 
   /**
@@ -143,7 +276,8 @@ export class ResourceLedger {
    */
   validate(request: ResourceRequest, field = 'resources'): UnitRequest {
     const units = toUnits(request, field);
-    assertCanEverFit(units, this.nodes, this.maxima, field);
+    const active = this.active$();
+    assertCanEverFit(units, active.nodes, active.maxima, field);
     return units;
   }
 
@@ -177,7 +311,7 @@ export class ResourceLedger {
       return { released: false, reason: issued ? 'already-released' : 'unknown' };
     }
     this.held.delete(id);
-    const node = this.state[held.node] as NodeState;
+    const node = held.node;
     const r = held.request;
     node.usedCpu -= r.cpu;
     node.usedMemoryMb -= r.memoryMb;
@@ -190,8 +324,10 @@ export class ResourceLedger {
       else gpu.sharers -= 1;
     }
     this.account(held, -1);
-    this.refresh(held.node);
+    this.refresh(node.position);
     this.grown++;
+    // A retired node leaves with its last allocation.
+    if (--node.holding === 0 && node.retired) this.remove(node, true);
     return { released: true, allocation: held.allocation };
   }
 
@@ -200,8 +336,9 @@ export class ResourceLedger {
    * Running allocations are never revoked: free simply reads 0 until enough is released.
    */
   setAdmissionLimit(nodeId: string, limit: AdmissionLimit | undefined): void {
-    const node = this.state.find((n) => n.id === nodeId);
-    if (!node) throw new RangeError(`unknown node ${JSON.stringify(nodeId)}`);
+    const position = this.positions.get(nodeId);
+    if (position === undefined) throw new RangeError(`unknown node ${JSON.stringify(nodeId)}`);
+    const node = this.state[position] as NodeState;
     node.memoryLimitMb = Math.min(node.memoryMb, Math.max(0, Math.floor(limit?.memoryMb ?? node.memoryMb)));
     for (const gpu of node.gpus) {
       const v = limit?.vramMb?.[gpu.index];
@@ -310,7 +447,8 @@ export class ResourceLedger {
       custom:
         r.custom.length === 0 ? {} : Object.fromEntries(r.custom.map(([k, u]) => [k, u / CUSTOM_UNITS])),
     };
-    const held: Held = { node: i, request: r, gpus: plan, allocation };
+    const held: Held = { node, request: r, gpus: plan, allocation };
+    node.holding++;
     this.held.set(id, held);
     this.account(held, 1);
     this.refresh(i);
@@ -329,20 +467,76 @@ export class ResourceLedger {
     for (const [k, u] of held.request.custom) a.custom.set(k, (a.custom.get(k) ?? 0) + sign * u);
   }
 
-  /** Re-reads node i into the index and into the free totals. */
-  private refresh(i: number): void {
-    const node = this.state[i] as NodeState;
-    this.index.update(i, summarise(node, this.summary));
+  /** Adds (sign 1) or removes (sign -1) a node's capacity from the totals. */
+  private addCapacity(node: NodeState, sign: 1 | -1): void {
+    const cap = this.capacityUnits;
+    cap.cpu += sign * node.cpu;
+    cap.memoryMb += sign * node.memoryMb;
+    cap.gpu += sign * node.gpus.length * SHARE_UNITS;
+    for (const g of node.gpus) cap.vramMb += sign * g.vramMb;
+    for (const [k, v] of node.custom) cap.custom.set(k, (cap.custom.get(k) ?? 0) + sign * v.cap);
+  }
+
+  /**
+   * A retired node that holds nothing leaves: its capacity leaves the totals, and the last node
+   * takes its position (O(log nodes) in the index; held allocations point at nodes, not positions).
+   */
+  private remove(node: NodeState, notify: boolean): void {
+    const i = node.position;
+    const last = this.state.length - 1;
+    const spec = this.nodeList[i] as NormalisedNode;
+    this.addCapacity(node, -1);
+    // Its free part is zero already (retired); cleared for certain.
     const mine = this.nodeFree[i] as UnitTotals;
     const f = this.freeUnits;
-    const cpu = Math.max(0, node.cpu - node.usedCpu);
-    const memoryMb = Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
+    f.cpu -= mine.cpu;
+    f.memoryMb -= mine.memoryMb;
+    f.gpu -= mine.gpu;
+    f.vramMb -= mine.vramMb;
+    for (const [k, v] of mine.custom) f.custom.set(k, (f.custom.get(k) ?? 0) - v);
+    if (i !== last) {
+      const moved = this.state[last] as NodeState;
+      moved.position = i;
+      this.state[i] = moved;
+      this.nodeList[i] = this.nodeList[last] as NormalisedNode;
+      this.nodeFree[i] = this.nodeFree[last] as UnitTotals;
+      this.positions.set(moved.id, i);
+      if (moved.retired) this.index.clear(i);
+      else this.index.update(i, summarise(moved, this.summary));
+    }
+    this.state.pop();
+    this.nodeList.pop();
+    this.nodeFree.pop();
+    this.index.resize(last);
+    this.positions.delete(node.id);
+    this.gpuCount -= node.gpus.length;
+    // A custom resource no node present has any more leaves the totals.
+    for (const k of node.custom.keys()) {
+      if (this.state.some((n) => n.custom.has(k))) continue;
+      this.capacityUnits.custom.delete(k);
+      this.freeUnits.custom.delete(k);
+    }
+    this.activeCache = undefined;
+    if (notify) this.onNodeRemoved?.(spec);
+  }
+
+  /** Re-reads node i into the index and into the free totals (a retired node offers nothing). */
+  private refresh(i: number): void {
+    const node = this.state[i] as NodeState;
+    const retired = node.retired;
+    if (retired) this.index.clear(i);
+    else this.index.update(i, summarise(node, this.summary));
+    const mine = this.nodeFree[i] as UnitTotals;
+    const f = this.freeUnits;
+    const cpu = retired ? 0 : Math.max(0, node.cpu - node.usedCpu);
+    const memoryMb = retired ? 0 : Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
     let gpu = 0;
     let vramMb = 0;
-    for (const g of node.gpus) {
-      gpu += g.whole ? 0 : SHARE_UNITS - g.usedShare;
-      vramMb += Math.max(0, g.vramLimitMb - g.usedVramMb);
-    }
+    if (!retired)
+      for (const g of node.gpus) {
+        gpu += g.whole ? 0 : SHARE_UNITS - g.usedShare;
+        vramMb += Math.max(0, g.vramLimitMb - g.usedVramMb);
+      }
     f.cpu += cpu - mine.cpu;
     f.memoryMb += memoryMb - mine.memoryMb;
     f.gpu += gpu - mine.gpu;
@@ -353,7 +547,7 @@ export class ResourceLedger {
     mine.vramMb = vramMb;
     if (node.custom.size === 0) return;
     for (const [k, c] of node.custom) {
-      const free = Math.max(0, c.cap - c.used);
+      const free = retired ? 0 : Math.max(0, c.cap - c.used);
       f.custom.set(k, (f.custom.get(k) ?? 0) + free - (mine.custom.get(k) ?? 0));
       mine.custom.set(k, free);
     }
@@ -361,7 +555,7 @@ export class ResourceLedger {
 
   /** What is short, on the node that came closest: the best node for each resource is a candidate. */
   private deny(r: UnitRequest): Denial {
-    const candidates = new Set<number>([0]);
+    const candidates = new Set<number>(this.state.length > 0 ? [0] : []);
     const probe = (need: Partial<UnitRequest>) => {
       const vector = writeNeed({ ...emptyRequest, ...need }, needVector());
       const i = this.index.findLeftmost(vector, ANY_IDLE_COUNT, () => true);
@@ -384,7 +578,9 @@ export class ResourceLedger {
       short.length * 2 + short.reduce((sum, s) => sum + (s.requested - s.free) / s.requested, 0);
     let best: Shortage[] | undefined;
     for (const i of candidates) {
-      const short = shortagesOn(this.state[i] as NodeState, r);
+      const node = this.state[i] as NodeState;
+      if (node.retired) continue;
+      const short = shortagesOn(node, r);
       if (short.length > 0 && (!best || distance(short) < distance(best))) best = short;
     }
     return { short: best ?? [] };
@@ -392,6 +588,32 @@ export class ResourceLedger {
 }
 
 const emptyRequest: UnitRequest = { cpu: 0, memoryMb: 0, gpus: 0, share: 0, vramMb: 0, custom: [] };
+
+/** A node's live state, all of it free. */
+function stateOf(n: NormalisedNode, position: number): NodeState {
+  return {
+    id: n.id,
+    position,
+    cpu: Math.round(n.cpu * CPU_UNITS),
+    usedCpu: 0,
+    memoryMb: n.memoryMb,
+    memoryLimitMb: n.memoryMb,
+    usedMemoryMb: 0,
+    gpus: n.gpus.map((g) => ({
+      ...g,
+      vramLimitMb: g.vramMb,
+      usedVramMb: 0,
+      usedShare: 0,
+      sharers: 0,
+      whole: false,
+    })),
+    custom: new Map(
+      Object.entries(n.custom).map(([k, v]) => [k, { cap: Math.round(v * CUSTOM_UNITS), used: 0 }]),
+    ),
+    holding: 0,
+    retired: false,
+  };
+}
 
 /** What a node must at least offer for a request, in the capacity index's order. */
 function writeNeed(r: UnitRequest, into: Float64Array): Float64Array {

@@ -32,6 +32,13 @@ export type NodeState = {
   gpus: GpuState[];
   /** In CUSTOM_UNITS. */
   custom: Map<string, { cap: number; used: number }>;
+  /** How many allocations it holds. */
+  holding: number;
+  /**
+   * Retired (`ResourceLedger.retireNode`): nothing new is placed on it; it stays in the pool,
+   * holding what it holds, until its last allocation is released.
+   */
+  retired: boolean;
 };
 
 /** One GPU's part of a placement. */

@@ -13,7 +13,10 @@ const near = (a: number, b: number) => Math.abs(a - b) < 1e-6;
 /**
  * Checks everything that must hold whatever happened before: nothing over-allocated per node,
  * per GPU and per custom resource, nothing negative, usage equal to the sum of what is held,
- * totals consistent, allocation ids unique.
+ * totals consistent, allocation ids unique. For a pool that changes (nodes added and retired):
+ * positions dense and consistent, every allocation on a node present, a retired node present
+ * only while it holds something (its count exact), capacity = the sum over the nodes present,
+ * free = the sum of what the nodes not retired admit.
  */
 export function checkLedgerInvariants(ledger: ResourceLedger, held: readonly Allocation[]): void {
   const heldIds = ledger.allocations().map((a) => a.id);
@@ -60,6 +63,7 @@ export function checkLedgerInvariants(ledger: ResourceLedger, held: readonly All
       if (parts.some((p) => p.share === 1)) ensure(parts.length === 1, `${gat}: whole means alone`);
     }
   });
+  checkPoolShape(ledger, held, byNode);
   const totals = ledger.totals();
   ensure(near(totals.allocated.cpu, cpu), 'allocated cpu total');
   ensure(totals.allocated.memoryMb === mem, 'allocated memory total');
@@ -75,11 +79,13 @@ export function checkLedgerInvariants(ledger: ResourceLedger, held: readonly All
 
 /**
  * An independent brute-force answer, not using the ledger's capacity index: could any node
- * take this request right now?
+ * (not retired) take this request right now?
  */
 export function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
   return ledger.nodes.some((_, i) => {
     const n = ledger.node(i);
+    // A retired node takes nothing new.
+    if (n.retired) return false;
     if (r.cpu > n.cpu - n.usedCpu || r.memoryMb > n.memoryLimitMb - n.usedMemoryMb) return false;
     if (r.custom.some(([k, u]) => u > (n.custom.get(k)?.cap ?? 0) - (n.custom.get(k)?.used ?? 0)))
       return false;
@@ -96,4 +102,65 @@ export function someNodeFits(ledger: ResourceLedger, r: UnitRequest): boolean {
     }
     return true;
   });
+}
+
+/** Positions, retired nodes, capacity and free totals of a pool that may have changed. */
+function checkPoolShape(
+  ledger: ResourceLedger,
+  held: readonly Allocation[],
+  byNode: Map<string, Allocation[]>,
+): void {
+  const present = new Set(ledger.nodes.map((n) => n.id));
+  ensure(present.size === ledger.nodes.length, 'node ids unique');
+  for (const a of held)
+    ensure(present.has(a.nodeId), `allocation ${a.id} is on a node present (${a.nodeId})`);
+  const cap = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0 };
+  const free = { cpu: 0, memoryMb: 0, gpu: 0, vramMb: 0 };
+  const capCustom = new Map<string, number>();
+  const freeCustom = new Map<string, number>();
+  ledger.nodes.forEach((spec, i) => {
+    const node = ledger.node(i);
+    const at = `node ${spec.id}`;
+    ensure(node.id === spec.id && node.position === i, `${at}: at its position ${i}`);
+    ensure(ledger.positionOf(spec.id) === i, `${at}: found at its position`);
+    const mine = byNode.get(spec.id)?.length ?? 0;
+    ensure(node.holding === mine, `${at}: holding ${node.holding} = ${mine} held`);
+    ensure(ledger.isRetired(spec.id) === node.retired, `${at}: isRetired`);
+    if (node.retired) ensure(mine > 0, `${at}: a retired node present holds something`);
+    cap.cpu += spec.cpu;
+    cap.memoryMb += spec.memoryMb;
+    cap.gpu += spec.gpus.length;
+    for (const g of spec.gpus) cap.vramMb += g.vramMb;
+    for (const [k, v] of Object.entries(spec.custom)) capCustom.set(k, (capCustom.get(k) ?? 0) + v);
+    if (node.retired) return;
+    free.cpu += Math.max(0, node.cpu - node.usedCpu) / 1_000;
+    free.memoryMb += Math.max(0, node.memoryLimitMb - node.usedMemoryMb);
+    for (const g of node.gpus) {
+      free.gpu += g.whole ? 0 : (SHARE_UNITS - g.usedShare) / SHARE_UNITS;
+      free.vramMb += Math.max(0, g.vramLimitMb - g.usedVramMb);
+    }
+    for (const [k, c] of node.custom)
+      freeCustom.set(k, (freeCustom.get(k) ?? 0) + Math.max(0, c.cap - c.used) / 1_000);
+  });
+  const active = ledger.activeNodes.map((n) => n.id);
+  ensure(
+    active.length === ledger.nodes.filter((n) => !ledger.isRetired(n.id)).length &&
+      active.every((id) => present.has(id) && !ledger.isRetired(id)),
+    'activeNodes = the nodes present and not retired',
+  );
+  const totals = ledger.totals();
+  for (const k of ['cpu', 'memoryMb', 'gpu', 'vramMb'] as const) {
+    ensure(
+      near(totals.capacity[k], cap[k]),
+      `capacity ${k} ${totals.capacity[k]} = Σ nodes present ${cap[k]}`,
+    );
+    ensure(near(totals.free[k], free[k]), `free ${k} ${totals.free[k]} = Σ active nodes ${free[k]}`);
+  }
+  ensure(
+    Object.keys(totals.capacity.custom).length === capCustom.size,
+    `custom capacity names ${Object.keys(totals.capacity.custom).join()} = those of the nodes present`,
+  );
+  for (const [k, v] of capCustom)
+    ensure(near(totals.capacity.custom[k] ?? Number.NaN, v), `capacity custom ${k}`);
+  for (const [k, v] of freeCustom) ensure(near(totals.free.custom[k] ?? Number.NaN, v), `free custom ${k}`);
 }
