@@ -34,7 +34,7 @@ export type Migration = {
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    creates: ['meta', 'jobs', 'hosts', 'attempts', 'fence'],
+    creates: ['meta', 'jobs', 'hosts', 'attempts', 'fence', 'requests'],
     statements: (s) => [
       `CREATE TABLE ${s}.meta (
         key text PRIMARY KEY,
@@ -84,6 +84,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX attempts_job ON ${s}.attempts (job_id)`,
       // The ends the leader has not applied yet (ends(), oldest first).
       `CREATE INDEX attempts_unsettled ON ${s}.attempts (token) WHERE state IN ('ended', 'expired') AND NOT settled`,
+      // What clients ask of the leader for jobs it has taken (cancel, boost), in order; done once carried out.
+      `CREATE TABLE ${s}.requests (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind text NOT NULL,
+        body jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        done_at timestamptz,
+        answer jsonb
+      )`,
+      `CREATE INDEX requests_open ON ${s}.requests (id) WHERE done_at IS NULL`,
     ],
   },
 ];

@@ -58,6 +58,14 @@ const COLUMNS: Record<string, Array<[string, string, 'NO' | 'YES', string | null
     ['created_at', 'timestamp with time zone', 'NO', 'now()'],
     ['ended_at', 'timestamp with time zone', 'YES', null],
   ],
+  requests: [
+    ['id', 'bigint', 'NO', null],
+    ['kind', 'text', 'NO', null],
+    ['body', 'jsonb', 'NO', null],
+    ['created_at', 'timestamp with time zone', 'NO', 'now()'],
+    ['done_at', 'timestamp with time zone', 'YES', null],
+    ['answer', 'jsonb', 'YES', null],
+  ],
 };
 
 /** Everything a refusal must leave as it was: relations, columns, indexes, and meta's rows. */
@@ -145,6 +153,7 @@ describePg('PostgreSQL schema migrations', (db) => {
       'hosts',
       'jobs',
       'meta',
+      'requests',
     ]);
     // jobs.seq is an identity column (generated always); the keys are as the doc says.
     const identity = await client.query(
@@ -183,6 +192,8 @@ describePg('PostgreSQL schema migrations', (db) => {
       jobs_id_key: 'CREATE UNIQUE INDEX jobs_id_key ON jobs USING btree (id)',
       jobs_state: 'CREATE INDEX jobs_state ON jobs USING btree (state, seq)',
       meta_pkey: 'CREATE UNIQUE INDEX meta_pkey ON meta USING btree (key)',
+      requests_pkey: 'CREATE UNIQUE INDEX requests_pkey ON requests USING btree (id)',
+      requests_open: 'CREATE INDEX requests_open ON requests USING btree (id) WHERE (done_at IS NULL)',
     });
   });
 
@@ -227,7 +238,7 @@ describePg('PostgreSQL schema migrations', (db) => {
       `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`,
       [schema],
     );
-    expect(tables.rows[0]).toEqual({ n: 4 });
+    expect(tables.rows[0]).toEqual({ n: 5 });
   });
 
   it('a newer schema is refused by checkPostgresSchema and by migratePostgres, and nothing is written', async () => {
