@@ -162,3 +162,19 @@ export {
   StoreClosedError,
 } from './store/errors.js';
 export type { StoreOperation } from './store/errors.js';
+
+// Many machines on PostgreSQL (issue 17): the schema, its migrations and the database target
+export { migratePostgres, checkPostgresSchema, POSTGRES_SCHEMA_VERSION } from './pg/migrations.js';
+export type { PostgresMigrationResult } from './pg/migrations.js';
+export { SchemaNotMigratedError } from './pg/errors.js';
+export { postgresTarget, DEFAULT_POSTGRES_SCHEMA } from './pg/target.js';
+export type { PostgresTarget, PostgresTargetOptions } from './pg/target.js';
+export { createClient, Client } from './distributed/client.js';
+export type {
+  ClientOptions,
+  RemoteJob,
+  RemoteJobEvent,
+  RemoteJobHandle,
+  RemoteJobState,
+  RemoteListFilter,
+} from './distributed/client.js';
