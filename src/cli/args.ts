@@ -7,6 +7,14 @@ import { bareNumberAdvice, parseDuration } from './duration.js';
 import { MAX_TIMEOUT_MS } from '../core/job-spec.js';
 import { COMMANDS, type CommandName } from './help.js';
 import { UsageError } from './usage-error.js';
+import {
+  DB_URL_ALLOWED,
+  DEFAULT_POSTGRES_SCHEMA,
+  redactUrl,
+  SCHEMA_NAME_ALLOWED,
+  validateDbUrl,
+  validateSchemaName,
+} from '../pg/target.js';
 
 /** `ai-batch run`. */
 export type RunArgs = {
@@ -50,11 +58,21 @@ export type ResourcesArgs = { command: 'resources'; json: boolean };
 /** `ai-batch diagram`. */
 export type DiagramArgs = { command: 'diagram'; machine: 'job' | 'scheduler' | 'resources' };
 
+/** `ai-batch migrate`. */
+export type MigrateArgs = {
+  command: 'migrate';
+  /** `--db URL`; absent: the command reads `DATABASE_URL`. */
+  db?: string;
+  /** @default 'ai_batch' */
+  schema: string;
+  json: boolean;
+};
+
 /** `--help` (of a command, or in general) and `--version`. */
 export type InfoArgs = { command: 'help'; topic?: CommandName } | { command: 'version' };
 
 /** Any parsed command line. */
-export type CliArgs = RunArgs | SimulateArgs | ResourcesArgs | DiagramArgs | InfoArgs;
+export type CliArgs = RunArgs | SimulateArgs | ResourcesArgs | DiagramArgs | MigrateArgs | InfoArgs;
 
 /** The drain timeout when `--drain-timeout` is not given. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -151,6 +169,45 @@ export function parseCli(argv: readonly string[]): CliArgs {
       }
       return { command: 'diagram', machine };
     }
+    case 'migrate':
+      return parseMigrate(rest);
+  }
+}
+
+function parseMigrate(args: string[]): MigrateArgs | InfoArgs {
+  const { values, positionals } = parse('migrate', args, {
+    db: { type: 'string' },
+    schema: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return { command: 'help', topic: 'migrate' };
+  noMorePositionals('migrate', positionals, 0);
+  return {
+    command: 'migrate',
+    ...(values.db === undefined ? {} : { db: dbUrlFlag(values.db) }),
+    schema: schemaFlag(values.schema ?? DEFAULT_POSTGRES_SCHEMA),
+    json: values.json === true,
+  };
+}
+
+/** A `--schema` value, or a `UsageError` saying the form it must have. */
+function schemaFlag(value: string): string {
+  try {
+    return validateSchemaName(value);
+  } catch {
+    throw new UsageError(`--schema must be ${SCHEMA_NAME_ALLOWED}; got ${JSON.stringify(value)}`, 'migrate');
+  }
+}
+
+/** A `--db` value (or `DATABASE_URL`'s), or a `UsageError` (its password not printed). */
+export function dbUrlFlag(value: string, flag = '--db'): string {
+  try {
+    return validateDbUrl(value);
+  } catch {
+    throw new UsageError(
+      `${flag} must be ${DB_URL_ALLOWED}; got ${JSON.stringify(redactUrl(value))}`,
+      'migrate',
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 /** The usage text of `ai-batch` and of each of its commands. */
 
 /** The commands of `ai-batch`. */
-export const COMMANDS = ['run', 'simulate', 'resources', 'diagram'] as const;
+export const COMMANDS = ['run', 'simulate', 'resources', 'diagram', 'migrate'] as const;
 
 /** A command's name. */
 export type CommandName = (typeof COMMANDS)[number];
@@ -15,6 +15,8 @@ Usage:
                                                  replay a cluster trace in virtual time
   ai-batch resources [--json]                    print this machine's detected pool
   ai-batch diagram [job|scheduler|resources]     print a statechart as Mermaid
+  ai-batch migrate --db <url> [--schema <name>]  create or upgrade the PostgreSQL schema of the
+                                                 distributed mode
   ai-batch <command> --help                      help on one command
   ai-batch --version
 
@@ -107,6 +109,25 @@ mermaid.live): the job lifecycle (default), the scheduler, or the resource manag
 Options:
   -h, --help             this help`;
 
+const MIGRATE = `Usage: ai-batch migrate --db <url> [--schema <name>] [--json]
+
+Creates or upgrades the PostgreSQL schema that the distributed mode (schedulers, agents, clients)
+keeps its state in, in one transaction: concurrent runs wait for each other, and a second run
+finds nothing to do. Processes never migrate a schema themselves: they refuse one that is missing
+or older and say to run this. A schema of a newer version, or one that holds tables that are not
+ai-batch's, is refused (exit 1) and nothing is written.
+
+Options:
+  --db <url>             postgres://user[:password]@host[:port]/database
+                         (default: the DATABASE_URL environment variable)
+  --schema <name>        the schema (default ai_batch): a lower-case identifier, letters,
+                         digits and _, at most 63 characters, not starting with pg_
+  --json                 print { schema, from, to, migrated } as JSON
+  -h, --help             this help
+
+Exit codes: 0 migrated, or nothing to do; 1 refused or the database could not be reached;
+2 bad usage.`;
+
 /** The help text of a command, or the general one. */
 export function helpText(command?: CommandName): string {
   switch (command) {
@@ -118,6 +139,8 @@ export function helpText(command?: CommandName): string {
       return RESOURCES;
     case 'diagram':
       return DIAGRAM;
+    case 'migrate':
+      return MIGRATE;
     default:
       return GENERAL;
   }

@@ -10,6 +10,7 @@ import { parseCli, type CliArgs } from './args.js';
 import { diagramOf } from './diagram-command.js';
 import { helpText } from './help.js';
 import { JobFileError } from './job-file-error.js';
+import { migrateCommand } from './migrate-command.js';
 import { lenientWriter, type Writers } from './reporter.js';
 import { resourcesCommand } from './resources-command.js';
 import { runCommand } from './run-command.js';
@@ -54,6 +55,8 @@ async function dispatch(args: CliArgs, write: Writers): Promise<number> {
     case 'diagram':
       write.out(`${diagramOf(args.machine)}\n`);
       return 0;
+    case 'migrate':
+      return migrateCommand(args, write);
   }
 }
 

@@ -96,7 +96,7 @@ describe('parseCli', () => {
     expect(parseCli([])).toEqual({ command: 'help' });
     expect(parseCli(['--help'])).toEqual({ command: 'help' });
     expect(parseCli(['help', 'run'])).toEqual({ command: 'help', topic: 'run' });
-    for (const command of ['run', 'simulate', 'resources', 'diagram'] as const) {
+    for (const command of ['run', 'simulate', 'resources', 'diagram', 'migrate'] as const) {
       expect(parseCli([command, '--help'])).toEqual({ command: 'help', topic: command });
       expect(parseCli([command, '-h'])).toEqual({ command: 'help', topic: command });
       expect(helpText(command)).toMatch(new RegExp(`^Usage: ai-batch ${command}`));
@@ -106,7 +106,11 @@ describe('parseCli', () => {
 
   it('refuses bad usage, naming the flag and the command', () => {
     const cases: Array<[string[], RegExp, string | undefined]> = [
-      [['launch'], /unknown command "launch" \(commands: run, simulate, resources, diagram\)/, undefined],
+      [
+        ['launch'],
+        /unknown command "launch" \(commands: run, simulate, resources, diagram, migrate\)/,
+        undefined,
+      ],
       [['help', 'launch'], /unknown command "launch"/, undefined],
       [['run'], /missing the job file/, 'run'],
       [['run', 'a.yaml', 'b.yaml'], /unexpected argument "b\.yaml"/, 'run'],
