@@ -165,7 +165,7 @@ export type { StoreOperation } from './store/errors.js';
 
 // Many machines on PostgreSQL (issue 17): the schema, its migrations and the database target
 export { migratePostgres, checkPostgresSchema, POSTGRES_SCHEMA_VERSION } from './pg/migrations.js';
-export type { PostgresMigrationResult } from './pg/migrations.js';
+export type { PostgresConnection, PostgresMigrationResult } from './pg/migrations.js';
 export { SchemaNotMigratedError } from './pg/errors.js';
 export { postgresTarget, DEFAULT_POSTGRES_SCHEMA } from './pg/target.js';
 export type { PostgresTarget, PostgresTargetOptions } from './pg/target.js';
@@ -178,3 +178,28 @@ export type {
   RemoteJobState,
   RemoteListFilter,
 } from './distributed/client.js';
+
+// The lease and fencing protocol (issue 17): hosts, attempts and their fencing tokens
+export { MemoryLeaseStore } from './distributed/memory-leases.js';
+export type { MemoryLeaseStoreOptions } from './distributed/memory-leases.js';
+export { MAX_LEASE_MS } from './distributed/leases.js';
+export type {
+  AssignRequest,
+  AssignResult,
+  AttemptOutcome,
+  AttemptRecord,
+  AttemptState,
+  ExpireResult,
+  HeartbeatResult,
+  HostRecord,
+  HostRegistration,
+  HostState,
+  InterruptReason,
+  LeaseStore,
+  LeaseToken,
+  LeaveResult,
+  RegisterResult,
+  ReportedOutcome,
+  SettleResult,
+  TokenResult,
+} from './distributed/leases.js';
