@@ -9,10 +9,20 @@
  * has is known here, so a schema that holds anything else (another program's tables, a damaged
  * install) is refused as `StoreCorruptError` rather than written to.
  */
-import type { ClientBase } from 'pg';
 import { StoreCorruptError, StoreVersionError } from '../store/errors.js';
 import { SchemaNotMigratedError } from './errors.js';
 import { advisoryLockKey, describeSchema, quoteIdent, validateSchemaName } from './target.js';
+
+/**
+ * One connection to PostgreSQL: a `pg.Client`, or a client taken from a `pg.Pool` (`pool.connect()`),
+ * connected and not inside a transaction. Not a pool itself: a migration's statements must share
+ * one connection (its transaction and its lock are that connection's).
+ */
+export type PostgresConnection = {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Only a connection has it (a pool does not): it keeps a `pg.Pool` from being passed by mistake. */
+  escapeIdentifier(value: string): string;
+};
 
 /** The schema version this package reads and writes. */
 export const POSTGRES_SCHEMA_VERSION = 1;
@@ -107,14 +117,17 @@ export type PostgresMigrationResult = { schema: string; from: number; to: number
  * name, so that concurrent migrators run one after the other (the second finds nothing to do).
  * A schema of a newer version is refused with `StoreVersionError`, one that holds tables that are
  * not ours (or a `meta` without `schema_version`) with `StoreCorruptError`; either way nothing is
- * written. `client` must be connected and not inside a transaction.
+ * written. `client` must be one connection (see `PostgresConnection`), not inside a transaction.
  *
  * @example
  * const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
  * await client.connect();
  * await migratePostgres(client, 'ai_batch'); // { schema: 'ai_batch', from: 0, to: 1 }
  */
-export async function migratePostgres(client: ClientBase, schema: string): Promise<PostgresMigrationResult> {
+export async function migratePostgres(
+  client: PostgresConnection,
+  schema: string,
+): Promise<PostgresMigrationResult> {
   return runMigrations(client, validateSchemaName(schema), MIGRATIONS);
 }
 
@@ -123,7 +136,7 @@ export async function migratePostgres(client: ClientBase, schema: string): Promi
  * package, or a failing one). Not part of the public API.
  */
 export async function runMigrations(
-  client: ClientBase,
+  client: PostgresConnection,
   schema: string,
   migrations: readonly Migration[],
 ): Promise<PostgresMigrationResult> {
@@ -164,13 +177,13 @@ export async function runMigrations(
  * tables that are not ours. It reads in one read-only transaction (one consistent snapshot), so
  * `client` must not be inside a transaction.
  */
-export async function checkPostgresSchema(client: ClientBase, schema: string): Promise<number> {
+export async function checkPostgresSchema(client: PostgresConnection, schema: string): Promise<number> {
   return checkSchema(client, validateSchemaName(schema), MIGRATIONS);
 }
 
 /** `checkPostgresSchema` with a given list of migrations. Not part of the public API. */
 export async function checkSchema(
-  client: ClientBase,
+  client: PostgresConnection,
   schema: string,
   migrations: readonly Migration[],
 ): Promise<number> {
@@ -186,7 +199,7 @@ export async function checkSchema(
 }
 
 /** Ends the transaction, whatever state it (or the connection) is in. */
-async function rollback(client: ClientBase): Promise<void> {
+async function rollback(client: PostgresConnection): Promise<void> {
   try {
     await client.query('ROLLBACK');
   } catch {
@@ -212,14 +225,14 @@ function corrupt(schema: string, detail: string, cause?: unknown): StoreCorruptE
  * `StoreCorruptError` when its tables are not exactly those of its version.
  */
 async function inspect(
-  client: ClientBase,
+  client: PostgresConnection,
   schema: string,
   migrations: readonly Migration[],
 ): Promise<{ exists: boolean; version: number }> {
   const namespace = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
   if (namespace.rows.length === 0) return { exists: false, version: 0 };
   // Its tables, views and sequences, less the sequences of identity (and serial) columns.
-  const relations = await client.query<{ relname: string }>(
+  const relations = await client.query(
     `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
        AND NOT EXISTS (
@@ -228,7 +241,7 @@ async function inspect(
      ORDER BY c.relname`,
     [schema],
   );
-  const found = relations.rows.map((row) => row.relname);
+  const found = (relations.rows as Array<{ relname: string }>).map((row) => row.relname);
   if (found.length === 0) return { exists: true, version: 0 };
   if (!found.includes('meta')) {
     throw corrupt(
@@ -238,11 +251,11 @@ async function inspect(
   }
   let value: unknown;
   try {
-    const meta = await client.query<{ value: unknown }>(
+    const meta = await client.query(
       `SELECT value FROM ${quoteIdent(schema)}.meta WHERE key = 'schema_version'`,
     );
     if (meta.rows.length === 0) throw corrupt(schema, 'its meta table has no schema_version');
-    value = meta.rows[0]?.value;
+    value = (meta.rows[0] as { value: unknown }).value;
   } catch (error) {
     if (error instanceof StoreCorruptError) throw error;
     throw corrupt(

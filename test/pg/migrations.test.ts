@@ -415,6 +415,16 @@ describePg('PostgreSQL schema migrations', (db) => {
     ]);
   });
 
+  it('takes one connection, never a pool (a type error: a pool would run BEGIN and the lock on different connections)', () => {
+    const passPool = (pool: pg.Pool) => {
+      // @ts-expect-error a pg.Pool is not one connection
+      void migratePostgres(pool, 'x');
+      // @ts-expect-error a pg.Pool is not one connection
+      void checkPostgresSchema(pool, 'x');
+    };
+    expect(typeof passPool).toBe('function');
+  });
+
   it('refuses a bad schema name before touching the database', async () => {
     for (const attempt of [
       () => migratePostgres(db.client, 'Bad-Name'),
