@@ -127,9 +127,10 @@ export function describePg(name: string, body: (db: PgTestDb) => void): void {
       main = await connect();
     });
     afterAll(async () => {
-      // Other clients first: an open transaction of theirs would block the drops.
-      for (const client of clients.filter((c) => c !== main)) await client.end().catch(() => {});
-      const cleaner = main ?? (await connect());
+      // Every client first (an open transaction of one would block the drops, and one left in a
+      // failed transaction could not drop), then the drops on a connection of their own.
+      for (const client of clients) await client.end().catch(() => {});
+      const cleaner = await connect();
       try {
         for (const schema of schemas) await cleaner.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       } finally {
