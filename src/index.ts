@@ -182,6 +182,8 @@ export type {
 // The lease and fencing protocol (issue 17): hosts, attempts and their fencing tokens
 export { MemoryLeaseStore } from './distributed/memory-leases.js';
 export type { MemoryLeaseStoreOptions } from './distributed/memory-leases.js';
+export { PgLeaseStore } from './distributed/pg-leases.js';
+export type { PgLeaseStoreOptions } from './distributed/pg-leases.js';
 export { MAX_LEASE_MS } from './distributed/leases.js';
 export type {
   AssignRequest,
