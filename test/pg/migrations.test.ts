@@ -3,7 +3,7 @@
  * that migrating is idempotent and serialized, and that every refusal writes nothing.
  */
 import type pg from 'pg';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { SchemaNotMigratedError } from '../../src/pg/errors.js';
 import {
@@ -131,6 +131,15 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected a rejection');
 }
+
+describe('the list of migrations', () => {
+  it('is numbered 1, 2, 3… without gaps, ends at POSTGRES_SCHEMA_VERSION, and names each table once', () => {
+    expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+    expect(MIGRATIONS.at(-1)?.version).toBe(POSTGRES_SCHEMA_VERSION);
+    const created = MIGRATIONS.flatMap((m) => m.creates);
+    expect(new Set(created).size).toBe(created.length);
+  });
+});
 
 describePg('PostgreSQL schema migrations', (db) => {
   it('migrates a missing schema to version 1: every table, column, sequence and index of the doc', async () => {
