@@ -199,6 +199,22 @@ function checkInteger(field: string, value: unknown, min: number, max: number, a
   }
 }
 
+/** Whether a JSON value holds a NUL character in a string or a key (PostgreSQL's jsonb refuses it). */
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\0');
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).some(([key, item]) => key.includes('\0') || hasNul(item));
+  }
+  return false;
+}
+
+function checkJson(field: string, value: unknown, allowed: string): void {
+  if (value === undefined || hasNul(value)) {
+    throw new InvalidOptionError(field, value, `${allowed} (JSON without NUL characters)`);
+  }
+}
+
 /** Refuses a malformed registration with an `InvalidOptionError` naming the field. */
 export function checkRegistration(host: HostRegistration): void {
   checkText('host.id', host.id);
@@ -209,8 +225,7 @@ export function checkRegistration(host: HostRegistration): void {
     throw new InvalidOptionError('host.types', host.types, 'an array of non-empty job type names (no NUL)');
   }
   checkInteger('host.leaseMs', host.leaseMs, 1, MAX_LEASE_MS, `an integer from 1 to ${MAX_LEASE_MS} (ms)`);
-  if (host.pool === undefined)
-    throw new InvalidOptionError('host.pool', host.pool, 'a JSON node description');
+  checkJson('host.pool', host.pool, 'a node description');
 }
 
 export function checkHost(hostId: string, epoch: number): void {
@@ -229,6 +244,7 @@ export function checkAssign(request: AssignRequest): void {
   if (typeof request.allocation !== 'object' || request.allocation === null) {
     throw new InvalidOptionError('allocation', request.allocation, 'an allocation object');
   }
+  checkJson('allocation', request.allocation, 'an allocation object');
 }
 
 export function checkOutcome(outcome: ReportedOutcome): void {
@@ -241,6 +257,10 @@ export function checkOutcome(outcome: ReportedOutcome): void {
     if (typeof error !== 'object' || error === null || typeof error.message !== 'string' || !error.kind) {
       throw new InvalidOptionError('outcome.error', error, 'a JobError ({ kind, message })');
     }
+    checkJson('outcome.error', error, 'a JobError ({ kind, message })');
+  }
+  if (outcome.kind === 'completed' && outcome.output !== undefined) {
+    checkJson('outcome.output', outcome.output, 'a JSON value');
   }
 }
 

@@ -68,7 +68,7 @@ const outcome: fc.Arbitrary<ReportedOutcome> = fc.oneof(
   fc.constant<ReportedOutcome>({ kind: 'timedOut' }),
 );
 
-/** PostgreSQL's jsonb holds no NUL character (documented in the store): the fake is not asked to. */
+/** PostgreSQL's jsonb holds no NUL character, so both stores refuse one (tested by hand): none drawn. */
 function noNul(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value ?? null).replaceAll('\\u0000', '_')) as unknown;
 }

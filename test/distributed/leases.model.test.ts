@@ -163,6 +163,8 @@ describe('MemoryLeaseStore, by hand', () => {
       [() => store.start(1.5), 'token'],
       [() => store.report(1, { kind: 'done' } as never), 'outcome.kind'],
       [() => store.report(1, { kind: 'failed' } as never), 'outcome.error'],
+      [() => store.report(1, { kind: 'completed', output: { a: ['x\0'] } }), 'outcome.output'],
+      [() => store.register({ id: 'h', pool: { 'k\0': 1 }, types: [], leaseMs: 10 }), 'host.pool'],
       [
         () => store.assign({ jobId: 'j', attempt: 0, hostId: 'h', epoch: 1, allocation: ALLOCATION }),
         'attempt',
