@@ -268,6 +268,48 @@ describePg('PgLeaseStore', (db: PgTestDb) => {
     }
   });
 
+  it('two leaders expire at once: each lost host and each expired attempt is reported by exactly one', async () => {
+    await reset();
+    const [one, two, agents] = [store(), store(), store()];
+    const tokens: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const { epoch } = await agents.register({ id: `h${i}`, pool: POOL, types: ['t'], leaseMs: 100 });
+      tokens.push(await assigned(one, `j${i}`, `h${i}`, epoch));
+    }
+    clock.t += 101;
+    // A third transaction holds the first host's row: both expires queue on it, then collide.
+    const blocker = await db.connect();
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT 1 FROM ${schema}.hosts WHERE id = 'h0' FOR UPDATE`);
+    const [a, b] = await queued(
+      () => one.expire(),
+      () => two.expire(),
+      async () => void (await blocker.query('ROLLBACK')),
+    );
+    const lost = [...a.lostHosts, ...b.lostHosts].map((h) => h.id).sort();
+    expect(lost).toEqual(Array.from({ length: 12 }, (_, i) => `h${i}`).sort());
+    const expired = [...a.expired, ...b.expired].map((x) => x.token).sort((x, y) => x - y);
+    expect(expired).toEqual(tokens);
+    expect((await one.ends()).map((x) => x.token)).toEqual(tokens);
+  });
+
+  it('the same report sent twice at once on two connections is accepted once', async () => {
+    await reset();
+    const [one, two] = [store(), store()];
+    const { epoch } = await one.register({ id: 'h', pool: POOL, types: ['t'], leaseMs: 100 });
+    for (let i = 0; i < 10; i++) {
+      const token = await assigned(one, `j${i}`, 'h', epoch);
+      const answers = await Promise.all([
+        one.report(token, { kind: 'completed', output: 1 }),
+        two.report(token, { kind: 'completed', output: 2 }),
+      ]);
+      expect(answers.filter((r) => r.accepted)).toHaveLength(1);
+      expect(answers.filter((r) => !r.accepted)).toEqual([{ accepted: false, reason: 'ended' }]);
+      const output = answers[0]?.accepted ? 1 : 2;
+      expect((await one.attempt(token))?.outcome).toEqual({ kind: 'completed', output });
+    }
+  });
+
   it('assign racing register: an attempt assigned at the old epoch is expired by it, never left live', async () => {
     await reset();
     const [leader, agent] = [store(), store()];
