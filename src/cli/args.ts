@@ -68,11 +68,51 @@ export type MigrateArgs = {
   json: boolean;
 };
 
+/** What every command of the distributed mode takes: the database and its schema. */
+type DatabaseArgs = {
+  /** `--db URL`; absent: the command reads `DATABASE_URL`. */
+  db?: string;
+  /** @default 'ai_batch' */
+  schema: string;
+  json: boolean;
+};
+
+/** `ai-batch agent`: this host's agent of a global scheduler. */
+export type AgentArgs = DatabaseArgs & {
+  command: 'agent';
+  /** A pool file of one node; absent: detected. */
+  resources?: string;
+  /** The host's id; absent: the host name. */
+  id?: string;
+  leaseMs?: number;
+  /** Where job logs go. */
+  logs?: string;
+};
+
+/** `ai-batch submit`: a job file's jobs, written to a global scheduler's database. */
+export type SubmitArgs = DatabaseArgs & { command: 'submit'; file: string };
+
+/** `ai-batch status`: jobs as the database holds them. */
+export type StatusArgs = DatabaseArgs & { command: 'status'; ids: string[] };
+
+/** `ai-batch cancel`: asks for jobs to be cancelled. */
+export type CancelArgs = DatabaseArgs & { command: 'cancel'; ids: string[] };
+
 /** `--help` (of a command, or in general) and `--version`. */
 export type InfoArgs = { command: 'help'; topic?: CommandName } | { command: 'version' };
 
 /** Any parsed command line. */
-export type CliArgs = RunArgs | SimulateArgs | ResourcesArgs | DiagramArgs | MigrateArgs | InfoArgs;
+export type CliArgs =
+  | RunArgs
+  | SimulateArgs
+  | ResourcesArgs
+  | DiagramArgs
+  | MigrateArgs
+  | AgentArgs
+  | SubmitArgs
+  | StatusArgs
+  | CancelArgs
+  | InfoArgs;
 
 /** The drain timeout when `--drain-timeout` is not given. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -171,7 +211,76 @@ export function parseCli(argv: readonly string[]): CliArgs {
     }
     case 'migrate':
       return parseMigrate(rest);
+    case 'agent':
+      return parseAgent(rest);
+    case 'submit':
+    case 'status':
+    case 'cancel':
+      return parseClientCommand(command, rest);
   }
+}
+
+const DATABASE_FLAGS = {
+  db: { type: 'string' },
+  schema: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+function databaseArgs(
+  command: CommandName,
+  values: { db?: string | undefined; schema?: string | undefined; json?: boolean | undefined },
+): DatabaseArgs {
+  return {
+    ...(values.db === undefined ? {} : { db: dbUrlFlag(values.db, '--db', command) }),
+    schema: schemaFlag(values.schema ?? DEFAULT_POSTGRES_SCHEMA, command),
+    json: values.json === true,
+  };
+}
+
+function parseAgent(args: string[]): AgentArgs | InfoArgs {
+  const { values, positionals } = parse('agent', args, {
+    ...DATABASE_FLAGS,
+    resources: { type: 'string' },
+    id: { type: 'string' },
+    lease: { type: 'string' },
+    logs: { type: 'string' },
+  });
+  if (values.help) return { command: 'help', topic: 'agent' };
+  noMorePositionals('agent', positionals, 0);
+  const leaseMs = durationFlag('--lease', values.lease);
+  if (leaseMs !== undefined && (leaseMs < 100 || leaseMs > 3_600_000))
+    throw new UsageError(
+      `--lease must be between 100ms and 1h; got ${JSON.stringify(values.lease)}`,
+      'agent',
+    );
+  if (values.id !== undefined && (values.id.length === 0 || values.id.length > 256))
+    throw new UsageError(`--id must be 1 to 256 characters; got ${JSON.stringify(values.id)}`, 'agent');
+  return {
+    command: 'agent',
+    ...databaseArgs('agent', values),
+    ...(values.resources === undefined ? {} : { resources: values.resources }),
+    ...(values.id === undefined ? {} : { id: values.id }),
+    ...(leaseMs === undefined ? {} : { leaseMs }),
+    ...(values.logs === undefined ? {} : { logs: values.logs }),
+  };
+}
+
+function parseClientCommand(
+  command: 'submit' | 'status' | 'cancel',
+  args: string[],
+): SubmitArgs | StatusArgs | CancelArgs | InfoArgs {
+  const { values, positionals } = parse(command, args, DATABASE_FLAGS);
+  if (values.help) return { command: 'help', topic: command };
+  const database = databaseArgs(command, values);
+  if (command === 'submit') {
+    const file = positionals[0];
+    if (file === undefined) throw new UsageError('missing the job file (jobs.yaml or jobs.json)', 'submit');
+    noMorePositionals('submit', positionals, 1);
+    return { command, ...database, file };
+  }
+  if (command === 'cancel' && positionals.length === 0)
+    throw new UsageError('name the job ids to cancel', 'cancel');
+  return { command, ...database, ids: positionals };
 }
 
 function parseMigrate(args: string[]): MigrateArgs | InfoArgs {
@@ -191,22 +300,22 @@ function parseMigrate(args: string[]): MigrateArgs | InfoArgs {
 }
 
 /** A `--schema` value, or a `UsageError` saying the form it must have. */
-function schemaFlag(value: string): string {
+function schemaFlag(value: string, command: CommandName = 'migrate'): string {
   try {
     return validateSchemaName(value);
   } catch {
-    throw new UsageError(`--schema must be ${SCHEMA_NAME_ALLOWED}; got ${JSON.stringify(value)}`, 'migrate');
+    throw new UsageError(`--schema must be ${SCHEMA_NAME_ALLOWED}; got ${JSON.stringify(value)}`, command);
   }
 }
 
 /** A `--db` value (or `DATABASE_URL`'s), or a `UsageError` (its password not printed). */
-export function dbUrlFlag(value: string, flag = '--db'): string {
+export function dbUrlFlag(value: string, flag = '--db', command: CommandName = 'migrate'): string {
   try {
     return validateDbUrl(value);
   } catch {
     throw new UsageError(
       `${flag} must be ${DB_URL_ALLOWED}; got ${JSON.stringify(redactUrl(value))}`,
-      'migrate',
+      command,
     );
   }
 }

@@ -1,7 +1,17 @@
 /** The usage text of `ai-batch` and of each of its commands. */
 
 /** The commands of `ai-batch`. */
-export const COMMANDS = ['run', 'simulate', 'resources', 'diagram', 'migrate'] as const;
+export const COMMANDS = [
+  'run',
+  'simulate',
+  'resources',
+  'diagram',
+  'migrate',
+  'agent',
+  'submit',
+  'status',
+  'cancel',
+] as const;
 
 /** A command's name. */
 export type CommandName = (typeof COMMANDS)[number];
@@ -17,6 +27,10 @@ Usage:
   ai-batch diagram [job|scheduler|resources]     print a statechart as Mermaid
   ai-batch migrate --db <url> [--schema <name>]  create or upgrade the PostgreSQL schema of the
                                                  distributed mode
+  ai-batch agent --db <url> [options]            run this host's agent of a global scheduler
+  ai-batch submit <jobs.yaml> --db <url>         write a job file's jobs to a global scheduler
+  ai-batch status [ids…] --db <url>              jobs as a global scheduler's database holds them
+  ai-batch cancel <ids…> --db <url>              ask for jobs to be cancelled
   ai-batch <command> --help                      help on one command
   ai-batch --version
 
@@ -128,6 +142,74 @@ Options:
 Exit codes: 0 migrated, or nothing to do; 1 refused or the database could not be reached;
 2 bad usage.`;
 
+const DATABASE_OPTIONS = `  --db <url>             postgres://user[:password]@host[:port]/database
+                         (default: the DATABASE_URL environment variable)
+  --schema <name>        the schema (default ai_batch), as given to ai-batch migrate`;
+
+const AGENT = `Usage: ai-batch agent --db <url> [--schema <name>] [--resources pool.yaml] [--id <name>]
+                      [--lease 15s] [--logs <dir>] [--json]
+
+Runs this host's agent of a global scheduler (distributed mode, on PostgreSQL): registers the
+host's resources (detected, or the one node of a pool file) for command jobs, runs the commands the
+scheduler assigns to it in their own process groups (logs in <dir>/<job-id>.log; the command runs
+in the folder the job file gave, which must exist on this host), and reports each end. It takes no
+work by itself: the scheduler places every attempt. If its heartbeats cannot reach the database
+for longer than its lease, the scheduler hands its work to other hosts; the agent then stops
+everything it runs, and registers again once all of it has stopped.
+
+Ctrl-C or SIGTERM: finish what runs, then leave; a second: stop what runs, then leave; a third:
+kill it and exit.
+
+Options:
+${DATABASE_OPTIONS}
+  --resources <file>     a pool file of one node (default: detected)
+  --id <name>            this host's id among hosts (default: the host name)
+  --lease <duration>     how long its attempts stay its own without a heartbeat (default 15s)
+  --logs <dir>           where job logs go (default ./ai-batch-agent-logs)
+  --json                 print events as JSON lines
+  -h, --help             this help
+
+Exit codes: 0 it left after a signal; 1 it could not start (no database, a schema to migrate);
+2 bad usage.`;
+
+const SUBMIT = `Usage: ai-batch submit <jobs.yaml|jobs.json> --db <url> [--schema <name>] [--json]
+
+Checks a job file (as ai-batch run does) and writes its jobs to a global scheduler's database, all
+or none, in the file's order. They run on the hosts whose agents serve command jobs, when the
+scheduler places them; a job's folder (cwd) must exist on the host that runs it.
+
+Options:
+${DATABASE_OPTIONS}
+  --json                 print { submitted: [ids] } as JSON
+  -h, --help             this help
+
+Exit codes: 0 submitted; 1 the database refused (a job id already there, an unknown dependency,
+no database); 2 bad usage or a bad file (nothing was written).`;
+
+const STATUS = `Usage: ai-batch status [ids…] --db <url> [--schema <name>] [--json]
+
+Prints jobs as a global scheduler's database holds them (state, attempts, last error): the ones
+named, or every job in submission order (the first 1,000).
+
+Options:
+${DATABASE_OPTIONS}
+  --json                 print the jobs as JSON
+  -h, --help             this help
+
+Exit codes: 0 printed; 1 a named job is unknown, or no database; 2 bad usage.`;
+
+const CANCEL = `Usage: ai-batch cancel <ids…> --db <url> [--schema <name>] [--json]
+
+Asks for jobs to be cancelled: one no scheduler has taken yet is cancelled at once; a running one
+is stopped on its host (its resources are freed once its processes are gone).
+
+Options:
+${DATABASE_OPTIONS}
+  --json                 print { cancelled: [ids], notCancelled: [ids] } as JSON
+  -h, --help             this help
+
+Exit codes: 0 every job named was asked to stop; 1 one was unknown or had ended; 2 bad usage.`;
+
 /** The help text of a command, or the general one. */
 export function helpText(command?: CommandName): string {
   switch (command) {
@@ -141,6 +223,14 @@ export function helpText(command?: CommandName): string {
       return DIAGRAM;
     case 'migrate':
       return MIGRATE;
+    case 'agent':
+      return AGENT;
+    case 'submit':
+      return SUBMIT;
+    case 'status':
+      return STATUS;
+    case 'cancel':
+      return CANCEL;
     default:
       return GENERAL;
   }

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, type CliArgs } from './args.js';
+import { agentCommand } from './agent-command.js';
+import { clientCommand } from './client-commands.js';
 import { diagramOf } from './diagram-command.js';
 import { helpText } from './help.js';
 import { JobFileError } from './job-file-error.js';
@@ -57,6 +59,12 @@ async function dispatch(args: CliArgs, write: Writers): Promise<number> {
       return 0;
     case 'migrate':
       return migrateCommand(args, write);
+    case 'agent':
+      return agentCommand(args, write);
+    case 'submit':
+    case 'status':
+    case 'cancel':
+      return clientCommand(args, write);
   }
 }
 

@@ -1,0 +1,156 @@
+/**
+ * The CLI's distributed-mode commands end to end as real processes on the PostgreSQL test server
+ * (issue 17): `ai-batch submit` writes a job file's jobs, `ai-batch agent` registers its declared
+ * node and runs the commands the leader (played by the test through a PgLeaseStore) assigns to it,
+ * `ai-batch status` and `cancel` read and ask; SIGTERM makes the agent finish and leave. Waits
+ * are on output lines and process exits, never on a clock.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import nodePath from 'node:path';
+import pg from 'pg';
+import { afterAll, expect, it } from 'vitest';
+import { parseCli } from '../../src/cli/args.js';
+import { UsageError } from '../../src/cli/usage-error.js';
+import { PgLeaseStore } from '../../src/distributed/pg-leases.js';
+import { migratePostgres } from '../../src/index.js';
+import { describePg } from '../helpers/pg.js';
+import { jsonEvent, runCli, startCli } from './helpers/cli-process.js';
+
+const dir = mkdtempSync(nodePath.join(tmpdir(), 'ai-batch-distributed-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describePg('ai-batch agent, submit, status, cancel', (db) => {
+  it('parses their command lines, refusing bad flags as usage errors', () => {
+    expect(
+      parseCli(['agent', '--db', db.url, '--id', 'box1', '--lease', '30s', '--resources', 'p.yaml']),
+    ).toEqual({
+      command: 'agent',
+      db: db.url,
+      schema: 'ai_batch',
+      json: false,
+      id: 'box1',
+      leaseMs: 30_000,
+      resources: 'p.yaml',
+    });
+    expect(parseCli(['submit', 'jobs.yaml', '--schema', 's1'])).toEqual({
+      command: 'submit',
+      schema: 's1',
+      json: false,
+      file: 'jobs.yaml',
+    });
+    expect(parseCli(['status', 'a', 'b', '--json'])).toEqual({
+      command: 'status',
+      schema: 'ai_batch',
+      json: true,
+      ids: ['a', 'b'],
+    });
+    for (const argv of [
+      ['agent', '--lease', '10ms'],
+      ['agent', '--schema', 'Bad'],
+      ['submit'],
+      ['cancel'],
+      ['status', '--db', 'mysql://x/y'],
+    ])
+      expect(() => parseCli(argv), argv.join(' ')).toThrow(UsageError);
+  });
+
+  it('submit writes the file; the agent runs what is assigned to it; status and cancel read and ask; SIGTERM: it leaves', async () => {
+    await migratePostgres(db.client, db.schema);
+    const common = ['--db', db.url, '--schema', db.schema];
+    writeFileSync(nodePath.join(dir, 'pool.yaml'), 'cpu: 4\nmemoryMb: 8192\ngpus:\n  - vramMb: 16000\n');
+    writeFileSync(
+      nodePath.join(dir, 'jobs.yaml'),
+      [
+        'jobs:',
+        '  - id: hello',
+        '    command: echo "hello from $AI_BATCH_JOB_ID on GPU $CUDA_VISIBLE_DEVICES" > hello.txt',
+        '    resources: { gpu: 1, vramMb: 8000 }',
+        '  - id: later',
+        '    command: "true"',
+        '    dependsOn: [hello]',
+        '',
+      ].join('\n'),
+    );
+    const submitted = await runCli(['submit', 'jobs.yaml', ...common, '--json'], { cwd: dir });
+    expect(submitted.stderr).toBe('');
+    expect(submitted.code).toBe(0);
+    expect(JSON.parse(submitted.stdout)).toEqual({ submitted: ['hello', 'later'] });
+    // The same file again: its ids are taken; nothing more is written.
+    const again = await runCli(['submit', 'jobs.yaml', ...common], { cwd: dir });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+
+    const agent = startCli(
+      ['agent', ...common, '--id', 'box1', '--resources', 'pool.yaml', '--logs', 'logs', '--json'],
+      { cwd: dir },
+    );
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      const registered = JSON.parse(await agent.waitForLine(jsonEvent('agent.registered'))) as {
+        epoch: number;
+      };
+      const leader = new PgLeaseStore({ pool, schema: db.schema });
+      expect(await leader.hosts()).toMatchObject([
+        { id: 'box1', state: 'alive', types: ['command'], pool: { cpu: 4, memoryMb: 8192 } },
+      ]);
+      const assigned = await leader.assign({
+        jobId: 'hello',
+        attempt: 1,
+        hostId: 'box1',
+        epoch: registered.epoch,
+        allocation: {
+          id: 'a1',
+          nodeId: 'box1',
+          cpu: 0,
+          memoryMb: 0,
+          gpus: [{ index: 0, share: 1, vramMb: 8000 }],
+          custom: {},
+        },
+      });
+      if (!assigned.ok) throw new Error(`assign refused: ${assigned.reason}`);
+      await agent.waitForLine((line) => line.includes('"attempt.reported"') && line.includes('"hello"'));
+      expect(readFileSync(nodePath.join(dir, 'hello.txt'), 'utf8')).toBe('hello from hello on GPU 0\n');
+      expect(await leader.attempt(assigned.token)).toMatchObject({
+        state: 'ended',
+        outcome: { kind: 'completed', output: { exitCode: 0 } },
+      });
+
+      const status = await runCli(['status', 'hello', 'later', 'ghost', ...common, '--json'], { cwd: dir });
+      expect(status.code).toBe(1);
+      const read = JSON.parse(status.stdout) as {
+        jobs: Array<{ id: string; state: string }>;
+        unknown: string[];
+      };
+      expect(read.jobs.map((j) => j.id)).toEqual(['hello', 'later']);
+      expect(read.unknown).toEqual(['ghost']);
+
+      // Not taken by a scheduler yet: cancelled at once.
+      const cancel = await runCli(['cancel', 'later', 'ghost', ...common, '--json'], { cwd: dir });
+      expect(cancel.code).toBe(1);
+      expect(JSON.parse(cancel.stdout)).toEqual({ cancelled: ['later'], notCancelled: ['ghost'] });
+      const after = await runCli(['status', 'later', ...common], { cwd: dir });
+      expect(after.stdout).toMatch(/^later {2}cancelled {2}attempt 0 {2}command/);
+
+      agent.child.kill('SIGTERM');
+      const exit = await agent.exited;
+      expect(exit.code).toBe(0);
+      expect((await leader.hosts())[0]).toMatchObject({ id: 'box1', state: 'left' });
+    } finally {
+      if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+      await agent.exited;
+      await pool.end();
+    }
+  });
+
+  it('an agent on a schema not migrated exits 1 saying to run ai-batch migrate', async () => {
+    const result = await runCli(
+      ['agent', '--db', db.url, '--schema', db.newSchema(), '--resources', 'pool.yaml'],
+      {
+        cwd: dir,
+      },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ai-batch migrate');
+  });
+});
