@@ -205,3 +205,5 @@ export type {
   SettleResult,
   TokenResult,
 } from './distributed/leases.js';
+export { createAgent, Agent } from './distributed/agent.js';
+export type { AgentEvent, AgentJob, AgentJobSource, AgentOptions } from './distributed/agent.js';
