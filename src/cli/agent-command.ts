@@ -12,6 +12,7 @@ import { redactUrl } from '../pg/target.js';
 import type { ResourcePool } from '../core/resources.js';
 import { dbUrlFlag, type AgentArgs } from './args.js';
 import { createCommandHandler } from './command-handler.js';
+import { findLeftovers, endLeftovers } from './leftovers.js';
 import { loadPoolFile } from './load-file.js';
 import { ProcessRegistry } from './process-registry.js';
 import type { Writers } from './reporter.js';
@@ -90,6 +91,14 @@ export async function agentCommand(
   signals.on('SIGINT', onSignal);
   signals.on('SIGTERM', onSignal);
   try {
+    // An agent before this one (killed) may have left job processes running: they hold the
+    // host's resources, so they are ended before this host offers any.
+    const leftovers = findLeftovers(logDir, 'any');
+    if (leftovers.length > 0) {
+      const which = leftovers.map((l) => `job ${l.jobId} (pids ${l.pids.join(', ')})`).join(', ');
+      write.err(`ai-batch agent: ending what the agent before left running: ${which}\n`);
+      await endLeftovers(leftovers);
+    }
     try {
       await agent.start();
     } catch (error) {

@@ -45,11 +45,11 @@ function environOf(pid: number): Buffer | undefined {
 }
 
 /**
- * The live processes started (by a run logging to `logDir`) for one of `jobIds`, by attempt
- * (token). Skips this process. One pass over `/proc`, at the start of a resumed run.
+ * The live processes started (by a run or an agent logging to `logDir`) for one of `jobIds` (or
+ * any job), by attempt (token). Skips this process. One pass over `/proc`, at the start of a resumed run.
  */
-export function findLeftovers(logDir: string, jobIds: ReadonlySet<string>): Leftover[] {
-  if (jobIds.size === 0) return [];
+export function findLeftovers(logDir: string, jobIds: ReadonlySet<string> | 'any'): Leftover[] {
+  if (jobIds !== 'any' && jobIds.size === 0) return [];
   const byToken = new Map<string, Leftover>();
   for (const pid of livePids()) {
     if (pid === process.pid) continue;
@@ -59,7 +59,7 @@ export function findLeftovers(logDir: string, jobIds: ReadonlySet<string>): Left
     const jobId = vars.get('AI_BATCH_JOB_ID');
     const token = vars.get(JOB_TOKEN_ENV);
     if (vars.get('AI_BATCH_LOG_DIR') !== logDir || jobId === undefined || token === undefined) continue;
-    if (!jobIds.has(jobId)) continue;
+    if (jobIds !== 'any' && !jobIds.has(jobId)) continue;
     const stat = readStat(pid);
     if (stat === undefined || stat.state === 'Z' || stat.state === 'X') continue;
     const leftover = byToken.get(token) ?? { jobId, pgid: stat.pgrp, token, pids: [] };

@@ -15,7 +15,8 @@ import { UsageError } from '../../src/cli/usage-error.js';
 import { PgLeaseStore } from '../../src/distributed/pg-leases.js';
 import { migratePostgres } from '../../src/index.js';
 import { describePg } from '../helpers/pg.js';
-import { jsonEvent, runCli, startCli } from './helpers/cli-process.js';
+import { endLeftovers, findLeftovers } from '../../src/cli/leftovers.js';
+import { jsonEvent, processGone, runCli, startCli } from './helpers/cli-process.js';
 
 const dir = mkdtempSync(nodePath.join(tmpdir(), 'ai-batch-distributed-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -139,6 +140,64 @@ describePg('ai-batch agent, submit, status, cancel', (db) => {
     } finally {
       if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
       await agent.exited;
+      await pool.end();
+    }
+  });
+
+  it('an agent killed with SIGKILL leaves its job running; the next agent on the host ends it before it registers', async () => {
+    const schema = db.newSchema();
+    await migratePostgres(db.client, schema);
+    const common = ['--db', db.url, '--schema', schema];
+    writeFileSync(nodePath.join(dir, 'long.yaml'), 'jobs:\n  - id: long\n    command: exec sleep 600\n');
+    expect((await runCli(['submit', 'long.yaml', ...common], { cwd: dir })).code).toBe(0);
+    const flags = [...common, '--id', 'box2', '--resources', 'pool.yaml', '--logs', 'logs2', '--json'];
+    const logDir = nodePath.join(dir, 'logs2');
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const first = startCli(['agent', ...flags], { cwd: dir });
+    let second: ReturnType<typeof startCli> | undefined;
+    try {
+      const { epoch } = JSON.parse(await first.waitForLine(jsonEvent('agent.registered'))) as {
+        epoch: number;
+      };
+      const leader = new PgLeaseStore({ pool, schema });
+      const assigned = await leader.assign({
+        jobId: 'long',
+        attempt: 1,
+        hostId: 'box2',
+        epoch,
+        allocation: { id: 'a1', nodeId: 'box2', cpu: 1, memoryMb: 0, gpus: [], custom: {} },
+      });
+      if (!assigned.ok) throw new Error(`assign refused: ${assigned.reason}`);
+      await first.waitForLine(jsonEvent('attempt.started'));
+      // Its process is up (a bounded loop of event-loop turns, no timer).
+      let left = findLeftovers(logDir, 'any');
+      for (let i = 0; i < 200_000 && left.length === 0; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        left = findLeftovers(logDir, new Set(['long']));
+      }
+      expect(left.map((l) => l.jobId)).toEqual(['long']);
+      const pids = left.flatMap((l) => l.pids);
+      first.child.kill('SIGKILL');
+      await first.exited;
+      expect(pids.every((pid) => !processGone(pid))).toBe(true);
+
+      second = startCli(['agent', ...flags], { cwd: dir });
+      const registered = JSON.parse(await second.waitForLine(jsonEvent('agent.registered'))) as {
+        epoch: number;
+      };
+      expect(registered.epoch).toBeGreaterThan(epoch);
+      // Ended before it registered: the host offers nothing while they run.
+      expect(pids.every((pid) => processGone(pid))).toBe(true);
+      // Re-registering expired the old epoch's attempt (the leader retries it by its policy).
+      expect(await leader.attempt(assigned.token)).toMatchObject({
+        state: 'expired',
+        outcome: { kind: 'interrupted' },
+      });
+      second.child.kill('SIGTERM');
+      expect((await second.exited).stderr).toContain('ending what the agent before left running: job long');
+    } finally {
+      for (const cli of [first, second]) if (cli && cli.child.exitCode === null) cli.child.kill('SIGKILL');
+      await endLeftovers(findLeftovers(logDir, 'any'));
       await pool.end();
     }
   });
