@@ -207,3 +207,22 @@ export type {
 } from './distributed/leases.js';
 export { createAgent, Agent } from './distributed/agent.js';
 export type { AgentEvent, AgentJob, AgentJobSource, AgentOptions } from './distributed/agent.js';
+
+// Prometheus metrics (issue 17, "Operations"; docs/metrics.md)
+export { schedulerMetrics } from './metrics/scheduler-metrics.js';
+export type {
+  MetricsPoolNode,
+  SchedulerMetrics,
+  SchedulerMetricsOptions,
+  SchedulerMetricsSource,
+} from './metrics/scheduler-metrics.js';
+export { agentMetrics } from './metrics/agent-metrics.js';
+export type {
+  AgentMetrics,
+  AgentMetricsEvent,
+  AgentMetricsOptions,
+  AgentMetricsSource,
+} from './metrics/agent-metrics.js';
+export { serveMetrics } from './metrics/http.js';
+export type { MetricsServer, ServeMetricsOptions } from './metrics/http.js';
+export { DEFAULT_METRICS_PREFIX } from './metrics/common.js';
