@@ -95,6 +95,8 @@ export type {
   JobSnapshot,
   JobStopping,
   JobSubmission,
+  PoolNode,
+  RetiredNode,
   SchedulerEvent,
   SchedulerStats,
   ShutdownReport,

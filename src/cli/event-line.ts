@@ -117,6 +117,25 @@ export function renderEventLine(event: SchedulerEvent, startAt: number): string 
     }
     case 'resources.pressureEnded':
       return line(at, startAt, 'pressure', `${event.nodeId}: ${event.resource} pressure ended`);
+    case 'node.added': {
+      const n = event.node;
+      return line(
+        at,
+        startAt,
+        'node',
+        `${n.id} joined: ${n.gpus.length} GPU${n.gpus.length === 1 ? '' : 's'} · cpu ${n.cpu} · ${formatMb(n.memoryMb)}`,
+      );
+    }
+    case 'node.retired':
+      return line(
+        at,
+        startAt,
+        'node',
+        `${event.nodeId} retired: nothing new starts on it` +
+          (event.jobIds.length > 0 ? `; still running ${event.jobIds.join(', ')}` : ''),
+      );
+    case 'node.removed':
+      return line(at, startAt, 'node', `${event.nodeId} left the pool`);
     case 'scheduler.ready':
       return line(at, startAt, 'ready', event.warnings.length ? event.warnings.join('; ') : 'pool known');
     case 'scheduler.paused':

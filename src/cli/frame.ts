@@ -39,6 +39,7 @@ function waitText(job: JobSnapshot): string {
     case 'retrying':
       return `retrying (attempt ${job.attempt}/${job.maxAttempts} failed)`;
     default:
+      if (job.waitReason === 'noNode') return 'waiting for a node that can hold it';
       return job.waitReason === undefined ? 'queued' : `waiting for ${job.waitReason}`;
   }
 }

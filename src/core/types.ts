@@ -25,11 +25,15 @@ export const FINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 'ca
 /** The states in which a job holds an allocation. */
 export const HOLDING_JOB_STATES: readonly JobState[] = ['scheduled', 'running'];
 
-/** Why a job that is not running is waiting. */
-export type WaitReason = 'dependencies' | 'resources' | 'concurrency' | 'paused' | 'backoff';
+/**
+ * Why a job that is not running is waiting. `noNode`: no node of the pool could hold it, even
+ * idle (the `unschedulable: 'wait'` option, or a node it needed retired): it waits for one that
+ * can to join.
+ */
+export type WaitReason = 'dependencies' | 'resources' | 'concurrency' | 'paused' | 'backoff' | 'noNode';
 
 /** Reasons the scheduler may give a queued job (the others follow from the state itself). */
-export type QueuedWaitReason = Extract<WaitReason, 'resources' | 'concurrency' | 'paused'>;
+export type QueuedWaitReason = Extract<WaitReason, 'resources' | 'concurrency' | 'paused' | 'noNode'>;
 
 /** What ended an attempt or a job badly. */
 /** `interrupted`: the attempt was running when its (durable) scheduler stopped — a crash, a kill. */

@@ -20,10 +20,13 @@ import { LeanActor, type LeanHost } from './lean-actor.js';
 import type { JobActor, JobRecord, JobRecords } from './job-records.js';
 import type { SchedulerClock } from './clock.js';
 import type { ResolvedOptions, SchedulerOptions } from './options.js';
-import type { KnownPool } from './resources.js';
+import { canHold, type KnownPool } from './resources.js';
 
-/** An accepted job and its request in ledger units. */
-export type CheckedJob = { job: NormalisedJob; units: UnitRequest; generated: boolean };
+/**
+ * An accepted job and its request in ledger units. `noNode`: no node of the pool could hold it
+ * (accepted under `unschedulable: 'wait'`; it waits for a node that can to join).
+ */
+export type CheckedJob = { job: NormalisedJob; units: UnitRequest; generated: boolean; noNode?: true };
 
 /** Ids taken by no one. */
 export const NO_IDS: ReadonlySet<string> = new Set();
@@ -35,6 +38,8 @@ export const NO_IDS: ReadonlySet<string> = new Set();
 export class Intake implements JobSpecContext {
   /** The pool, once known: until then jobs are checked only for their shape. */
   pool: KnownPool | undefined = undefined;
+  /** `unschedulable: 'wait'`: a job no node could hold is accepted (`CheckedJob.noNode`). */
+  readonly waitForNode: boolean;
   readonly defaultTimeoutMs: number | undefined;
   readonly defaultStopTimeoutMs: number | undefined;
   readonly retryAttempts: number;
@@ -53,6 +58,7 @@ export class Intake implements JobSpecContext {
     this.defaultStopTimeoutMs = options.stopTimeoutMs;
     this.retryAttempts = options.retryAttempts;
     this.backoff = options.backoff;
+    this.waitForNode = options.unschedulable === 'wait';
   }
 
   isHandlerType(type: string): boolean {
@@ -98,8 +104,12 @@ export class Intake implements JobSpecContext {
     // submitter may change or reuse after the submit).
     const units = toUnits(requestOf(spec));
     if (pool && !pool.fits.has(units)) {
-      assertCanEverFit(units, pool.nodes, pool.maxima);
-      pool.fits.add(units);
+      if (this.waitForNode) {
+        if (!canHold(pool, units)) return { job, units, generated: spec.id === undefined, noNode: true };
+      } else {
+        assertCanEverFit(units, pool.nodes, pool.maxima);
+        pool.fits.add(units);
+      }
     }
     return { job, units, generated: spec.id === undefined };
   }

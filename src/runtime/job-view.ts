@@ -17,6 +17,8 @@ export type QueueView = {
   scheduler: Actor<typeof schedulerMachine>;
   dispatcher: Dispatcher<QueuedJob>;
   clock: SchedulerClock;
+  /** Queued jobs that no node of the pool could hold, waiting for one to join (by id). */
+  noNode: ReadonlyMap<string, unknown>;
 };
 
 /** A job's snapshot: the final one once final, else built from `snap` (or its actor's own). */
@@ -24,7 +26,11 @@ export function snapshotOf(record: JobRecord, view: QueueView, snap?: JobStateSn
   if (hasEnded(record)) return endedSnapshot(record);
   const current = snap ?? (record.actor as JobActor).getSnapshot();
   const out = toJobSnapshot(record.id, record.kind, current, effectiveLevel(record, view));
-  if (record.state === 'queued') out.waitReason = queuedWaitReason(out.waitReason, view) ?? 'resources';
+  if (record.state === 'queued')
+    out.waitReason =
+      view.noNode.size > 0 && view.noNode.has(record.id)
+        ? 'noNode'
+        : (queuedWaitReason(out.waitReason, view) ?? 'resources');
   return out;
 }
 

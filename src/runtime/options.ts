@@ -74,6 +74,13 @@ export type SchedulerOptions<H extends Handlers = Handlers> = {
   queuePolicy?: 'strict' | 'backfill';
   /** @default 'best-fit' */
   placement?: PlacementPolicy;
+  /**
+   * A job that no node of the pool could hold, even idle: `'reject'` — `submit()` throws
+   * `UnschedulableError`; `'wait'` — it is accepted and waits (`waitReason: 'noNode'`) until a
+   * node that can hold it joins (`scheduler.addNode`). With `'wait'` a declared pool may be empty
+   * (`{ nodes: [] }`): nodes join later. @default 'reject'
+   */
+  unschedulable?: 'reject' | 'wait';
   /** Once the head has waited this long, nothing is backfilled past it. @default 300_000 */
   reserveAfterMs?: number;
   /** Queued jobs one scheduling round may try past the head. @default 64 */
@@ -115,6 +122,7 @@ export type ResolvedOptions = {
   aging: { intervalMs: number; maxLevels: number };
   queuePolicy: 'strict' | 'backfill';
   placement: PlacementPolicy;
+  unschedulable: 'reject' | 'wait';
   reserveAfterMs: number;
   backfillDepth: number;
   retainFinished: number;
@@ -168,6 +176,7 @@ const OPTION_KEYS: ReadonlySet<string> = new Set([
   'aging',
   'queuePolicy',
   'placement',
+  'unschedulable',
   'reserveAfterMs',
   'backfillDepth',
   'retainFinished',
@@ -348,6 +357,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     },
     queuePolicy: oneOf('queuePolicy', options.queuePolicy, ['strict', 'backfill'] as const, 'backfill'),
     placement: oneOf('placement', options.placement, ['best-fit', 'first-fit'] as const, 'best-fit'),
+    unschedulable: oneOf('unschedulable', options.unschedulable, ['reject', 'wait'] as const, 'reject'),
     reserveAfterMs: duration('reserveAfterMs', options.reserveAfterMs, 300_000, 0),
     backfillDepth: count('backfillDepth', options.backfillDepth, 64, 0),
     retainFinished: count('retainFinished', options.retainFinished, 10_000, 0, true),

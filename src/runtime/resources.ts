@@ -12,6 +12,7 @@ import {
   type PoolMaxima,
   type UnitRequest,
 } from '../core/pool.js';
+import { UnschedulableError } from '../core/errors.js';
 import type { NormalisedNode, ResourcePool } from '../core/resources.js';
 import { readMeasured } from '../actors/measure.js';
 import type { ResourceManagerInput } from '../machines/resourceManager.machine.js';
@@ -20,13 +21,45 @@ import { FINAL, type JobRecords } from './job-records.js';
 import type { ResolvedOptions } from './options.js';
 import type { SchedulerEvent, SchedulerStats } from './types.js';
 
-/** A pool as the fit checks need it. */
+/** A pool as the fit checks need it (its nodes that take new jobs). */
 export type KnownPool = {
-  nodes: NormalisedNode[];
+  nodes: readonly NormalisedNode[];
   maxima: PoolMaxima;
   /** Requests (units objects, shared among equal requests) already found to fit: not checked again. */
   fits: WeakSet<UnitRequest>;
+  /** Requests already found to fit no node: not checked again until a node joins. */
+  misfits: WeakSet<UnitRequest>;
 };
+
+/** Whether some node of `pool` could hold `units` when idle (cached per units object). */
+export function canHold(pool: KnownPool, units: UnitRequest): boolean {
+  if (pool.fits.has(units)) return true;
+  if (pool.misfits.has(units)) return false;
+  try {
+    assertCanEverFit(units, pool.nodes, pool.maxima);
+  } catch (error) {
+    if (!(error instanceof UnschedulableError)) throw error;
+    pool.misfits.add(units);
+    return false;
+  }
+  pool.fits.add(units);
+  return true;
+}
+
+/**
+ * The fit checks' pool after it changed (`ledger` is the truth): a node joined (what fitted
+ * still fits; what did not may now) or was retired (what did not fit still does not; what did may
+ * not).
+ */
+export function changedPool(ledger: ResourceLedger, before: KnownPool | undefined, grew: boolean): KnownPool {
+  const nodes = [...ledger.activeNodes];
+  return {
+    nodes,
+    maxima: ledger.maxima,
+    fits: grew && before ? before.fits : new WeakSet(),
+    misfits: !grew && before ? before.misfits : new WeakSet(),
+  };
+}
 
 /** The pool the options declare; undefined when it is to be detected. */
 export function declaredPool(option: ResolvedOptions['resources']): ResourcePool | undefined {
@@ -39,9 +72,15 @@ export function resourceInput(
   pool: ResourcePool,
   options: ResolvedOptions,
 ): { input: ResourceManagerInput; known: KnownPool; ledger: ResourceLedger } {
-  const nodes = normalisePool(pool);
-  const known: KnownPool = { nodes, maxima: poolMaxima(nodes), fits: new WeakSet() };
-  const ledger = new ResourceLedger(pool, { policy: options.placement });
+  // A pool that nodes join later may start empty, where jobs may wait for them.
+  const allowEmpty =
+    options.unschedulable === 'wait' &&
+    'nodes' in pool &&
+    Array.isArray(pool.nodes) &&
+    pool.nodes.length === 0;
+  const nodes = allowEmpty ? [] : normalisePool(pool);
+  const known: KnownPool = { nodes, maxima: poolMaxima(nodes), fits: new WeakSet(), misfits: new WeakSet() };
+  const ledger = new ResourceLedger(pool, { policy: options.placement, allowEmpty });
   const input: ResourceManagerInput = { pool, placement: options.placement, ledger };
   if (options.monitor) {
     input.monitor = {

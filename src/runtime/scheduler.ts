@@ -13,6 +13,7 @@ import { createActor, type Actor, type AnyActorRef } from 'xstate';
 import {
   DependencyCycleError,
   InvalidJobError,
+  InvalidPoolError,
   JobFailedError,
   QueueFullError,
   SchedulerClosedError,
@@ -21,6 +22,7 @@ import { Dispatcher } from '../core/dispatcher.js';
 import { checkKeys, findCycle, isObject, type JobSpec } from '../core/job-spec.js';
 import type { ResourceLedger } from '../core/ledger.js';
 import { JOB_STATES, type JobError, type JobState } from '../core/types.js';
+import type { NodeSpec, NormalisedNode } from '../core/resources.js';
 import { runHandler, type Handlers } from '../actors/handler.js';
 import { jobStateOf, type JobStateSnapshot } from '../machines/job.machine.js';
 import { createJobLogic, type JobLogicSnapshot } from '../machines/job.logic.js';
@@ -69,7 +71,14 @@ import {
   type JobRecord,
 } from './job-records.js';
 import { jobHandle, snapshotOf, type QueueView } from './job-view.js';
-import { cancelMisfits, declaredPool, resourceInput, ResourceLink } from './resources.js';
+import {
+  canHold,
+  cancelMisfits,
+  changedPool,
+  declaredPool,
+  resourceInput,
+  ResourceLink,
+} from './resources.js';
 import {
   abortRunning,
   checkShutdownOptions,
@@ -86,6 +95,8 @@ import type {
   JobHandle,
   JobSnapshot,
   JobSubmission,
+  PoolNode,
+  RetiredNode,
   SchedulerEvent,
   SchedulerStats,
   ShutdownReport,
@@ -167,9 +178,24 @@ export class Scheduler<H extends Handlers = Handlers> {
   private escalate: ((stopTimeoutMs: number) => void) | undefined;
   /** Attempts force-released by their own stop timeout, until their handlers settle (for the shutdown report). */
   private readonly abandoned = new Map<string, { attempt: number; left: { settled: boolean } }>();
+  /**
+   * Queued jobs that no node of the pool could hold, even idle, by id, in the order they came to
+   * wait: they are kept out of the dispatcher's queue (where one at the head would hold up every
+   * job behind it) and enter it when a node that can hold them joins (`addNode`).
+   */
+  private readonly noNode = new Map<string, JobRecord>();
+  /**
+   * Whether a job that queues may fit no node of the pool: under `unschedulable: 'wait'`, or once
+   * a node was retired. Until then every queued job was checked at its submit, and queuing
+   * costs no check.
+   */
+  private poolMayMisfit: boolean;
+  /** Retired nodes whose last allocation went back in this step: `node.removed` follows the step's own events. */
+  private removedNodes: string[] = [];
 
   constructor(options: SchedulerOptions<H>) {
     this.options = resolveOptions(options as SchedulerOptions);
+    this.poolMayMisfit = this.options.unschedulable === 'wait';
     // Opened first: a store that is locked, damaged or too new refuses before anything starts.
     const journal = this.options.store
       ? new Journal(this.options.store, (error, jobId) =>
@@ -247,7 +273,12 @@ export class Scheduler<H extends Handlers = Handlers> {
       },
     });
     this.actor.on('scheduler.round', () => this.pump());
-    this.view = { scheduler: this.actor, dispatcher: this.dispatcher, clock: this.options.clock };
+    this.view = {
+      scheduler: this.actor,
+      dispatcher: this.dispatcher,
+      clock: this.options.clock,
+      noNode: this.noNode,
+    };
     this.resources = new ResourceLink({
       clock: this.options.clock,
       ledger: () => this.ledger,
@@ -576,7 +607,107 @@ export class Scheduler<H extends Handlers = Handlers> {
       queue: { size: this.records.queueSize(), max: this.options.maxQueueSize },
       stopping: this.stoppingCount,
       resources: this.resources.stats(),
+      nodes: this.nodeCounts(),
     };
+  }
+
+  /**
+   * A node joins the pool (a host registered): its capacity is free at once, and waiting jobs
+   * start on it as usual (priority order, aging, backfill) — jobs that no node could hold before
+   * (`waitReason: 'noNode'`) among them when it can hold them. Its `id` must be given and not be
+   * a node present (a retired node still holding allocations is present until its last one is
+   * released: then its id may join again, as a new node). Throws `InvalidPoolError` naming the
+   * field (`node.id`, `node.cpu`, …) and changes nothing when the spec is bad, or when the pool
+   * is not known yet (`await scheduler.ready`). Tells `node.added`.
+   */
+  addNode(spec: NodeSpec & { id: string }): NormalisedNode {
+    const ledger = this.knownLedger();
+    const node = ledger.addNode(spec);
+    const pool = changedPool(ledger, this.intake.pool, true);
+    this.intake.pool = pool;
+    const now = this.options.clock.now();
+    this.emit({ type: 'node.added', at: now, node });
+    this.resources.changed();
+    // Those waiting for a node that can hold them queue now, in the order they came to wait.
+    for (const [id, record] of this.noNode) {
+      if (!canHold(pool, record.units)) continue;
+      this.noNode.delete(id);
+      const given = record.rare?.boostGiven;
+      this.dispatcher.enqueue(
+        id,
+        record.kind.level,
+        now,
+        record,
+        given && given.until > now ? given : undefined,
+      );
+    }
+    this.dispatcher.forgetDenials();
+    this.pump();
+    return node;
+  }
+
+  /**
+   * Retires a node (its host left, or was lost): nothing new starts on it from now on. The jobs
+   * running on it run on, and their units stay held until each ends (a unit is held until the
+   * work on it has really stopped); the node leaves the pool with its last allocation
+   * (`node.removed`), or at once when it holds none. Waiting jobs that no remaining node could
+   * hold wait (`waitReason: 'noNode'`) until one that can joins — never cancelled for it. Says
+   * which jobs still hold an allocation there; a node already retired changes nothing (and
+   * says so again). Throws `InvalidPoolError` (field `nodeId`) for a node not in the pool.
+   * Tells `node.retired`.
+   */
+  retireNode(nodeId: string): RetiredNode {
+    const ledger = this.knownLedger();
+    if (typeof nodeId !== 'string' || ledger.positionOf(nodeId) < 0) {
+      const ids = ledger.nodes.slice(0, 10).map((n) => JSON.stringify(n.id));
+      throw new InvalidPoolError(
+        'nodeId',
+        nodeId,
+        `the id of a node in the pool (${ids.length === 0 ? 'it has none' : ids.join(', ')}${ledger.nodes.length > 10 ? ', …' : ''})`,
+      );
+    }
+    const result = ledger.retireNode(nodeId);
+    if (!result.retired) {
+      const held = new Set(
+        ledger
+          .allocations()
+          .filter((a) => a.nodeId === nodeId)
+          .map((a) => a.id),
+      );
+      return { nodeId, jobIds: this.jobsHolding(held), removed: false };
+    }
+    const jobIds = this.jobsHolding(new Set(result.held.map((a) => a.id)));
+    this.poolMayMisfit = true;
+    this.intake.pool = changedPool(ledger, this.intake.pool, false);
+    const now = this.options.clock.now();
+    this.emit({ type: 'node.retired', at: now, nodeId, jobIds });
+    if (result.removed) this.emit({ type: 'node.removed', at: now, nodeId });
+    this.resources.changed();
+    this.setAsideMisfits(now);
+    // The head of the queue may have left it.
+    this.pump();
+    return { nodeId, jobIds, removed: result.removed };
+  }
+
+  /** The nodes of the pool (empty until it is known), with the jobs holding an allocation on each. */
+  nodes(): PoolNode[] {
+    const ledger = this.ledger;
+    if (!ledger) return [];
+    const jobOf = new Map<string, string>();
+    for (const [jobId, allocationId] of this.dispatcher.holders) jobOf.set(allocationId, jobId);
+    const byNode = new Map<string, string[]>();
+    for (const a of ledger.allocations()) {
+      const jobId = jobOf.get(a.id);
+      if (jobId === undefined) continue;
+      const list = byNode.get(a.nodeId);
+      if (list) list.push(jobId);
+      else byNode.set(a.nodeId, [jobId]);
+    }
+    return ledger.nodes.map((node) => ({
+      node,
+      state: ledger.isRetired(node.id) ? ('retired' as const) : ('active' as const),
+      jobIds: byNode.get(node.id) ?? [],
+    }));
   }
 
   /**
@@ -621,6 +752,59 @@ export class Scheduler<H extends Handlers = Handlers> {
 
   // ——— internals ———
 
+  /** The ledger, for a change to the pool: a typed error while the pool is not known yet. */
+  private knownLedger(): ResourceLedger {
+    if (!this.ledger)
+      throw new InvalidPoolError('node', undefined, 'a change to a known pool (await scheduler.ready first)');
+    return this.ledger;
+  }
+
+  /** The jobs holding one of these allocations. */
+  private jobsHolding(allocationIds: ReadonlySet<string>): string[] {
+    const out: string[] = [];
+    if (allocationIds.size === 0) return out;
+    for (const [jobId, allocationId] of this.dispatcher.holders)
+      if (allocationIds.has(allocationId)) out.push(jobId);
+    return out;
+  }
+
+  private nodeCounts(): { active: number; retired: number } {
+    const ledger = this.ledger;
+    if (!ledger) return { active: 0, retired: 0 };
+    const active = ledger.activeNodes.length;
+    return { active, retired: ledger.nodes.length - active };
+  }
+
+  /** Whether no node of the pool could hold a job's request (it then waits for one: `noNode`). */
+  private fitsNoNode(record: JobRecord): boolean {
+    const pool = this.intake.pool;
+    return pool !== undefined && !canHold(pool, record.units);
+  }
+
+  /**
+   * Takes the queued jobs that no node could hold now out of the dispatcher's queue, to wait
+   * for a node (`noNode`). A job waiting without an actor gets one first: it is woken from its
+   * place in the queue.
+   */
+  private setAsideMisfits(now: number): void {
+    const out: JobRecord[] = [];
+    for (const entry of this.dispatcher.queue.inOrder(now))
+      if (this.fitsNoNode(entry.value)) out.push(entry.value);
+    for (const record of out) {
+      this.records.actorOf(record);
+      this.dispatcher.dequeue(record.id);
+      this.noNode.set(record.id, record);
+    }
+  }
+
+  /** Tells `node.removed` for the retired nodes that left in this step. */
+  private flushRemoved(): void {
+    const ids = this.removedNodes;
+    this.removedNodes = [];
+    const at = this.options.clock.now();
+    for (const nodeId of ids) this.emit({ type: 'node.removed', at, nodeId });
+  }
+
   /** The end of a shutdown: nothing is left running, so everything else stops too. */
   private close(report: ShutdownReport): void {
     this.boosts.dispose();
@@ -637,7 +821,10 @@ export class Scheduler<H extends Handlers = Handlers> {
     const { input, known, ledger } = resourceInput(pool, this.options);
     this.intake.pool = known;
     this.attach(ledger);
-    cancelMisfits(this.records, known);
+    // Accepted before the pool was known, checked only for their shape: those no node can hold
+    // are cancelled — or, under `unschedulable: 'wait'`, wait for a node that can.
+    if (this.options.unschedulable === 'wait') this.setAsideMisfits(this.options.clock.now());
+    else cancelMisfits(this.records, known);
     this.actor.send({ type: 'scheduler.poolReady', resources: input });
     this.resources.wire();
     this.emit({ type: 'scheduler.ready', at: this.options.clock.now(), warnings });
@@ -656,7 +843,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     const { job } = checked;
     const now = this.options.clock.now();
     // As `accept` will place it: straight into the queue, or pending (its actor says queued next).
-    const direct = !this.inspect && !this.listening && job.dependsOn.length === 0;
+    const direct = !this.inspect && !this.listening && job.dependsOn.length === 0 && !checked.noNode;
     const status: StoredStatus = direct
       ? { state: 'queued', attempt: 0, queuedAt: now }
       : { state: 'pending', attempt: 0 };
@@ -742,7 +929,7 @@ export class Scheduler<H extends Handlers = Handlers> {
         // ended while no scheduler ran, as of that end, when it would have queued.
         const queuedAt =
           status.state === 'queued' ? (status.queuedAt ?? now) : typeof retryAt === 'number' ? retryAt : now;
-        if (!this.inspect && job.dependsOn.length === 0) {
+        if (!this.inspect && job.dependsOn.length === 0 && !checked.noNode) {
           // As an accepted job that nobody watches: into the queue with no actor (made when it
           // starts, from the restored attempts); nothing to write, the store says queued or the
           // recovery it implies. A deep recovered backlog costs what a submitted one does.
@@ -843,11 +1030,13 @@ export class Scheduler<H extends Handlers = Handlers> {
   private attach(ledger: ResourceLedger): void {
     this.ledger = ledger;
     this.dispatcher.attach(ledger);
+    ledger.onNodeRemoved = (node) => this.removedNodes.push(node.id);
   }
 
-  private accept({ job, units, generated }: CheckedJob): JobHandle {
+  private accept({ job, units, generated, noNode }: CheckedJob): JobHandle {
     const record = this.records.add(job, units, generated);
-    if (!this.inspect && !this.listening && job.dependsOn.length === 0) this.acceptQueued(record);
+    // A job no node can hold gets its actor at once: it waits apart from the queue (`noNode`).
+    if (!this.inspect && !this.listening && job.dependsOn.length === 0 && !noNode) this.acceptQueued(record);
     else this.acceptNow(record);
     return jobHandle(record, this.handleOwner);
   }
@@ -925,10 +1114,14 @@ export class Scheduler<H extends Handlers = Handlers> {
     // on it until this job's own events are out ("a completed" before "b started").
     const released = state !== prev && this.handBack(record, state);
     if (prev === 'running' && state !== 'running' && record.rare?.stopping) this.stopped(record, snap, now);
-    const left = prev === 'queued' && state === 'cancelled' && this.dispatcher.dequeue(id);
+    const left =
+      prev === 'queued' &&
+      state === 'cancelled' &&
+      (this.dispatcher.dequeue(id) || (this.noNode.size > 0 && this.noNode.delete(id)));
     if (this.closed && state !== prev && (state === 'queued' || state === 'retrying')) {
       // A job that failed while draining does not retry: nothing new starts during shutdown.
       stopRetryForShutdown(record, prev, this.shutdownReport);
+      if (this.removedNodes.length > 0) this.flushRemoved();
       return;
     }
     if (state === 'queued' && prev !== 'queued') {
@@ -936,8 +1129,11 @@ export class Scheduler<H extends Handlers = Handlers> {
       if (this.listening) this.emit({ type: 'job.queued', at: now, job: this.snapshotOf(record, snap) });
       const given = record.rare?.boostGiven;
       const boost = given && given.until > now ? given : undefined;
-      // A round runs unless the dispatcher can tell that it would start nothing.
-      if (this.dispatcher.enqueue(id, record.kind.level, now, record, boost)) this.pump();
+      // No node could hold it (a node it needed was retired, or none ever could): it waits for
+      // one apart from the queue. Otherwise a round runs unless the dispatcher can tell that it
+      // would start nothing.
+      if (this.poolMayMisfit && this.fitsNoNode(record)) this.noNode.set(id, record);
+      else if (this.dispatcher.enqueue(id, record.kind.level, now, record, boost)) this.pump();
     } else if (state === 'running' && prev !== 'running') {
       const rare = record.rare;
       if (rare) {
@@ -983,6 +1179,7 @@ export class Scheduler<H extends Handlers = Handlers> {
     else record.rare?.subject?.next(this.snapshotOf(record, snap));
     // A queued job that left (the head, perhaps) lets whoever is behind it try, after its events.
     if (released || left) this.pump();
+    if (this.removedNodes.length > 0) this.flushRemoved();
     if (FINAL.has(state) && state !== prev) this.checkIdle();
   }
 
@@ -1067,6 +1264,7 @@ export class Scheduler<H extends Handlers = Handlers> {
           if (!actor) {
             // No live job to hand it to (cannot happen: queued jobs have actors); never leak it.
             this.dispatcher.release(d.id, d.allocation.id);
+            if (this.removedNodes.length > 0) this.flushRemoved();
             continue;
           }
           this.resources.changed();

@@ -3,7 +3,7 @@ import type { Observable } from 'rxjs';
 import type { PriorityName } from '../core/priority.js';
 import type { Progress } from '../core/progress.js';
 import type { Allocation, JobError, JobState, WaitReason } from '../core/types.js';
-import type { ResourceTotals } from '../core/resources.js';
+import type { NormalisedNode, ResourceTotals } from '../core/resources.js';
 import type { JobSpec } from '../core/job-spec.js';
 import type { Pressure } from '../core/reconcile.js';
 import type { Handlers, PayloadOf } from '../actors/handler.js';
@@ -50,6 +50,29 @@ export type SchedulerStats = {
     free: ResourceTotals;
     measured?: Partial<ResourceTotals>;
   };
+  /**
+   * The nodes of the pool (zeros until it is known): `active` take new jobs; `retired` ones
+   * (`scheduler.retireNode`) still hold allocations and leave with the last one.
+   */
+  nodes?: { active: number; retired: number };
+};
+
+/** One node of the pool, as `scheduler.nodes()` shows it. */
+export type PoolNode = {
+  node: NormalisedNode;
+  /** `retired`: takes nothing new; it leaves the pool when its last allocation is released. */
+  state: 'active' | 'retired';
+  /** The jobs holding an allocation on it (scheduled or running). */
+  jobIds: string[];
+};
+
+/** What `scheduler.retireNode()` did. */
+export type RetiredNode = {
+  nodeId: string;
+  /** The jobs still holding an allocation on it: they run on; their units stay held until they end. */
+  jobIds: string[];
+  /** It held nothing: it has left the pool already (`node.removed`). */
+  removed: boolean;
 };
 
 /** Everything `scheduler.events$` emits; `at` is clock time in ms. */
@@ -109,6 +132,15 @@ export type SchedulerEvent =
       resource: 'memory' | 'vram';
       gpuIndex?: number;
     }
+  /** A node joined the pool (`scheduler.addNode`): its capacity is free at once. */
+  | { type: 'node.added'; at: number; node: NormalisedNode }
+  /**
+   * A node was retired (`scheduler.retireNode`): nothing new starts on it; `jobIds` still run on
+   * it, holding their allocations until they end.
+   */
+  | { type: 'node.retired'; at: number; nodeId: string; jobIds: string[] }
+  /** A retired node left the pool: its last allocation was released (or it held none). */
+  | { type: 'node.removed'; at: number; nodeId: string }
   /** The pool is known (after host detection), with what detection had to guess. */
   | { type: 'scheduler.ready'; at: number; warnings: string[] }
   | { type: 'scheduler.paused'; at: number }
