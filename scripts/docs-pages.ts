@@ -66,6 +66,19 @@ const RESOURCE_INTRO = [
   'With a monitor configured it polls the host on the injected clock, as an invoked RxJS stream.',
   'The scheduler shares its ledger and places on it directly (a message round trip per start cost',
   '~20× more; see docs/performance.md), so the admission limits set here bind the scheduler at once.',
+  '',
+  'The pool may change while it runs (issue 17: the leader\'s pool is the hosts that registered).',
+  '`ledger.addNode(spec)` adds a node whose capacity is free at once. `ledger.retireNode(id)` places',
+  'nothing new on it and keeps what it holds held until released (a unit is held until the work on',
+  'it has really stopped); its free amounts leave the free totals at once, and its capacity leaves',
+  'the totals with its last release (at once when it holds nothing). Then its id may join again, as',
+  'a new node. Positions stay dense (the last node takes the place of one that leaves) and the',
+  'capacity index grows by doubling, so placement stays O(log nodes). The scheduler offers the same',
+  'as `scheduler.addNode(spec)` and `scheduler.retireNode(id)` (events `node.added`, `node.retired`,',
+  '`node.removed`; `stats().nodes`, `scheduler.nodes()`). With `unschedulable: \'wait\'` a job that no',
+  'node could hold is accepted and waits (`waitReason: \'noNode\'`) apart from the queue, so that it',
+  'holds up no one, until a node that can hold it joins; queued jobs that a retire leaves with no node',
+  'that could hold them wait so in either mode — never cancelled, never placed on a retired node.',
 ].join('\n');
 
 /** Every generated page and region, from the machines themselves. */
