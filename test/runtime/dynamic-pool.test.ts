@@ -18,6 +18,7 @@ import {
   type SchedulerOptions,
 } from '../../src/index.js';
 import { renderEventLine } from '../../src/cli/event-line.js';
+import { MemoryStore } from '../helpers/memory-store.js';
 
 const node = (id: string, gpus: number, cpu = 8) => ({
   id,
@@ -387,6 +388,45 @@ describe('with nobody listening (jobs queue with no actor until they start)', ()
       'small',
     ]);
     expect(scheduler.stats().nodes).toEqual({ active: 2, retired: 0 });
+  });
+});
+
+describe('a durable scheduler', () => {
+  it('recovers a job that waits for a node as one (noNode), and runs it when a node that can hold it joins', async () => {
+    let store = new MemoryStore();
+    const open = () => {
+      const clock = createVirtualClock();
+      const scheduler = createScheduler({
+        clock,
+        monitor: false,
+        store,
+        unschedulable: 'wait',
+        queuePolicy: 'strict',
+        resources: { nodes: [node('small', 1)] },
+        handlers: {
+          work: async ({ id, payload, signal }: HandlerContext<{ ms: number }>) => {
+            await delay(clock, payload.ms, signal);
+            return id;
+          },
+        },
+      });
+      return { clock, scheduler };
+    };
+    const first = open();
+    first.scheduler.submit(work('big', 10, { gpu: 2 }));
+    await first.clock.advanceBy(0);
+    expect(first.scheduler.get('big')).toMatchObject({ state: 'queued', waitReason: 'noNode' });
+    // The process dies; a new one opens the store (with nobody listening yet).
+    store = store.reopenedAt();
+    const second = open();
+    second.scheduler.submit(work('small-job', 10, { gpu: 1 }));
+    expect(second.scheduler.get('big')).toMatchObject({ state: 'queued', waitReason: 'noNode' });
+    // Strict order, yet the recovered job no node can hold holds up nobody.
+    expect(second.scheduler.get('small-job')?.state).toBe('running');
+    second.scheduler.addNode(node('large', 2));
+    await second.clock.runUntilIdle();
+    expect(second.scheduler.get('big')?.state).toBe('completed');
+    await second.scheduler.shutdown();
   });
 });
 
