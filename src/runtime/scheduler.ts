@@ -614,7 +614,9 @@ export class Scheduler<H extends Handlers = Handlers> {
   /**
    * A node joins the pool (a host registered): its capacity is free at once, and waiting jobs
    * start on it as usual (priority order, aging, backfill) — jobs that no node could hold before
-   * (`waitReason: 'noNode'`) among them when it can hold them. Its `id` must be given and not be
+   * (`waitReason: 'noNode'`) among them when it can hold them: they enter the queue now, in the
+   * order they came to wait, and age from now (they waited apart, for a node, not in the queue's
+   * order, which is first come first served within a level). Its `id` must be given and not be
    * a node present (a retired node still holding allocations is present until its last one is
    * released: then its id may join again, as a new node). Throws `InvalidPoolError` naming the
    * field (`node.id`, `node.cpu`, …) and changes nothing when the spec is bad, or when the pool
