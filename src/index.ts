@@ -225,6 +225,13 @@ export type {
   AgentMetricsOptions,
   AgentMetricsSource,
 } from './metrics/agent-metrics.js';
+export { leaderMetrics } from './metrics/leader-metrics.js';
+export type {
+  LeaderMetrics,
+  LeaderMetricsEvent,
+  LeaderMetricsOptions,
+  LeaderMetricsSource,
+} from './metrics/leader-metrics.js';
 export { serveMetrics } from './metrics/http.js';
 export type { MetricsServer, ServeMetricsOptions } from './metrics/http.js';
 export { DEFAULT_METRICS_PREFIX } from './metrics/common.js';
