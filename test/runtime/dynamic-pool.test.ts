@@ -146,6 +146,23 @@ describe("unschedulable: 'wait'", () => {
     expect(told('job.started')).toEqual(['job.started:high', 'job.started:low']);
   });
 
+  it('a boost given while it waits for a node counts once it queues', async () => {
+    const { clock, scheduler, told } = make({
+      resources: { nodes: [node('small', 1)] },
+      unschedulable: 'wait',
+      maxConcurrentJobs: 1,
+    });
+    scheduler.submit(work('first', 10, { gpu: 2 }));
+    scheduler.submit(work('second', 10, { gpu: 2 }));
+    await clock.advanceBy(0);
+    expect(scheduler.boost({ ids: ['second'] }, { to: 'critical', forMs: 60_000 }).boosted).toEqual([
+      'second',
+    ]);
+    scheduler.addNode(node('large', 2));
+    await clock.advanceBy(100);
+    expect(told('job.started')).toEqual(['job.started:second', 'job.started:first']);
+  });
+
   it('refuses a bad option value, naming it', () => {
     let error: unknown;
     try {
