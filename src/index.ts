@@ -235,3 +235,5 @@ export type {
 export { serveMetrics } from './metrics/http.js';
 export type { MetricsServer, ServeMetricsOptions } from './metrics/http.js';
 export { DEFAULT_METRICS_PREFIX } from './metrics/common.js';
+export { createLeader, Leader, TYPE_RESOURCE_PREFIX } from './distributed/leader.js';
+export type { LeaderEngineOptions, LeaderEvent, LeaderOptions } from './distributed/leader.js';

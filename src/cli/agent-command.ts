@@ -24,6 +24,8 @@ export function agentEventLine(event: AgentEvent, json: boolean): string {
   switch (event.type) {
     case 'agent.registered':
       return `registered (epoch ${event.epoch})`;
+    case 'agent.heartbeat':
+      return `heartbeat (epoch ${event.epoch}, ${event.live} attempt(s))`;
     case 'agent.fenced':
       return `fenced: its lease ran out (epoch ${event.epoch}); stopping ${event.stopping} attempt(s), then registering again`;
     case 'attempt.started':
@@ -69,7 +71,10 @@ export async function agentCommand(
     },
     handlers: { command: createCommandHandler({ logDir, registry }) },
   });
-  const subscription = agent.events$.subscribe((event) => write.out(`${agentEventLine(event, args.json)}\n`));
+  // Heartbeats are not printed (one every few seconds); /metrics tells their age.
+  const subscription = agent.events$.subscribe((event) => {
+    if (event.type !== 'agent.heartbeat') write.out(`${agentEventLine(event, args.json)}\n`);
+  });
   let interrupts = 0;
   let stopped: () => void = () => undefined;
   const untilStopped = new Promise<void>((resolve) => {

@@ -67,6 +67,8 @@ export type AgentOptions = {
 /** What an agent tells of itself. */
 export type AgentEvent =
   | { type: 'agent.registered'; at: number; epoch: number }
+  /** A heartbeat renewed its lease (`live`: the attempts it holds). */
+  | { type: 'agent.heartbeat'; at: number; epoch: number; live: number }
   | { type: 'agent.fenced'; at: number; epoch: number; stopping: number }
   | { type: 'attempt.started'; at: number; token: LeaseToken; jobId: string; attempt: number }
   | {
@@ -340,6 +342,7 @@ export class Agent {
       this.again = true;
       return;
     }
+    this.emit({ type: 'agent.heartbeat', at: this.clock.now(), epoch, live: beat.live.length });
     const live = new Set(beat.live);
     for (const run of this.runs.values())
       if (!live.has(run.token) && run.outcome === undefined) this.abort(run, 'lost');

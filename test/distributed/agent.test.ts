@@ -98,7 +98,12 @@ describe('agent', () => {
       state: 'ended',
       outcome: { kind: 'completed', output: { id: 'j1', attempt: 1 } },
     });
-    expect(events.map((e) => e.type)).toEqual(['agent.registered', 'attempt.started', 'attempt.reported']);
+    expect(events.map((e) => e.type).filter((t) => t !== 'agent.heartbeat')).toEqual([
+      'agent.registered',
+      'attempt.started',
+      'attempt.reported',
+    ]);
+    expect(events.filter((e) => e.type === 'agent.heartbeat').length).toBeGreaterThan(0);
     expect(agent.running()).toEqual([]);
     await agent.stop();
     expect((await store.hosts())[0]?.state).toBe('left');
