@@ -8,6 +8,8 @@
  */
 import nodePath from 'node:path';
 import { createAgent, type AgentEvent } from '../distributed/agent.js';
+import { agentMetrics } from '../metrics/agent-metrics.js';
+import { serveMetrics } from '../metrics/http.js';
 import { redactUrl } from '../pg/target.js';
 import type { ResourcePool } from '../core/resources.js';
 import { dbUrlFlag, type AgentArgs } from './args.js';
@@ -75,6 +77,11 @@ export async function agentCommand(
   const subscription = agent.events$.subscribe((event) => {
     if (event.type !== 'agent.heartbeat') write.out(`${agentEventLine(event, args.json)}\n`);
   });
+  const metrics = agentMetrics(agent);
+  const server =
+    args.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(metrics.registry, { port: args.metricsPort });
   let interrupts = 0;
   let stopped: () => void = () => undefined;
   const untilStopped = new Promise<void>((resolve) => {
@@ -119,6 +126,8 @@ export async function agentCommand(
     signals.off('SIGINT', onSignal);
     signals.off('SIGTERM', onSignal);
     subscription.unsubscribe();
+    metrics.close();
+    await server?.close();
     registry.killAll();
   }
 }

@@ -87,7 +87,12 @@ export type AgentArgs = DatabaseArgs & {
   leaseMs?: number;
   /** Where job logs go. */
   logs?: string;
+  /** Serves Prometheus metrics at http://127.0.0.1:<port>/metrics. */
+  metricsPort?: number;
 };
+
+/** `ai-batch scheduler`: a global scheduler (a standby until it leads). */
+export type SchedulerArgs = DatabaseArgs & { command: 'scheduler'; metricsPort?: number };
 
 /** `ai-batch submit`: a job file's jobs, written to a global scheduler's database. */
 export type SubmitArgs = DatabaseArgs & { command: 'submit'; file: string };
@@ -109,6 +114,7 @@ export type CliArgs =
   | DiagramArgs
   | MigrateArgs
   | AgentArgs
+  | SchedulerArgs
   | SubmitArgs
   | StatusArgs
   | CancelArgs
@@ -213,6 +219,20 @@ export function parseCli(argv: readonly string[]): CliArgs {
       return parseMigrate(rest);
     case 'agent':
       return parseAgent(rest);
+    case 'scheduler': {
+      const { values, positionals } = parse('scheduler', rest, {
+        ...DATABASE_FLAGS,
+        'metrics-port': { type: 'string' },
+      });
+      if (values.help) return { command: 'help', topic: 'scheduler' };
+      noMorePositionals('scheduler', positionals, 0);
+      const metricsPort = portFlag('scheduler', values['metrics-port']);
+      return {
+        command: 'scheduler',
+        ...databaseArgs('scheduler', values),
+        ...(metricsPort === undefined ? {} : { metricsPort }),
+      };
+    }
     case 'submit':
     case 'status':
     case 'cancel':
@@ -244,9 +264,11 @@ function parseAgent(args: string[]): AgentArgs | InfoArgs {
     id: { type: 'string' },
     lease: { type: 'string' },
     logs: { type: 'string' },
+    'metrics-port': { type: 'string' },
   });
   if (values.help) return { command: 'help', topic: 'agent' };
   noMorePositionals('agent', positionals, 0);
+  const metricsPort = portFlag('agent', values['metrics-port']);
   const leaseMs = durationFlag('--lease', values.lease);
   if (leaseMs !== undefined && (leaseMs < 100 || leaseMs > 3_600_000))
     throw new UsageError(
@@ -262,7 +284,19 @@ function parseAgent(args: string[]): AgentArgs | InfoArgs {
     ...(values.id === undefined ? {} : { id: values.id }),
     ...(leaseMs === undefined ? {} : { leaseMs }),
     ...(values.logs === undefined ? {} : { logs: values.logs }),
+    ...(metricsPort === undefined ? {} : { metricsPort }),
   };
+}
+
+/** A `--metrics-port` value: a TCP port in [1, 65535]. */
+function portFlag(command: CommandName, value: string | undefined): number | undefined {
+  const port = wholeNumber(command, '--metrics-port', value, 1);
+  if (port !== undefined && port > 65_535)
+    throw new UsageError(
+      `--metrics-port must be a TCP port in [1, 65535]; got ${JSON.stringify(value)}`,
+      command,
+    );
+  return port;
 }
 
 function parseClientCommand(

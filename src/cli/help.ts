@@ -8,6 +8,7 @@ export const COMMANDS = [
   'diagram',
   'migrate',
   'agent',
+  'scheduler',
   'submit',
   'status',
   'cancel',
@@ -27,6 +28,7 @@ Usage:
   ai-batch diagram [job|scheduler|resources]     print a statechart as Mermaid
   ai-batch migrate --db <url> [--schema <name>]  create or upgrade the PostgreSQL schema of the
                                                  distributed mode
+  ai-batch scheduler --db <url> [options]        run a global scheduler (one leads, others stand by)
   ai-batch agent --db <url> [options]            run this host's agent of a global scheduler
   ai-batch submit <jobs.yaml> --db <url>         write a job file's jobs to a global scheduler
   ai-batch status [ids…] --db <url>              jobs as a global scheduler's database holds them
@@ -167,10 +169,31 @@ ${DATABASE_OPTIONS}
   --lease <duration>     how long its attempts stay its own without a heartbeat (default 15s)
   --logs <dir>           where job logs go (default ./ai-batch-agent-logs)
   --json                 print events as JSON lines
+  --metrics-port <port>  serve Prometheus metrics at http://127.0.0.1:<port>/metrics
   -h, --help             this help
 
 Exit codes: 0 it left after a signal; 1 it could not start (no database, a schema to migrate);
 2 bad usage.`;
+
+const SCHEDULER = `Usage: ai-batch scheduler --db <url> [--schema <name>] [--metrics-port <port>] [--json]
+
+Runs a global scheduler of the distributed mode (on PostgreSQL). Any number may run: the one that
+holds the schema's leader lock leads, the others wait as standbys and one takes over within
+moments when the leader's process ends. The leader places every job on the hosts whose agents
+registered (by resources and by the job types each serves), with priorities, aging, backfill,
+dependencies, retries and timeouts across all of them; a host whose heartbeats stop for longer
+than its lease loses its attempts (retried elsewhere by their policy) until it registers again.
+
+Ctrl-C or SIGTERM: it stops leading and exits (running attempts go on; a standby takes over).
+
+Options:
+${DATABASE_OPTIONS}
+  --metrics-port <port>  serve Prometheus metrics at http://127.0.0.1:<port>/metrics
+  --json                 print events as JSON lines
+  -h, --help             this help
+
+Exit codes: 0 stopped by a signal; 1 it could not start, or lost the lead (its database connection
+failed); 2 bad usage.`;
 
 const SUBMIT = `Usage: ai-batch submit <jobs.yaml|jobs.json> --db <url> [--schema <name>] [--json]
 
@@ -225,6 +248,8 @@ export function helpText(command?: CommandName): string {
       return MIGRATE;
     case 'agent':
       return AGENT;
+    case 'scheduler':
+      return SCHEDULER;
     case 'submit':
       return SUBMIT;
     case 'status':

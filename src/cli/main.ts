@@ -8,6 +8,7 @@ import nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCli, type CliArgs } from './args.js';
 import { agentCommand } from './agent-command.js';
+import { schedulerCommand } from './scheduler-command.js';
 import { clientCommand } from './client-commands.js';
 import { diagramOf } from './diagram-command.js';
 import { helpText } from './help.js';
@@ -61,6 +62,8 @@ async function dispatch(args: CliArgs, write: Writers): Promise<number> {
       return migrateCommand(args, write);
     case 'agent':
       return agentCommand(args, write);
+    case 'scheduler':
+      return schedulerCommand(args, write);
     case 'submit':
     case 'status':
     case 'cancel':

@@ -108,7 +108,7 @@ describe('parseCli', () => {
     const cases: Array<[string[], RegExp, string | undefined]> = [
       [
         ['launch'],
-        /unknown command "launch" \(commands: run, simulate, resources, diagram, migrate, agent, submit, status, cancel\)/,
+        /unknown command "launch" \(commands: run, simulate, resources, diagram, migrate, agent, scheduler, submit, status, cancel\)/,
         undefined,
       ],
       [['help', 'launch'], /unknown command "launch"/, undefined],

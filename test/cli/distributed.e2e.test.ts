@@ -13,7 +13,7 @@ import { afterAll, expect, it } from 'vitest';
 import { parseCli } from '../../src/cli/args.js';
 import { UsageError } from '../../src/cli/usage-error.js';
 import { PgLeaseStore } from '../../src/distributed/pg-leases.js';
-import { migratePostgres } from '../../src/index.js';
+import { createClient, migratePostgres } from '../../src/index.js';
 import { describePg } from '../helpers/pg.js';
 import { endLeftovers, findLeftovers } from '../../src/cli/leftovers.js';
 import { jsonEvent, processGone, runCli, startCli } from './helpers/cli-process.js';
@@ -34,6 +34,14 @@ describePg('ai-batch agent, submit, status, cancel', (db) => {
       leaseMs: 30_000,
       resources: 'p.yaml',
     });
+    expect(parseCli(['scheduler', '--db', db.url, '--metrics-port', '9464'])).toEqual({
+      command: 'scheduler',
+      db: db.url,
+      schema: 'ai_batch',
+      json: false,
+      metricsPort: 9464,
+    });
+    expect(() => parseCli(['scheduler', '--metrics-port', '70000'])).toThrow(UsageError);
     expect(parseCli(['submit', 'jobs.yaml', '--schema', 's1'])).toEqual({
       command: 'submit',
       schema: 's1',
@@ -199,6 +207,76 @@ describePg('ai-batch agent, submit, status, cancel', (db) => {
       for (const cli of [first, second]) if (cli && cli.child.exitCode === null) cli.child.kill('SIGKILL');
       await endLeftovers(findLeftovers(logDir, 'any'));
       await pool.end();
+    }
+  });
+
+  it('ai-batch scheduler: one leads, a standby waits; the leader killed (SIGKILL), the standby takes over and the job runs to the end once', async () => {
+    const schema = db.newSchema();
+    await migratePostgres(db.client, schema);
+    const common = ['--db', db.url, '--schema', schema];
+    const go = nodePath.join(dir, 'go-failover');
+    writeFileSync(
+      nodePath.join(dir, 'failover.yaml'),
+      [
+        'jobs:',
+        '  - id: first',
+        '    command: "true"',
+        '  - id: long',
+        // Runs until the test creates the file (the job waits, not the test).
+        `    command: while [ ! -f ${go} ]; do sleep 0.05; done`,
+        '    retries: 1',
+        '    dependsOn: [first]',
+        '',
+      ].join('\n'),
+    );
+    const leader = startCli(['scheduler', ...common, '--json'], { cwd: dir });
+    const standby = startCli(['scheduler', ...common, '--json'], { cwd: dir });
+    const agent = startCli(
+      ['agent', ...common, '--id', 'box3', '--resources', 'pool.yaml', '--logs', 'logs3', '--json'],
+      {
+        cwd: dir,
+      },
+    );
+    const client = await createClient({ db: db.url, schema });
+    try {
+      // Whichever takes the lock first leads; the other stands by.
+      const [one, two] = await Promise.race([
+        leader.waitForLine(jsonEvent('leader.elected')).then(() => [leader, standby] as const),
+        standby.waitForLine(jsonEvent('leader.elected')).then(() => [standby, leader] as const),
+      ]);
+      await two.waitForLine(jsonEvent('leader.standby'));
+      await agent.waitForLine(jsonEvent('agent.registered'));
+      expect((await runCli(['submit', 'failover.yaml', ...common], { cwd: dir })).code).toBe(0);
+      await agent.waitForLine((line) => line.includes('"attempt.started"') && line.includes('"long"'));
+      one.child.kill('SIGKILL');
+      await one.exited;
+      const elected = JSON.parse(await two.waitForLine(jsonEvent('leader.elected'))) as { stopping: number };
+      expect(elected.stopping).toBe(1);
+      // The attempt that ran under the dead leader is stopped on its host, then run again.
+      await agent.waitForLine(
+        (line) =>
+          line.includes('"attempt.started"') && line.includes('"long"') && line.includes('"attempt":2'),
+      );
+      writeFileSync(go, '');
+      await expect((await client.handle('long'))?.result).resolves.toMatchObject({ exitCode: 0 });
+      expect(await client.get('first')).toMatchObject({ state: 'completed', attempt: 1 });
+      const { rows } = await db.client.query(
+        `SELECT job_id, attempt, outcome->>'kind' AS kind FROM "${schema}".attempts ORDER BY token`,
+      );
+      expect(rows).toEqual([
+        { job_id: 'first', attempt: 1, kind: 'completed' },
+        { job_id: 'long', attempt: 1, kind: 'cancelled' },
+        { job_id: 'long', attempt: 2, kind: 'completed' },
+      ]);
+      two.child.kill('SIGTERM');
+      expect((await two.exited).code).toBe(0);
+      agent.child.kill('SIGTERM');
+      expect((await agent.exited).code).toBe(0);
+    } finally {
+      for (const cli of [leader, standby, agent]) if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+      await Promise.all([leader.exited, standby.exited, agent.exited]);
+      await endLeftovers(findLeftovers(nodePath.join(dir, 'logs3'), 'any'));
+      await client.close();
     }
   });
 
