@@ -21,11 +21,19 @@ import {
   JobFailedError,
   UnknownDependencyError,
 } from '../core/errors.js';
-import { findCycle, normaliseJobSpec, type JobSpec, type JobSpecContext } from '../core/job-spec.js';
+import {
+  findCycle,
+  isObject,
+  normaliseJobSpec,
+  type JobSpec,
+  type JobSpecContext,
+} from '../core/job-spec.js';
 import { toUnits } from '../core/pool.js';
 import type { PriorityName } from '../core/priority.js';
 import type { JobError, JobState } from '../core/types.js';
+import { checkBoost } from '../runtime/boosts.js';
 import { assertJsonPayload } from '../runtime/journal.js';
+import type { BoostSpec, BoostTarget } from '../runtime/types.js';
 import type { JsonValue } from '../store/store.js';
 import { checkPostgresSchema } from '../pg/migrations.js';
 import { channelNames, postgresTarget, quoteIdent } from '../pg/target.js';
@@ -331,6 +339,37 @@ export class Client {
       }
       await client.query('COMMIT');
       return true;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Asks the scheduler to raise waiting jobs (a group's, or those named) `to` a priority or `by`
+   * levels, for `forMs` — carried out in order with other requests. Throws `InvalidJobError`
+   * (naming the field) for a bad target or spec, writing nothing.
+   */
+  async boost(target: BoostTarget, spec: BoostSpec): Promise<void> {
+    this.assertOpen();
+    checkBoost(spec);
+    const given: unknown = target;
+    const byGroup = isObject(given) && typeof given['group'] === 'string' && given['group'] !== '';
+    const byIds =
+      isObject(given) &&
+      Array.isArray(given['ids']) &&
+      (given['ids'] as unknown[]).every((id) => typeof id === 'string' && id !== '');
+    if (byGroup === byIds) throw new InvalidJobError('target', target, '{ group } or { ids } (one of them)');
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`INSERT INTO ${this.tables.requests} (kind, body) VALUES ('boost', $1)`, [
+        JSON.stringify({ target, spec }),
+      ]);
+      await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'request']);
+      await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;

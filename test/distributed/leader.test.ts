@@ -157,7 +157,7 @@ describePg('the leader', (db) => {
     }
   });
 
-  it('a client cancel stops a running job on its host; the job ends cancelled once the host says it stopped', async () => {
+  it('a client boost and cancel: the boosted job goes first; a cancel stops a running job on its host, ended once the host says it stopped', async () => {
     const schema = db.newSchema();
     await migratePostgres(db.client, schema);
     const ledger = newLedger();
@@ -178,15 +178,33 @@ describePg('the leader', (db) => {
       await started;
       expect((await client.get('long'))?.state).toBe('running');
       const result = job?.result;
+      // Two jobs wait behind it; the later, lower one is boosted by a client: it goes first.
+      const waiting = await client.submitAll([
+        { id: 'normal', type: 'embed', payload: { n: 2 }, resources: { gpu: 1 } },
+        { id: 'low', type: 'embed', payload: { n: 3 }, resources: { gpu: 1 }, priority: 'low' },
+      ]);
+      await expect(client.boost({ ids: ['low'] }, { to: 'urgent' as never, forMs: 1 })).rejects.toMatchObject(
+        {
+          field: 'boost.to',
+        },
+      );
+      await client.boost({ ids: ['low'] }, { to: 'critical', forMs: 3_600_000 });
       expect(await client.cancel('long')).toBe(true);
       await expect(result).rejects.toMatchObject({ name: 'JobFailedError', state: 'cancelled' });
       expect(ledger.held.has('long')).toBe(true);
-      const { rows } = await db.client.query(`SELECT state, outcome FROM "${schema}".attempts`);
-      expect(rows).toEqual([{ state: 'ended', outcome: { kind: 'cancelled' } }]);
-      const answered = await db.client.query(
-        `SELECT kind, done_at IS NOT NULL AS done FROM "${schema}".requests`,
+      await Promise.all(waiting.map((h) => h.result));
+      expect(ledger.ran.map((r) => r.id)).toEqual(['long', 'low', 'normal']);
+      const { rows } = await db.client.query(
+        `SELECT state, outcome FROM "${schema}".attempts ORDER BY token`,
       );
-      expect(answered.rows).toEqual([{ kind: 'cancel', done: true }]);
+      expect(rows[0]).toEqual({ state: 'ended', outcome: { kind: 'cancelled' } });
+      const answered = await db.client.query(
+        `SELECT kind, done_at IS NOT NULL AS done, answer->'boosted' AS boosted FROM "${schema}".requests ORDER BY id`,
+      );
+      expect(answered.rows).toEqual([
+        { kind: 'boost', done: true, boosted: ['low'] },
+        { kind: 'cancel', done: true, boosted: null },
+      ]);
     } finally {
       stopPump();
       await agent.stop({ mode: 'cancel' });
