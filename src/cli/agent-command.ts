@@ -12,7 +12,7 @@ import { agentMetrics } from '../metrics/agent-metrics.js';
 import { serveMetrics } from '../metrics/http.js';
 import { redactUrl } from '../pg/target.js';
 import type { ResourcePool } from '../core/resources.js';
-import { dbUrlFlag, type AgentArgs } from './args.js';
+import { databaseUrl, type AgentArgs } from './args.js';
 import { createCommandHandler } from './command-handler.js';
 import { findLeftovers, endLeftovers } from './leftovers.js';
 import { loadPoolFile } from './load-file.js';
@@ -48,10 +48,7 @@ export async function agentCommand(
   env: NodeJS.ProcessEnv = process.env,
   signals: Pick<NodeJS.Process, 'on' | 'off'> = process,
 ): Promise<number> {
-  const fromEnv = env['DATABASE_URL'];
-  const db =
-    args.db ?? (fromEnv === undefined || fromEnv === '' ? undefined : dbUrlFlag(fromEnv, 'DATABASE_URL'));
-  if (db === undefined) throw new UsageError('missing --db <url> (or set DATABASE_URL)', 'agent');
+  const db = databaseUrl(args.db, 'agent', env);
   let resources: ResourcePool | 'detect' = 'detect';
   if (args.resources !== undefined) {
     resources = loadPoolFile(args.resources);

@@ -342,6 +342,18 @@ function schemaFlag(value: string, command: CommandName = 'migrate'): string {
   }
 }
 
+/**
+ * The database a distributed-mode command talks to: `--db`, else `DATABASE_URL`; a `UsageError`
+ * when there is neither (or `DATABASE_URL` is not a PostgreSQL URL).
+ */
+export function databaseUrl(db: string | undefined, command: CommandName, env: NodeJS.ProcessEnv): string {
+  if (db !== undefined) return db;
+  const fromEnv = env['DATABASE_URL'];
+  if (fromEnv === undefined || fromEnv === '')
+    throw new UsageError('missing --db <url> (or set DATABASE_URL)', command);
+  return dbUrlFlag(fromEnv, 'DATABASE_URL', command);
+}
+
 /** A `--db` value (or `DATABASE_URL`'s), or a `UsageError` (its password not printed). */
 export function dbUrlFlag(value: string, flag = '--db', command: CommandName = 'migrate'): string {
   try {

@@ -9,11 +9,10 @@ import { createClient, type Client, type RemoteJob } from '../distributed/client
 import { redactUrl } from '../pg/target.js';
 import { StoreCorruptError, StoreVersionError } from '../store/errors.js';
 import { SchemaNotMigratedError } from '../pg/errors.js';
-import { dbUrlFlag, type CancelArgs, type StatusArgs, type SubmitArgs } from './args.js';
+import { databaseUrl, type CancelArgs, type StatusArgs, type SubmitArgs } from './args.js';
 import { loadJobFile } from './load-file.js';
 import type { Writers } from './reporter.js';
 import { submitErrorToJobFileError, toSubmission } from './submission.js';
-import { UsageError } from './usage-error.js';
 
 type ClientArgs = SubmitArgs | StatusArgs | CancelArgs;
 
@@ -23,11 +22,7 @@ export async function clientCommand(
   write: Writers,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const fromEnv = env['DATABASE_URL'];
-  const db =
-    args.db ??
-    (fromEnv === undefined || fromEnv === '' ? undefined : dbUrlFlag(fromEnv, 'DATABASE_URL', args.command));
-  if (db === undefined) throw new UsageError('missing --db <url> (or set DATABASE_URL)', args.command);
+  const db = databaseUrl(args.db, args.command, env);
   // A bad file is refused before any connection (exit 2, nothing written).
   const jobFile = args.command === 'submit' ? loadJobFile(args.file) : undefined;
   let client: Client;

@@ -8,9 +8,8 @@ import { describeError } from '../core/errors.js';
 import { migratePostgres } from '../pg/migrations.js';
 import { redactUrl } from '../pg/target.js';
 import { StoreCorruptError, StoreVersionError } from '../store/errors.js';
-import { dbUrlFlag, type MigrateArgs } from './args.js';
+import { databaseUrl, type MigrateArgs } from './args.js';
 import type { Writers } from './reporter.js';
-import { UsageError } from './usage-error.js';
 
 /** How long a connection attempt may take before the command gives up (the driver's own timer). */
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -21,10 +20,7 @@ export async function migrateCommand(
   write: Writers,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const fromEnv = env['DATABASE_URL'];
-  const db =
-    args.db ?? (fromEnv === undefined || fromEnv === '' ? undefined : dbUrlFlag(fromEnv, 'DATABASE_URL'));
-  if (db === undefined) throw new UsageError('missing --db <url> (or set DATABASE_URL)', 'migrate');
+  const db = databaseUrl(args.db, 'migrate', env);
 
   // Loaded here, so that the other commands do not load the driver.
   const { default: pg } = await import('pg');

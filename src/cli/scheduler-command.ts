@@ -9,9 +9,8 @@ import { createLeader, type LeaderEvent } from '../distributed/leader.js';
 import { leaderMetrics } from '../metrics/leader-metrics.js';
 import { serveMetrics, type MetricsServer } from '../metrics/http.js';
 import { redactUrl } from '../pg/target.js';
-import { dbUrlFlag, type SchedulerArgs } from './args.js';
+import { databaseUrl, type SchedulerArgs } from './args.js';
 import type { Writers } from './reporter.js';
-import { UsageError } from './usage-error.js';
 
 /** One line for a leader event (or its JSON). */
 export function leaderEventLine(event: LeaderEvent, json: boolean): string {
@@ -41,11 +40,7 @@ export async function schedulerCommand(
   env: NodeJS.ProcessEnv = process.env,
   signals: Pick<NodeJS.Process, 'on' | 'off'> = process,
 ): Promise<number> {
-  const fromEnv = env['DATABASE_URL'];
-  const db =
-    args.db ??
-    (fromEnv === undefined || fromEnv === '' ? undefined : dbUrlFlag(fromEnv, 'DATABASE_URL', 'scheduler'));
-  if (db === undefined) throw new UsageError('missing --db <url> (or set DATABASE_URL)', 'scheduler');
+  const db = databaseUrl(args.db, 'scheduler', env);
   const leader = createLeader({ db, schema: args.schema });
   let lost = false;
   let ended: () => void = () => undefined;

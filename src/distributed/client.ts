@@ -30,7 +30,7 @@ import {
 } from '../core/job-spec.js';
 import { toUnits } from '../core/pool.js';
 import type { PriorityName } from '../core/priority.js';
-import type { JobError, JobState } from '../core/types.js';
+import { JOB_STATES, type JobError, type JobState } from '../core/types.js';
 import { checkBoost } from '../runtime/boosts.js';
 import { assertJsonPayload } from '../runtime/journal.js';
 import type { BoostSpec, BoostTarget } from '../runtime/types.js';
@@ -90,17 +90,7 @@ export type RemoteListFilter = { state?: RemoteJobState; group?: string; limit?:
 const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
-const STATES: ReadonlySet<string> = new Set([
-  'submitted',
-  'pending',
-  'queued',
-  'scheduled',
-  'running',
-  'retrying',
-  'completed',
-  'failed',
-  'cancelled',
-]);
+const STATES: ReadonlySet<string> = new Set(['submitted', ...JOB_STATES]);
 
 /**
  * Checks specs as a scheduler would without its handlers and pool (any non-empty type; the
