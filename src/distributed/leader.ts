@@ -617,6 +617,9 @@ export class Leader {
       kind: string;
       body: { id?: string; target?: unknown; spec?: unknown };
     }>(`SELECT id, kind, body FROM ${this.tables.requests} WHERE done_at IS NULL ORDER BY id LIMIT 1000`);
+    // Jobs a client wrote before asking are taken first (they committed before the request did):
+    // a boost or cancel of a job submitted a moment ago finds it in the engine.
+    if (rows.length > 0) await this.intake();
     for (const row of rows) {
       let answer: JsonValue;
       try {
