@@ -206,20 +206,18 @@ export class Client {
     if (cycle) throw new DependencyCycleError(cycle);
     const outside = [...new Set(rows.flatMap((r) => r.dependsOn.filter((d) => !ids.has(d))))];
 
-    const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
-      if (outside.length > 0) {
-        const known = await client.query<{ id: string }>(
-          `SELECT id FROM ${this.tables.jobs} WHERE id = ANY($1::text[])`,
-          [outside],
-        );
-        const found = new Set(known.rows.map((r) => r.id));
-        for (const row of rows)
-          for (const dep of row.dependsOn)
-            if (!ids.has(dep) && !found.has(dep)) throw new UnknownDependencyError(row.id, dep);
-      }
-      try {
+      await this.transaction(async (client) => {
+        if (outside.length > 0) {
+          const known = await client.query<{ id: string }>(
+            `SELECT id FROM ${this.tables.jobs} WHERE id = ANY($1::text[])`,
+            [outside],
+          );
+          const found = new Set(known.rows.map((r) => r.id));
+          for (const row of rows)
+            for (const dep of row.dependsOn)
+              if (!ids.has(dep) && !found.has(dep)) throw new UnknownDependencyError(row.id, dep);
+        }
         // Submission time from the database's clock (every client shares it).
         await client.query(
           `INSERT INTO ${this.tables.jobs} (id, spec, state, status, submitted_at)
@@ -227,37 +225,44 @@ export class Client {
            FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS t(id, spec, n) ORDER BY n`,
           [rows.map((r) => r.id), rows.map((r) => JSON.stringify(r.spec))],
         );
-      } catch (error) {
-        const duplicate = await this.duplicateOf(error, client, rows);
-        if (duplicate !== undefined) throw new DuplicateJobError(duplicate);
-        throw error;
-      }
-      await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'submitted']);
+        await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'submitted']);
+      });
+    } catch (error) {
+      // A unique violation: the first id of the batch the database already holds.
+      if ((error as { code?: string }).code !== '23505') throw error;
+      const held = await this.pool.query<{ id: string }>(
+        `SELECT id FROM ${this.tables.jobs} WHERE id = ANY($1::text[])`,
+        [rows.map((r) => r.id)],
+      );
+      const found = new Set(held.rows.map((r) => r.id));
+      throw new DuplicateJobError(rows.find((r) => found.has(r.id))?.id ?? rows[0]?.id ?? '');
+    }
+    return rows.map((r) => this.handleOf(r.id));
+  }
+
+  /** Runs `work` in one transaction on a connection of the pool (rolled back if it throws). */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
       await client.query('COMMIT');
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       client.release();
     }
-    return rows.map((r) => this.handleOf(r.id));
   }
 
-  /** The id a unique violation was about (the first of the batch the database already holds). */
-  private async duplicateOf(
-    error: unknown,
-    client: pg.PoolClient,
-    rows: ReadonlyArray<{ id: string }>,
-  ): Promise<string | undefined> {
-    if ((error as { code?: string }).code !== '23505') return undefined;
-    await client.query('ROLLBACK');
-    const held = await client.query<{ id: string }>(
-      `SELECT id FROM ${this.tables.jobs} WHERE id = ANY($1::text[])`,
-      [rows.map((r) => r.id)],
-    );
-    const found = new Set(held.rows.map((r) => r.id));
-    await client.query('BEGIN');
-    return rows.find((r) => found.has(r.id))?.id ?? rows[0]?.id;
+  /** Writes a request the leader carries out in order (`cancel`, `boost`), and wakes it. */
+  private async request(client: pg.PoolClient, kind: 'cancel' | 'boost', body: JsonValue): Promise<void> {
+    await client.query(`INSERT INTO ${this.tables.requests} (kind, body) VALUES ($1, $2)`, [
+      kind,
+      JSON.stringify(body),
+    ]);
+    await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'request']);
   }
 
   /** A job as the database holds it now. */
@@ -297,18 +302,13 @@ export class Client {
    */
   async cancel(id: string): Promise<boolean> {
     this.assertOpen();
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.transaction(async (client) => {
       const { rows } = await client.query<{ state: string }>(
         `SELECT state FROM ${this.tables.jobs} WHERE id = $1 FOR UPDATE`,
         [id],
       );
       const state = rows[0]?.state;
-      if (state === undefined || FINAL.has(state)) {
-        await client.query('ROLLBACK');
-        return false;
-      }
+      if (state === undefined || FINAL.has(state)) return false;
       if (state === 'submitted') {
         const error: JobError = { kind: 'cancelled', message: 'cancelled before a scheduler took it' };
         await client.query(
@@ -321,20 +321,9 @@ export class Client {
           `SELECT pg_notify($1, json_build_object('type', 'job.state', 'id', $2::text, 'state', 'cancelled', 'at', ${DB_NOW_MS})::text)`,
           [this.channels.events, id],
         );
-      } else {
-        await client.query(`INSERT INTO ${this.tables.requests} (kind, body) VALUES ('cancel', $1)`, [
-          JSON.stringify({ id }),
-        ]);
-        await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'request']);
-      }
-      await client.query('COMMIT');
+      } else await this.request(client, 'cancel', { id });
       return true;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /**
@@ -352,20 +341,9 @@ export class Client {
       Array.isArray(given['ids']) &&
       (given['ids'] as unknown[]).every((id) => typeof id === 'string' && id !== '');
     if (byGroup === byIds) throw new InvalidJobError('target', target, '{ group } or { ids } (one of them)');
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query(`INSERT INTO ${this.tables.requests} (kind, body) VALUES ('boost', $1)`, [
-        JSON.stringify({ target, spec }),
-      ]);
-      await client.query('SELECT pg_notify($1, $2)', [this.channels.jobs, 'request']);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    await this.transaction((client) =>
+      this.request(client, 'boost', { target, spec } as unknown as JsonValue),
+    );
   }
 
   /** A handle of a job the database holds (submitted by anyone), or undefined. */

@@ -34,6 +34,8 @@ import { createRealClock, type SchedulerClock, type TimerId } from '../runtime/c
 import type { SchedulerOptions } from '../runtime/options.js';
 import { createScheduler, type Scheduler } from '../runtime/scheduler.js';
 import type { JobStore, JsonValue, StoreContents, StoredJob, StoredStatus } from '../store/store.js';
+import { specOf } from '../runtime/journal.js';
+import type { JobSpec } from '../core/job-spec.js';
 import { checkPostgresSchema } from '../pg/migrations.js';
 import { advisoryLockKey, channelNames, postgresTarget, quoteIdent } from '../pg/target.js';
 import type { AttemptOutcome, AttemptRecord, HostRecord, LeaseStore, LeaseToken } from './leases.js';
@@ -84,28 +86,15 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A stored spec (the client's, or the engine's once accepted) as a job spec for `submit`. */
-function specFrom(id: string, stored: { [key: string]: JsonValue }): Record<string, unknown> {
-  const spec: Record<string, unknown> = { id };
-  for (const key of [
-    'type',
-    'payload',
-    'priority',
-    'timeoutMs',
-    'retry',
-    'group',
-    'dependsOn',
-    'dependencyPolicy',
-  ])
-    if (stored[key] !== undefined && stored[key] !== null) spec[key] = stored[key];
-  if (stored['stopTimeoutMs'] !== undefined)
-    spec['stopTimeoutMs'] =
-      stored['stopTimeoutMs'] === null ? Number.POSITIVE_INFINITY : stored['stopTimeoutMs'];
-  const resources = { ...((stored['resources'] as Record<string, JsonValue> | undefined) ?? {}) };
-  const custom = { ...((resources['custom'] as Record<string, JsonValue> | undefined) ?? {}) };
-  custom[`${TYPE_RESOURCE_PREFIX}${String(stored['type'])}`] = 1;
-  resources['custom'] = custom;
-  spec['resources'] = resources;
+/**
+ * A stored spec (the client's) as a job spec for `submit`, as recovery reads a journaled one,
+ * asking for one unit of its type's resource (only hosts that serve the type have it).
+ */
+function specFrom(id: string, stored: { [key: string]: JsonValue }): JobSpec {
+  const spec = specOf({ id, seq: 0, spec: stored, submittedAt: 0 }, () => true);
+  const resources = { ...spec.resources };
+  resources.custom = { ...resources.custom, [`${TYPE_RESOURCE_PREFIX}${spec.type}`]: 1 };
+  spec.resources = resources;
   return spec;
 }
 
@@ -581,14 +570,14 @@ export class Leader {
     if (rows.length === 0) return;
     const specs = rows.map((row) => specFrom(row.id, row.spec));
     try {
-      engine.submitAll(specs as never);
+      engine.submitAll(specs);
     } catch {
       // One at a time: each job the engine refuses fails with its reason; the others go in.
       for (const spec of specs) {
         try {
-          engine.submit(spec as never);
+          engine.submit(spec);
         } catch (error) {
-          await this.refuse(String(spec['id']), messageOf(error));
+          await this.refuse(spec.id ?? '', messageOf(error));
         }
       }
     }
